@@ -1,0 +1,24 @@
+/**
+ * docker-save writes `docker save`-compatible tarballs as one streaming
+ * `ReadableStream<Uint8Array>`, byte-identical to containerregistry's
+ * `multi_image_tarball`, on Deno, Bun, Node and edge runtimes.
+ *
+ * ```ts
+ * import { fromOciLayout, save } from "./mod.ts";
+ * const image = await fromOciLayout("./oci", "app");
+ * const tar = save([["registry.example.com/app:v1", image]]);
+ * // return new Response(tar);
+ * await tar.pipeTo(new WritableStream());
+ * ```
+ *
+ * @module
+ */
+
+export * from "./src/save.ts";
+export * from "./src/image.ts";
+export * from "./src/errors.ts";
+export * from "./src/tag.ts";
+export * from "./src/digest.ts";
+export * from "./src/sources/memory.ts";
+export * from "./src/sources/oci_layout.ts";
+export type { FileSystem } from "./src/runtime/fs.ts";

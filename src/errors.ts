@@ -1,0 +1,55 @@
+/**
+ * The one error class callers catch: bad input and failed verification.
+ *
+ * @module
+ */
+
+/** What went wrong, as a stable string a caller can switch on. */
+export type DockerSaveErrorCode =
+  | "BAD_TAG"
+  | "EMPTY_INPUT"
+  | "BAD_MANIFEST"
+  | "BAD_CONFIG"
+  | "LAYER_COUNT_MISMATCH"
+  | "BLOB_NOT_FOUND"
+  | "DIGEST_MISMATCH"
+  | "SIZE_MISMATCH"
+  | "DIFF_ID_MISMATCH"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "BAD_DIGEST"
+  | "BAD_LAYOUT"
+  | "BAD_LAYER";
+
+/**
+ * An input or verification failure. The output stream of `save()` errors with
+ * it; it never ends cleanly after one.
+ *
+ * @example Switch on the code
+ * ```ts
+ * import { DockerSaveError } from "./errors.ts";
+ * try {
+ *   throw new DockerSaveError("BAD_TAG", 'Cannot parse tag "A:b": bad');
+ * } catch (e) {
+ *   if (e instanceof DockerSaveError && e.code === "BAD_TAG") console.error(e.message);
+ * }
+ * ```
+ */
+export class DockerSaveError extends Error {
+  /** Machine-readable reason. */
+  readonly code: DockerSaveErrorCode;
+
+  /**
+   * @param code machine-readable reason
+   * @param message "Cannot <action>: <state>", sentence case, no final period
+   * @param options the underlying cause, if any
+   */
+  constructor(
+    code: DockerSaveErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "DockerSaveError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The file access sources need, as a small capability (after Hono's
+ * serve-static adapters), with a `node:fs` implementation that Node, Deno and
+ * Bun all provide. Tests and other runtimes can pass their own.
+ *
+ * @module
+ */
+
+import { importNode } from "./_import.ts";
+
+/** What a file-based source needs from a file system. */
+export interface FileSystem {
+  /** Reads a whole (small) file: an index, a manifest, a config. */
+  readFile(path: string): Promise<Uint8Array>;
+  /** Opens a file as a pull-based stream; cancelling it closes the file. */
+  openRead(path: string): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** Read size for streamed files. */
+const READ_SIZE = 64 * 1024;
+
+/**
+ * Whether an error is a "no such file" error from a file system.
+ *
+ * @example
+ * ```ts
+ * import { isNotFound } from "./fs.ts";
+ * isNotFound(Object.assign(new Error("x"), { code: "ENOENT" })); // true
+ * ```
+ */
+export function isNotFound(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/**
+ * The `node:fs` file system, or `undefined` where the runtime has none.
+ *
+ * @example
+ * ```ts
+ * import { nodeFileSystem } from "./fs.ts";
+ * const fs = await nodeFileSystem();
+ * const bytes = await fs?.readFile("deno.json");
+ * ```
+ */
+export async function nodeFileSystem(): Promise<FileSystem | undefined> {
+  const fsp = await importNode<typeof import("node:fs/promises")>(
+    "node:fs/promises",
+  );
+  if (!fsp) return undefined;
+  return {
+    readFile: async (path) => new Uint8Array(await fsp.readFile(path)),
+    openRead: async (path) => {
+      const handle = await fsp.open(path, "r");
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          try {
+            const buffer = new Uint8Array(READ_SIZE);
+            const { bytesRead } = await handle.read(buffer, 0, READ_SIZE, null);
+            if (bytesRead === 0) {
+              await handle.close();
+              controller.close();
+            } else {
+              controller.enqueue(buffer.subarray(0, bytesRead));
+            }
+          } catch (error) {
+            await handle.close().catch(() => {});
+            controller.error(error);
+          }
+        },
+        cancel: () => handle.close(),
+      }, { highWaterMark: 0 });
+    },
+  };
+}

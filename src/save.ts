@@ -1,0 +1,93 @@
+/**
+ * `save()`: the docker-save tarball of `[tag, image]` pairs as one
+ * pull-based `ReadableStream`, composed of the stages in `save/`.
+ *
+ * @module
+ */
+
+import type { Image } from "./image.ts";
+import { ConfigDigestStream } from "./save/config_digest.ts";
+import { LayerStream } from "./save/layers.ts";
+import { PlanStream } from "./save/plan.ts";
+import { tarStream } from "./save/tar_writer.ts";
+import { V1Stream } from "./save/v1.ts";
+
+/** Options for `save()`. */
+export interface SaveOptions {
+  /**
+   * Verify every blob against its descriptor (sha256, size) and every
+   * uncompressed layer against its diff_id while streaming. Turning it off
+   * saves the hashing but lets a corrupt or substituted blob through into a
+   * tarball that looks complete.
+   * @default {true}
+   */
+  verify?: boolean;
+}
+
+/** `[tag, image]` pairs in order; a `Map<string, Image>` works too. */
+export type SaveEntries = Iterable<readonly [string, Image]>;
+
+/**
+ * The `docker save`-compatible tarball of the given `[tag, image]` pairs,
+ * byte-identical to containerregistry's `multi_image_tarball`. Nothing is read
+ * from an image until the consumer pulls; bad input or a failed check errors
+ * the stream with a `DockerSaveError` before the tarball's end is written.
+ *
+ * @example Save an OCI layout image to a file
+ * ```ts
+ * import { fromOciLayout, save } from "../mod.ts";
+ * const image = await fromOciLayout("./oci", "app");
+ * const tar = save([["registry.example.com/app:v1", image]]);
+ * await tar.pipeTo(new WritableStream()); // or: return new Response(tar)
+ * ```
+ */
+export function save(
+  entries: SaveEntries,
+  options: SaveOptions = {},
+): ReadableStream<Uint8Array> {
+  if (entries == null || typeof entries[Symbol.iterator] !== "function") {
+    throw new TypeError("Cannot save: entries is not an iterable of [tag, image] pairs");
+  }
+  const planned = iterableStream(entries)
+    .pipeThrough(new ConfigDigestStream())
+    .pipeThrough(new V1Stream())
+    .pipeThrough(new PlanStream())
+    .pipeThrough(new LayerStream(options));
+  return tarStream(streamValues(planned));
+}
+
+// A stream's values as an async iterable (not every runtime makes
+// ReadableStream async-iterable); return() cancels the stream.
+async function* streamValues<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
+  const reader = stream.getReader();
+  let done = false;
+  try {
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) {
+        done = true;
+        return;
+      }
+      yield next.value;
+    }
+  } finally {
+    if (!done) await reader.cancel().catch(() => {});
+  }
+}
+
+function iterableStream<T>(items: Iterable<T>): ReadableStream<T> {
+  let iterator: Iterator<T>;
+  return new ReadableStream<T>({
+    start() {
+      iterator = items[Symbol.iterator]();
+    },
+    pull(controller) {
+      const { done, value } = iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel() {
+      iterator.return?.();
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,166 @@
+/**
+ * Stage 2 of `save()`: the v2.2 → v1 conversion (FORMAT.md, "v1 ids and v1
+ * json"). Each history entry becomes a v1 layer whose id chains the layer
+ * digest to its parent's id with `crypto.subtle` SHA-256.
+ *
+ * @module
+ */
+
+import { hexOf, sha256Hex } from "../digest.ts";
+import { DockerSaveError } from "../errors.ts";
+import type { Descriptor } from "../image.ts";
+import { dumpJson, type JsonValue } from "../json.ts";
+import { type DigestedImage, isJsonObject } from "./config_digest.ts";
+
+/** The digest the seed gives an empty layer: gzip of an empty 1024-byte tar. */
+export const EMPTY_LAYER_DIGEST =
+  "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";
+
+/** One v1 layer of an image's ancestry. */
+export interface V1Layer {
+  /** The v1 id (64 hex). */
+  id: string;
+  /** The v1 json text, as the seed writes it. */
+  json: string;
+  /** Whether the history entry was empty: no layer.tar is written for it. */
+  throwaway: boolean;
+  /** The manifest layer behind it; `undefined` when throwaway. */
+  layer: Descriptor | undefined;
+  /** That layer's diff_id; `undefined` when throwaway. */
+  diffId: string | undefined;
+}
+
+/** An image after stage 2. */
+export interface ConvertedImage extends DigestedImage {
+  /** The v1 ancestry, newest (top) first. */
+  ancestry: V1Layer[];
+}
+
+type JsonObject = { [key: string]: JsonValue };
+
+const TOP_KEYS = [
+  "architecture",
+  "container",
+  "docker_version",
+  "os",
+  "config",
+  "container_config",
+  "created",
+];
+const HISTORY_KEYS = ["created", "comment", "author"];
+
+/**
+ * The v1 ancestry of an image, newest first.
+ *
+ * History entries with the key `empty_layer` are empty. Layers without a
+ * history entry (no history, or fewer non-empty entries than layers) are
+ * treated as non-empty `{}` entries after the last one, where the seed crashes
+ * or drops them.
+ *
+ * @example
+ * ```ts
+ * import { v1Ancestry } from "./v1.ts";
+ * import type { DigestedImage } from "./config_digest.ts";
+ * declare const image: DigestedImage;
+ * const [top] = await v1Ancestry(image);
+ * ```
+ */
+export async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
+  const { config, manifest, diffIds, tag } = image;
+  const history = historyOf(image);
+  const layers: V1Layer[] = [];
+  const encoder = new TextEncoder();
+  let parent = "";
+  let k = 0;
+  for (const [i, entry] of history.entries()) {
+    const throwaway = Object.hasOwn(entry, "empty_layer");
+    const layer = throwaway ? undefined : manifest.layers[k];
+    const diffId = throwaway ? undefined : diffIds[k];
+    if (!throwaway) k++;
+    const hex = hexOf(layer?.digest ?? EMPTY_LAYER_DIGEST);
+    const isTop = i === history.length - 1;
+    const id = isTop
+      ? await sha256Hex(concat(encoder.encode(`${hex} ${parent} `), image.configBytes))
+      : await sha256Hex(encoder.encode(`${hex} ${parent}`));
+    const json: JsonObject = { id };
+    if (parent) json.parent = parent;
+    if (throwaway) json.throwaway = true;
+    if (isTop) {
+      for (const key of TOP_KEYS) {
+        if (Object.hasOwn(config, key)) json[key] = config[key];
+      }
+    } else {
+      if (Object.hasOwn(entry, "created_by")) {
+        json.container_config = { Cmd: [entry.created_by] };
+      }
+      for (const key of HISTORY_KEYS) {
+        if (Object.hasOwn(entry, key)) json[key] = entry[key];
+      }
+    }
+    layers.push({ id, json: dumpJson(json), throwaway, layer, diffId });
+    parent = id;
+  }
+  if (k !== manifest.layers.length) {
+    throw new DockerSaveError(
+      "LAYER_COUNT_MISMATCH",
+      `Cannot convert "${tag}": history has ${k} non-empty entries but the manifest has ${manifest.layers.length} layers`,
+    );
+  }
+  return dedupeById(layers.reverse());
+}
+
+/**
+ * Stage 2 as a Web Streams transform: digested images in, images with their
+ * v1 ancestry out.
+ *
+ * @example
+ * ```ts
+ * import { V1Stream } from "./v1.ts";
+ * import type { DigestedImage } from "./config_digest.ts";
+ * declare const digested: ReadableStream<DigestedImage>;
+ * const converted = digested.pipeThrough(new V1Stream());
+ * ```
+ */
+export class V1Stream extends TransformStream<DigestedImage, ConvertedImage> {
+  constructor() {
+    super({
+      transform: async (image, controller) => {
+        controller.enqueue({ ...image, ancestry: await v1Ancestry(image) });
+      },
+    });
+  }
+}
+
+function historyOf(image: DigestedImage): JsonObject[] {
+  const { config, manifest, tag } = image;
+  const history = config.history ?? [];
+  if (!Array.isArray(history) || !history.every(isJsonObject)) {
+    throw new DockerSaveError(
+      "BAD_CONFIG",
+      `Cannot read config of "${tag}": history is not a list of objects`,
+    );
+  }
+  const nonEmpty = history.filter((entry) => !Object.hasOwn(entry, "empty_layer")).length;
+  const missing = Math.max(0, manifest.layers.length - nonEmpty);
+  const padded = [...history, ...Array.from({ length: missing }, () => ({}))];
+  if (padded.length === 0) {
+    throw new DockerSaveError(
+      "BAD_CONFIG",
+      `Cannot convert "${tag}": it has neither layers nor history`,
+    );
+  }
+  return padded;
+}
+
+// The seed keeps the first (newest) of two entries with the same id.
+function dedupeById(layers: V1Layer[]): V1Layer[] {
+  const seen = new Set<string>();
+  return layers.filter((layer) => !seen.has(layer.id) && seen.add(layer.id));
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}

@@ -1,0 +1,84 @@
+/**
+ * The verifying stage: a pass-through that counts and hashes the bytes it
+ * carries and errors the stream, before the data ends, when they differ from
+ * what was promised.
+ *
+ * @module
+ */
+
+import { DockerSaveError, type DockerSaveErrorCode } from "../errors.ts";
+import { createSha256, type Hasher } from "../runtime/hash.ts";
+
+/** What the bytes through a `VerifyStream` must be. */
+export interface VerifyExpectation {
+  /** `sha256:<hex>` the bytes must hash to; omit to skip hashing. */
+  digest?: string;
+  /** Exact byte count; omit to only count. */
+  size?: number;
+  /** Error code for a digest mismatch. */
+  code: Extract<DockerSaveErrorCode, "DIGEST_MISMATCH" | "DIFF_ID_MISMATCH">;
+  /** How the error message names the bytes, e.g. `layer sha256:…`. */
+  label: string;
+}
+
+/**
+ * Counts and hashes bytes in flight. Errors with `SIZE_MISMATCH` as soon as
+ * more bytes arrive than expected, and with `SIZE_MISMATCH` or the given
+ * digest code at the end. `bytes` holds the count so far.
+ *
+ * @example
+ * ```ts
+ * import { VerifyStream } from "./verify.ts";
+ * declare const blob: ReadableStream<Uint8Array>;
+ * const checked = blob.pipeThrough(
+ *   new VerifyStream({ digest: "sha256:…", size: 12, code: "DIGEST_MISMATCH", label: "layer" }),
+ * );
+ * ```
+ */
+export class VerifyStream extends TransformStream<Uint8Array, Uint8Array> {
+  /** Bytes seen so far. */
+  bytes = 0;
+
+  /** @param expect what the bytes must be */
+  constructor(expect: VerifyExpectation) {
+    let hasher: Hasher | undefined;
+    super({
+      start: async () => {
+        if (expect.digest) hasher = await createSha256();
+      },
+      transform: (chunk, controller) => {
+        this.bytes += chunk.byteLength;
+        if (expect.size !== undefined && this.bytes > expect.size) {
+          throw sizeError(expect, this.bytes, "more than");
+        }
+        hasher?.update(chunk);
+        controller.enqueue(chunk);
+      },
+      flush: () => {
+        if (expect.size !== undefined && this.bytes !== expect.size) {
+          throw sizeError(expect, this.bytes, "");
+        }
+        if (hasher && expect.digest) {
+          const actual = `sha256:${hasher.hexDigest()}`;
+          if (actual !== expect.digest) {
+            throw new DockerSaveError(
+              expect.code,
+              `Cannot verify ${expect.label}: its bytes hash to ${actual}, expected ${expect.digest}`,
+            );
+          }
+        }
+      },
+    });
+  }
+}
+
+function sizeError(
+  expect: VerifyExpectation,
+  bytes: number,
+  more: string,
+): DockerSaveError {
+  return new DockerSaveError(
+    "SIZE_MISMATCH",
+    `Cannot verify ${expect.label}: it has ${more ? `${more} ` : ""}${bytes} bytes, expected ${expect.size}`,
+  );
+}

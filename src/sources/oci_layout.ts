@@ -1,0 +1,180 @@
+/**
+ * Images from an OCI image layout directory (`oci-layout`, `index.json`,
+ * `blobs/<alg>/<hex>`), as written by skopeo, buildah, crane or docker ≥ 25.
+ *
+ * @module
+ */
+
+import { assertSha256Digest, hexOf } from "../digest.ts";
+import { DockerSaveError } from "../errors.ts";
+import type { Descriptor, Image, Platform } from "../image.ts";
+import { isIndexMediaType, parseManifest } from "../manifest.ts";
+import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
+
+/** The annotation an index entry is chosen by. */
+export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
+
+/** Options for `fromOciLayout`. */
+export interface FromOciLayoutOptions {
+  /**
+   * File access; `node:fs` where the runtime has it.
+   * @default {nodeFileSystem()}
+   */
+  fs?: FileSystem;
+  /**
+   * The platform to take from a multi-platform index, `os/arch[/variant]`.
+   * @default {"linux/amd64"}
+   */
+  platform?: string;
+}
+
+interface Index {
+  manifests?: Descriptor[];
+}
+
+/**
+ * The image an OCI layout's `index.json` names: the entry whose
+ * `org.opencontainers.image.ref.name` annotation is `ref`, or the only entry
+ * when `ref` is omitted. An entry that is itself an index is resolved by
+ * platform. The manifest is checked against its descriptor here; layers are
+ * read lazily, and verified by `save()`.
+ *
+ * @example
+ * ```ts
+ * import { fromOciLayout } from "./oci_layout.ts";
+ * const image = await fromOciLayout("./oci", "app");
+ * ```
+ */
+export async function fromOciLayout(
+  dir: string,
+  ref?: string,
+  options: FromOciLayoutOptions = {},
+): Promise<Image> {
+  const fs = options.fs ?? await nodeFileSystem();
+  if (!fs) {
+    throw new TypeError("Cannot open OCI layout: no file system; pass options.fs");
+  }
+  const what = `OCI layout "${dir}"${ref === undefined ? "" : ` ref "${ref}"`}`;
+  const readJson = async (path: string): Promise<unknown> => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await fs.readFile(`${dir}/${path}`);
+    } catch (error) {
+      throw new DockerSaveError(
+        "BAD_LAYOUT",
+        `Cannot read ${what}: ${path} is missing`,
+        { cause: error },
+      );
+    }
+    try {
+      return JSON.parse(new TextDecoder().decode(bytes));
+    } catch (error) {
+      throw new DockerSaveError(
+        "BAD_LAYOUT",
+        `Cannot read ${what}: ${path} is not JSON`,
+        { cause: error },
+      );
+    }
+  };
+  const layout = await readJson("oci-layout") as { imageLayoutVersion?: unknown };
+  if (typeof layout?.imageLayoutVersion !== "string") {
+    throw new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot read ${what}: oci-layout has no imageLayoutVersion`,
+    );
+  }
+  const blobPath = (digest: string) => {
+    assertSha256Digest(digest, what);
+    return `${dir}/blobs/sha256/${hexOf(digest)}`;
+  };
+  const readBlob = async (descriptor: Descriptor): Promise<Uint8Array> => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await fs.readFile(blobPath(descriptor.digest));
+    } catch (error) {
+      throw notFound(error, descriptor.digest, what);
+    }
+    if (bytes.byteLength !== descriptor.size) {
+      throw new DockerSaveError(
+        "SIZE_MISMATCH",
+        `Cannot read ${what}: blob ${descriptor.digest} has ${bytes.byteLength} bytes, expected ${descriptor.size}`,
+      );
+    }
+    return bytes;
+  };
+
+  let descriptor = chooseEntry(await readJson("index.json") as Index, ref, what);
+  const platform = options.platform ?? "linux/amd64";
+  while (isIndexMediaType(descriptor.mediaType)) {
+    const nested = JSON.parse(new TextDecoder().decode(await readBlob(descriptor))) as Index;
+    descriptor = choosePlatform(nested, platform, what);
+  }
+  const rawManifest = await readBlob(descriptor);
+  const manifest = parseManifest(rawManifest, what);
+  const rawConfig = await readBlob(manifest.config);
+  return {
+    rawManifest: () => Promise.resolve(rawManifest),
+    manifest: () => Promise.resolve(manifest),
+    rawConfig: () => Promise.resolve(rawConfig),
+    openLayer: async (layer) => {
+      try {
+        return await fs.openRead(blobPath(layer.digest));
+      } catch (error) {
+        throw notFound(error, layer.digest, what);
+      }
+    },
+  };
+}
+
+function chooseEntry(index: Index, ref: string | undefined, what: string): Descriptor {
+  const entries = Array.isArray(index?.manifests) ? index.manifests : [];
+  const refs = entries.map((entry) => entry.annotations?.[REF_NAME_ANNOTATION]);
+  if (ref === undefined) {
+    if (entries.length === 1) return entries[0];
+    throw new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot choose an image from ${what}: index.json has ${entries.length} entries, give a ref (${listRefs(refs)})`,
+    );
+  }
+  const found = entries.filter((_, i) => refs[i] === ref);
+  if (found.length !== 1) {
+    throw new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot choose an image from ${what}: ${found.length} entries have that ref (${listRefs(refs)})`,
+    );
+  }
+  return found[0];
+}
+
+function choosePlatform(index: Index, wanted: string, what: string): Descriptor {
+  const entries = Array.isArray(index?.manifests) ? index.manifests : [];
+  const name = (p: Platform | undefined) =>
+    p ? [p.os, p.architecture, p.variant].filter(Boolean).join("/") : "unknown";
+  const found = entries.find((entry) => {
+    const have = name(entry.platform);
+    return have === wanted || (wanted.split("/").length === 2 && have.startsWith(`${wanted}/`));
+  });
+  if (!found) {
+    throw new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot choose platform ${wanted} from ${what}: it has ${entries.map((e) => name(e.platform)).join(", ") || "none"}`,
+    );
+  }
+  return found;
+}
+
+function listRefs(refs: (string | undefined)[]): string {
+  const named = refs.filter((ref) => ref !== undefined).map((ref) => `"${ref}"`);
+  return named.length ? `refs: ${named.join(", ")}` : "no entry has a ref name";
+}
+
+function notFound(error: unknown, digest: string, what: string): Error {
+  if (error instanceof DockerSaveError) return error;
+  return new DockerSaveError(
+    "BLOB_NOT_FOUND",
+    isNotFound(error)
+      ? `Cannot open blob ${digest} of ${what}: no such file`
+      : `Cannot open blob ${digest} of ${what}: ${(error as Error).message}`,
+    { cause: error },
+  );
+}
