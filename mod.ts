@@ -15,6 +15,7 @@
  */
 
 export * from "./src/save.ts";
+export * from "./src/save_to_file.ts";
 export * from "./src/image.ts";
 export * from "./src/errors.ts";
 export * from "./src/tag.ts";

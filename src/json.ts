@@ -87,6 +87,26 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
+/** A JSON object as {@linkcode parseJson} makes it. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * Whether a parsed JSON value is an object (not an array, number or null).
+ *
+ * @example
+ * ```ts
+ * import { isJsonObject, parseJson } from "./json.ts";
+ * isJsonObject(parseJson("{}")); // true
+ * isJsonObject(parseJson("[]")); // false
+ * ```
+ */
+export function isJsonObject(
+  value: JsonValue | undefined,
+): value is JsonObject {
+  return typeof value === "object" && value !== null &&
+    !Array.isArray(value) && !(value instanceof JsonNumber);
+}
+
 /**
  * Parse JSON text like Python's `json.loads`: strict JSON plus `NaN`,
  * `Infinity` and `-Infinity`. Numbers become {@linkcode JsonNumber}s, objects

@@ -78,16 +78,26 @@ export function assertValidManifest(
   what: string,
 ): asserts value is Manifest {
   const bad = (reason: string) =>
-    new DockerSaveError("BAD_MANIFEST", `Cannot read manifest of ${what}: ${reason}`);
+    new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read manifest of ${what}: ${reason}`,
+    );
   if (!isObject(value)) throw bad("it is not a JSON object");
   if (value.schemaVersion !== 2) {
-    throw bad(`schemaVersion is ${JSON.stringify(value.schemaVersion)}, expected 2`);
+    throw bad(
+      `schemaVersion is ${JSON.stringify(value.schemaVersion)}, expected 2`,
+    );
   }
   if (isIndexMediaType(value.mediaType) || Array.isArray(value.manifests)) {
     throw bad("it is an index, not an image manifest; choose a platform");
   }
-  if (value.mediaType !== undefined && !MANIFEST_TYPES.includes(value.mediaType as string)) {
-    throw bad(`media type ${JSON.stringify(value.mediaType)} is not an image manifest`);
+  if (
+    value.mediaType !== undefined &&
+    !MANIFEST_TYPES.includes(value.mediaType as string)
+  ) {
+    throw bad(
+      `media type ${JSON.stringify(value.mediaType)} is not an image manifest`,
+    );
   }
   assertDescriptor(value.config, `${what} config`, bad);
   if (!Array.isArray(value.layers)) throw bad("it has no layers list");
@@ -108,7 +118,9 @@ function assertDescriptor(
   bad: (reason: string) => Error,
 ): asserts value is Descriptor {
   if (!isObject(value)) throw bad(`${what} is not a descriptor`);
-  if (typeof value.mediaType !== "string") throw bad(`${what} has no mediaType`);
+  if (typeof value.mediaType !== "string") {
+    throw bad(`${what} has no mediaType`);
+  }
   if (!Number.isSafeInteger(value.size) || (value.size as number) < 0) {
     throw bad(`${what} size ${JSON.stringify(value.size)} is not a byte count`);
   }

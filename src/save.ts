@@ -46,7 +46,9 @@ export function save(
   options: SaveOptions = {},
 ): ReadableStream<Uint8Array> {
   if (entries == null || typeof entries[Symbol.iterator] !== "function") {
-    throw new TypeError("Cannot save: entries is not an iterable of [tag, image] pairs");
+    throw new TypeError(
+      "Cannot save: entries is not an iterable of [tag, image] pairs",
+    );
   }
   const planned = iterableStream(entries)
     .pipeThrough(new ConfigDigestStream())

@@ -7,6 +7,9 @@ for (const golden of goldenCases()) {
   test(`save() writes the golden tarball of "${golden.name}" byte for byte`, async () => {
     const out = await readAll(save(await goldenEntries(golden)));
     assert.equal(out.byteLength, golden.expected.byteLength);
-    assert.ok(Buffer.from(out).equals(Buffer.from(golden.expected)), "bytes differ");
+    assert.ok(
+      Buffer.from(out).equals(Buffer.from(golden.expected)),
+      "bytes differ",
+    );
   });
 }

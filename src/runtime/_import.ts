@@ -19,7 +19,9 @@ const cache = new Map<string, Promise<unknown>>();
  * if (zlib) zlib.gzipSync(new Uint8Array(1));
  * ```
  */
-export function importNode<T>(specifier: `node:${string}`): Promise<T | undefined> {
+export function importNode<T>(
+  specifier: `node:${string}`,
+): Promise<T | undefined> {
   let module = cache.get(specifier);
   if (!module) {
     // A variable specifier keeps bundlers from resolving node: for browsers.

@@ -44,7 +44,9 @@ export async function createSha256(backend?: HashBackend): Promise<Hasher> {
         hexDigest: () => hash.digest("hex"),
       };
     }
-    if (backend === "node") throw new Error("Cannot hash: node:crypto is missing");
+    if (backend === "node") {
+      throw new Error("Cannot hash: node:crypto is missing");
+    }
   }
   const { sha256 } = await import("@noble/hashes/sha2.js");
   const hash = sha256.create();

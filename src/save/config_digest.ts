@@ -8,7 +8,12 @@
 import { sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import type { Image, Manifest } from "../image.ts";
-import { type JsonValue, parseJson } from "../json.ts";
+import {
+  isJsonObject,
+  type JsonObject,
+  type JsonValue,
+  parseJson,
+} from "../json.ts";
 import { assertValidManifest } from "../manifest.ts";
 import { type ParsedTag, parseTag } from "../tag.ts";
 
@@ -29,7 +34,7 @@ export interface DigestedImage {
   /** Lowercase hex sha256 of `configBytes`. */
   configHex: string;
   /** The config, parsed as Python's `json.loads` would. */
-  config: { [key: string]: JsonValue };
+  config: JsonObject;
   /** `config.rootfs.diff_ids`, one per manifest layer. */
   diffIds: string[];
 }
@@ -136,7 +141,7 @@ export class ConfigDigestStream
 function parseConfig(
   tag: string,
   bytes: Uint8Array,
-): { [key: string]: JsonValue } {
+): JsonObject {
   let config: JsonValue;
   try {
     const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
@@ -160,7 +165,7 @@ function parseConfig(
 
 function readDiffIds(
   tag: string,
-  config: { [key: string]: JsonValue },
+  config: JsonObject,
 ): string[] {
   // Python's cfg.get('rootfs', {}).get('diff_ids', []): absent means none.
   const rootfs = config.rootfs ?? {};
@@ -174,20 +179,4 @@ function readDiffIds(
     );
   }
   return diffIds as string[];
-}
-
-/**
- * Whether a parsed JSON value is an object (not an array or null).
- *
- * @example
- * ```ts
- * import { isJsonObject } from "./config_digest.ts";
- * isJsonObject({}); // true
- * ```
- */
-export function isJsonObject(
-  value: JsonValue | undefined,
-): value is { [key: string]: JsonValue } {
-  return typeof value === "object" && value !== null &&
-    !Array.isArray(value) && !(value.constructor?.name === "JsonNumber");
 }

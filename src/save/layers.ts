@@ -99,8 +99,9 @@ export async function uncompressedSize(
   if (layerCompression(layer.mediaType) === "none") return layer.size;
   const known = await image.uncompressedSize?.(layer);
   if (known !== undefined) return known;
-  const reader = (await openLayerContent(image, layer, diffId, undefined, options))
-    .getReader();
+  const reader =
+    (await openLayerContent(image, layer, diffId, undefined, options))
+      .getReader();
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
@@ -126,18 +127,27 @@ export class LayerStream extends TransformStream<PlannedEntry, TarEntry> {
   /** @param options verification options */
   constructor(options: LayerOptions = {}) {
     const sizes = new Map<string, number>();
-    super({
-      transform: async (entry, controller) => {
-        if (!isLayerEntry(entry)) return controller.enqueue(entry);
-        const key = `${entry.layer.digest} ${entry.diffId}`;
-        let size = sizes.get(key);
-        if (size === undefined) {
-          size = await uncompressedSize(entry.image, entry.layer, entry.diffId, options);
-          sizes.set(key, size);
-        }
-        controller.enqueue(layerTarEntry(entry, size, options));
+    super(
+      {
+        transform: async (entry, controller) => {
+          if (!isLayerEntry(entry)) return controller.enqueue(entry);
+          const key = `${entry.layer.digest} ${entry.diffId}`;
+          let size = sizes.get(key);
+          if (size === undefined) {
+            size = await uncompressedSize(
+              entry.image,
+              entry.layer,
+              entry.diffId,
+              options,
+            );
+            sizes.set(key, size);
+          }
+          controller.enqueue(layerTarEntry(entry, size, options));
+        },
       },
-    }, undefined, { highWaterMark: 0 });
+      undefined,
+      { highWaterMark: 0 },
+    );
   }
 }
 
@@ -149,7 +159,8 @@ function layerTarEntry(
   return {
     name: entry.name,
     size,
-    body: () => openLayerContent(entry.image, entry.layer, entry.diffId, size, options),
+    body: () =>
+      openLayerContent(entry.image, entry.layer, entry.diffId, size, options),
   };
 }
 
@@ -169,7 +180,9 @@ function withLayerErrors(
         controller.error(
           error instanceof DockerSaveError ? error : new DockerSaveError(
             "BAD_LAYER",
-            `Cannot uncompress layer ${layer.digest}: ${(error as Error).message}`,
+            `Cannot uncompress layer ${layer.digest}: ${
+              (error as Error).message
+            }`,
             { cause: error },
           ),
         );

@@ -9,7 +9,7 @@
 import { DockerSaveError } from "../errors.ts";
 import { type Descriptor, type Image, isForeignLayer } from "../image.ts";
 import { dumpJson, type JsonValue, parseJson } from "../json.ts";
-import { repoTagOf, repositoryOf } from "../tag.ts";
+import { repositoryOf, repoTagOf } from "../tag.ts";
 import type { TarEntry } from "./tar_writer.ts";
 import type { ConvertedImage } from "./v1.ts";
 

@@ -9,8 +9,8 @@
 import { hexOf, sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor } from "../image.ts";
-import { dumpJson, type JsonValue } from "../json.ts";
-import { type DigestedImage, isJsonObject } from "./config_digest.ts";
+import { dumpJson, isJsonObject, type JsonObject } from "../json.ts";
+import type { DigestedImage } from "./config_digest.ts";
 
 /** The digest the seed gives an empty layer: gzip of an empty 1024-byte tar. */
 export const EMPTY_LAYER_DIGEST =
@@ -35,8 +35,6 @@ export interface ConvertedImage extends DigestedImage {
   /** The v1 ancestry, newest (top) first. */
   ancestry: V1Layer[];
 }
-
-type JsonObject = { [key: string]: JsonValue };
 
 const TOP_KEYS = [
   "architecture",
@@ -80,7 +78,9 @@ export async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
     const hex = hexOf(layer?.digest ?? EMPTY_LAYER_DIGEST);
     const isTop = i === history.length - 1;
     const id = isTop
-      ? await sha256Hex(concat(encoder.encode(`${hex} ${parent} `), image.configBytes))
+      ? await sha256Hex(
+        concat(encoder.encode(`${hex} ${parent} `), image.configBytes),
+      )
       : await sha256Hex(encoder.encode(`${hex} ${parent}`));
     const json: JsonObject = { id };
     if (parent) json.parent = parent;
@@ -140,7 +140,8 @@ function historyOf(image: DigestedImage): JsonObject[] {
       `Cannot read config of "${tag}": history is not a list of objects`,
     );
   }
-  const nonEmpty = history.filter((entry) => !Object.hasOwn(entry, "empty_layer")).length;
+  const nonEmpty =
+    history.filter((entry) => !Object.hasOwn(entry, "empty_layer")).length;
   const missing = Math.max(0, manifest.layers.length - nonEmpty);
   const padded = [...history, ...Array.from({ length: missing }, () => ({}))];
   if (padded.length === 0) {

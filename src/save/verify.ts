@@ -79,6 +79,8 @@ function sizeError(
 ): DockerSaveError {
   return new DockerSaveError(
     "SIZE_MISMATCH",
-    `Cannot verify ${expect.label}: it has ${more ? `${more} ` : ""}${bytes} bytes, expected ${expect.size}`,
+    `Cannot verify ${expect.label}: it has ${
+      more ? `${more} ` : ""
+    }${bytes} bytes, expected ${expect.size}`,
   );
 }

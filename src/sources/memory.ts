@@ -70,7 +70,9 @@ export function fromMemory(parts: MemoryImageParts): Image {
           ),
         );
       }
-      return Promise.resolve(new Blob([blob as Uint8Array<ArrayBuffer>]).stream());
+      return Promise.resolve(
+        new Blob([blob as Uint8Array<ArrayBuffer>]).stream(),
+      );
     },
   };
 }

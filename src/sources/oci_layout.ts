@@ -52,7 +52,9 @@ export async function fromOciLayout(
 ): Promise<Image> {
   const fs = options.fs ?? await nodeFileSystem();
   if (!fs) {
-    throw new TypeError("Cannot open OCI layout: no file system; pass options.fs");
+    throw new TypeError(
+      "Cannot open OCI layout: no file system; pass options.fs",
+    );
   }
   const what = `OCI layout "${dir}"${ref === undefined ? "" : ` ref "${ref}"`}`;
   const readJson = async (path: string): Promise<unknown> => {
@@ -76,7 +78,9 @@ export async function fromOciLayout(
       );
     }
   };
-  const layout = await readJson("oci-layout") as { imageLayoutVersion?: unknown };
+  const layout = await readJson("oci-layout") as {
+    imageLayoutVersion?: unknown;
+  };
   if (typeof layout?.imageLayoutVersion !== "string") {
     throw new DockerSaveError(
       "BAD_LAYOUT",
@@ -103,10 +107,16 @@ export async function fromOciLayout(
     return bytes;
   };
 
-  let descriptor = chooseEntry(await readJson("index.json") as Index, ref, what);
+  let descriptor = chooseEntry(
+    await readJson("index.json") as Index,
+    ref,
+    what,
+  );
   const platform = options.platform ?? "linux/amd64";
   while (isIndexMediaType(descriptor.mediaType)) {
-    const nested = JSON.parse(new TextDecoder().decode(await readBlob(descriptor))) as Index;
+    const nested = JSON.parse(
+      new TextDecoder().decode(await readBlob(descriptor)),
+    ) as Index;
     descriptor = choosePlatform(nested, platform, what);
   }
   const rawManifest = await readBlob(descriptor);
@@ -126,45 +136,62 @@ export async function fromOciLayout(
   };
 }
 
-function chooseEntry(index: Index, ref: string | undefined, what: string): Descriptor {
+function chooseEntry(
+  index: Index,
+  ref: string | undefined,
+  what: string,
+): Descriptor {
   const entries = Array.isArray(index?.manifests) ? index.manifests : [];
   const refs = entries.map((entry) => entry.annotations?.[REF_NAME_ANNOTATION]);
   if (ref === undefined) {
     if (entries.length === 1) return entries[0];
     throw new DockerSaveError(
       "BAD_LAYOUT",
-      `Cannot choose an image from ${what}: index.json has ${entries.length} entries, give a ref (${listRefs(refs)})`,
+      `Cannot choose an image from ${what}: index.json has ${entries.length} entries, give a ref (${
+        listRefs(refs)
+      })`,
     );
   }
   const found = entries.filter((_, i) => refs[i] === ref);
   if (found.length !== 1) {
     throw new DockerSaveError(
       "BAD_LAYOUT",
-      `Cannot choose an image from ${what}: ${found.length} entries have that ref (${listRefs(refs)})`,
+      `Cannot choose an image from ${what}: ${found.length} entries have that ref (${
+        listRefs(refs)
+      })`,
     );
   }
   return found[0];
 }
 
-function choosePlatform(index: Index, wanted: string, what: string): Descriptor {
+function choosePlatform(
+  index: Index,
+  wanted: string,
+  what: string,
+): Descriptor {
   const entries = Array.isArray(index?.manifests) ? index.manifests : [];
   const name = (p: Platform | undefined) =>
     p ? [p.os, p.architecture, p.variant].filter(Boolean).join("/") : "unknown";
   const found = entries.find((entry) => {
     const have = name(entry.platform);
-    return have === wanted || (wanted.split("/").length === 2 && have.startsWith(`${wanted}/`));
+    return have === wanted ||
+      (wanted.split("/").length === 2 && have.startsWith(`${wanted}/`));
   });
   if (!found) {
     throw new DockerSaveError(
       "BAD_LAYOUT",
-      `Cannot choose platform ${wanted} from ${what}: it has ${entries.map((e) => name(e.platform)).join(", ") || "none"}`,
+      `Cannot choose platform ${wanted} from ${what}: it has ${
+        entries.map((e) => name(e.platform)).join(", ") || "none"
+      }`,
     );
   }
   return found;
 }
 
 function listRefs(refs: (string | undefined)[]): string {
-  const named = refs.filter((ref) => ref !== undefined).map((ref) => `"${ref}"`);
+  const named = refs.filter((ref) => ref !== undefined).map((ref) =>
+    `"${ref}"`
+  );
   return named.length ? `refs: ${named.join(", ")}` : "no entry has a ref name";
 }
 
