@@ -132,6 +132,16 @@ async function checkWithSkopeo(entries: [string, Image][]): Promise<void> {
         `${tag}: skopeo copied ${copied.layers.length} layers, manifest.json lists ${ours.Layers.length}`,
       );
       assert.equal(copied.config.digest, sha256(config), `${tag}: config digest`);
+      // dir: keeps layers uncompressed: each digest is its layer.tar's sha256.
+      assert.deepEqual(
+        copied.layers.map((layer) => layer.digest),
+        ours.Layers.map((name) => {
+          const layer = files.get(name);
+          assert.ok(layer, `tarball has no ${name}`);
+          return sha256(layer);
+        }),
+        `${tag}: layer digests`,
+      );
       // skopeo keeps the config bytes as they are.
       assert.deepEqual(
         new Uint8Array(
