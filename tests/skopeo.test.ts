@@ -131,7 +131,11 @@ async function checkWithSkopeo(entries: [string, Image][]): Promise<void> {
         ours.Layers.length,
         `${tag}: skopeo copied ${copied.layers.length} layers, manifest.json lists ${ours.Layers.length}`,
       );
-      assert.equal(copied.config.digest, sha256(config), `${tag}: config digest`);
+      assert.equal(
+        copied.config.digest,
+        sha256(config),
+        `${tag}: config digest`,
+      );
       // dir: keeps layers uncompressed: each digest is its layer.tar's sha256.
       assert.deepEqual(
         copied.layers.map((layer) => layer.digest),

@@ -24,7 +24,8 @@ export interface VerifyExpectation {
 /**
  * Counts and hashes bytes in flight. Errors with `SIZE_MISMATCH` as soon as
  * more bytes arrive than expected, and with `SIZE_MISMATCH` or the given
- * digest code at the end. `bytes` holds the count so far.
+ * digest code at the end, before the last chunk is passed on. `bytes` holds
+ * the count so far.
  *
  * @example
  * ```ts
@@ -42,6 +43,9 @@ export class VerifyStream extends TransformStream<Uint8Array, Uint8Array> {
   /** @param expect what the bytes must be */
   constructor(expect: VerifyExpectation) {
     let hasher: Hasher | undefined;
+    // The last chunk is held back until the bytes are verified, so a consumer
+    // never receives a complete body that failed its check.
+    let held: Uint8Array | undefined;
     super({
       start: async () => {
         if (expect.digest) hasher = await createSha256();
@@ -52,9 +56,10 @@ export class VerifyStream extends TransformStream<Uint8Array, Uint8Array> {
           throw sizeError(expect, this.bytes, "more than");
         }
         hasher?.update(chunk);
-        controller.enqueue(chunk);
+        if (held) controller.enqueue(held);
+        held = chunk;
       },
-      flush: () => {
+      flush: (controller) => {
         if (expect.size !== undefined && this.bytes !== expect.size) {
           throw sizeError(expect, this.bytes, "");
         }
@@ -67,6 +72,7 @@ export class VerifyStream extends TransformStream<Uint8Array, Uint8Array> {
             );
           }
         }
+        if (held) controller.enqueue(held);
       },
     });
   }
