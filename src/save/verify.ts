@@ -51,6 +51,8 @@ export class VerifyStream extends TransformStream<Uint8Array, Uint8Array> {
         if (expect.digest) hasher = await createSha256();
       },
       transform: (chunk, controller) => {
+        // An empty chunk must not take the held-back place of real bytes.
+        if (chunk.byteLength === 0) return;
         this.bytes += chunk.byteLength;
         if (expect.size !== undefined && this.bytes > expect.size) {
           throw sizeError(expect, this.bytes, "more than");
