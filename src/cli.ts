@@ -13,7 +13,7 @@ import process from "node:process";
 import { stat } from "node:fs/promises";
 import { DockerSaveError } from "./errors.ts";
 import type { Image } from "./image.ts";
-import { save } from "./save.ts";
+import { type LayerMode, save } from "./save.ts";
 import { writeFileAtomic } from "./save_to_file.ts";
 import { fromOciLayout } from "./sources/oci_layout.ts";
 import { parseTag } from "./tag.ts";
@@ -34,7 +34,12 @@ Options:
   -o, --output FILE     write FILE, atomically: a temporary file renamed at
                         the end, removed on error. "-" writes stdout. Without
                         -o, stdout is used when it is not a terminal.
-      --no-verify       skip the sha256 checks of blobs and diff_ids
+      --layers MODE     uncompressed (default; the reference's format: each
+                        layer.tar is the layer tar itself) or compressed (each
+                        layer.tar is the blob as stored; one pass, no gunzip;
+                        docker, podman and skopeo load it)
+      --no-verify       skip the sha256 checks of blobs and diff_ids (a
+                        corrupt blob then goes into the tarball unnoticed)
   -h, --help            show this help
 
 Exit status: 0 when the whole tarball was written; otherwise 1, with a
@@ -53,6 +58,8 @@ export interface CliArgs {
   sources: string[];
   /** `--no-verify`. */
   verify: boolean;
+  /** `--layers`. */
+  layers: LayerMode;
   /** `--help`. */
   help: boolean;
 }
@@ -64,16 +71,29 @@ export interface CliArgs {
  * ```ts
  * import { parseArgs } from "./cli.ts";
  * parseArgs(["-o", "a.tar", "oci:./oci=app:v1"]);
- * // { output: "a.tar", sources: ["oci:./oci=app:v1"], verify: true, help: false }
+ * // { output: "a.tar", sources: ["oci:./oci=app:v1"], verify: true, layers: "uncompressed", help: false }
  * ```
  */
 export function parseArgs(argv: readonly string[]): CliArgs {
-  const args: CliArgs = { sources: [], verify: true, help: false };
+  const args: CliArgs = {
+    sources: [],
+    verify: true,
+    layers: "uncompressed",
+    help: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "-h" || arg === "--help") args.help = true;
     else if (arg === "--no-verify") args.verify = false;
-    else if (arg === "-o" || arg === "--output") {
+    else if (arg === "--layers" || arg.startsWith("--layers=")) {
+      const mode = arg === "--layers" ? argv[++i] : arg.slice(9);
+      if (mode !== "uncompressed" && mode !== "compressed") {
+        throw new UsageError(
+          `--layers takes uncompressed or compressed, not "${mode ?? ""}"`,
+        );
+      }
+      args.layers = mode;
+    } else if (arg === "-o" || arg === "--output") {
       if (i + 1 >= argv.length) throw new UsageError(`${arg} needs a FILE`);
       args.output = argv[++i];
     } else if (arg.startsWith("--output=")) args.output = arg.slice(9);
@@ -174,7 +194,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { dir, ref, tag } = await parseSource(source);
       entries.push([tag, await fromOciLayout(dir, ref)]);
     }
-    const tar = save(entries, { verify: args.verify });
+    const tar = save(entries, { verify: args.verify, layers: args.layers });
     if (toStdout) await writeStdout(tar);
     else await writeFileAtomic(args.output!, tar);
     return 0;

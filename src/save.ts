@@ -7,7 +7,7 @@
 
 import type { Image } from "./image.ts";
 import { ConfigDigestStream } from "./save/config_digest.ts";
-import { LayerStream } from "./save/layers.ts";
+import { type LayerMode, LayerStream } from "./save/layers.ts";
 import { PlanStream } from "./save/plan.ts";
 import { tarStream } from "./save/tar_writer.ts";
 import { V1Stream } from "./save/v1.ts";
@@ -22,7 +22,17 @@ export interface SaveOptions {
    * @default {true}
    */
   verify?: boolean;
+  /**
+   * `"uncompressed"` (the reference's format): each `layer.tar` holds the
+   * layer tar itself, gunzipped while streaming. `"compressed"`: each
+   * `layer.tar` holds the blob as stored (gzip or zstd), sized from its
+   * descriptor, in one pass; docker, podman and skopeo decompress it on load.
+   * @default {"uncompressed"}
+   */
+  layers?: LayerMode;
 }
+
+export type { LayerMode };
 
 /** `[tag, image]` pairs in order; a `Map<string, Image>` works too. */
 export type SaveEntries = Iterable<readonly [string, Image]>;

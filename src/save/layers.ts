@@ -1,10 +1,17 @@
 /**
- * Stage 4 of `save()`: turn planned layer members into tar entries. A layer's
- * uncompressed size must be in its tar header, before its body, so it comes
- * from the cheapest place that knows it: the descriptor (plain tar blobs), the
- * source (`Image.uncompressedSize`), or a first streaming pass that counts the
- * bytes without keeping them. The body is opened only when the tar writer
- * reaches it, and is verified while it streams.
+ * Stage 4 of `save()`: turn planned layer members into tar entries.
+ *
+ * In `"uncompressed"` mode (the reference's) a layer's uncompressed size must
+ * be in its tar header, before its body, so it comes from the cheapest place
+ * that knows it: the descriptor (plain tar blobs), the source
+ * (`Image.uncompressedSize`), or a first streaming pass that gunzips and
+ * counts without keeping anything. In `"compressed"` mode the blob is written
+ * as stored, its size taken from the descriptor, in one pass.
+ *
+ * Every byte is hashed once: the blob against its digest (in the counting
+ * pass when there is one, else while writing), the written layer against its
+ * diff_id while writing. Bodies are opened only when the tar writer reaches
+ * them.
  *
  * @module
  */
@@ -16,6 +23,9 @@ import { isLayerEntry, type LayerEntry, type PlannedEntry } from "./plan.ts";
 import type { TarEntry } from "./tar_writer.ts";
 import { VerifyStream } from "./verify.ts";
 
+/** How layers are stored in the tarball. */
+export type LayerMode = "uncompressed" | "compressed";
+
 /** Options for layer members. */
 export interface LayerOptions {
   /**
@@ -24,12 +34,31 @@ export interface LayerOptions {
    * @default {true}
    */
   verify?: boolean;
+  /**
+   * `"uncompressed"`: `layer.tar` holds the tar itself, as the reference
+   * writes it. `"compressed"`: `layer.tar` holds the blob as stored (gzip or
+   * zstd), one pass, no decompression; docker, podman and skopeo decompress
+   * it on load.
+   * @default {"uncompressed"}
+   */
+  layers?: LayerMode;
+}
+
+/** What `openLayerContent` checks. */
+export interface LayerChecks {
+  /** Hash the blob against its digest. */
+  blobDigest: boolean;
+  /** Hash the uncompressed bytes against the diff_id. */
+  diffId: boolean;
+  /** The exact uncompressed size, when known. */
+  size?: number;
 }
 
 /**
  * Opens a layer's uncompressed bytes: the blob, checked against its
- * descriptor, gunzipped when compressed, checked against its diff_id (and
- * `size`, when given). Errors are `DockerSaveError`s naming the layer.
+ * descriptor (size always, digest when asked), gunzipped when compressed,
+ * checked against its diff_id and `size` when asked. Errors are
+ * `DockerSaveError`s naming the layer.
  *
  * @example
  * ```ts
@@ -37,40 +66,34 @@ export interface LayerOptions {
  * import type { Image } from "../image.ts";
  * declare const image: Image;
  * const layer = (await image.manifest()).layers[0];
- * const tar = await openLayerContent(image, layer, "sha256:…");
+ * const tar = await openLayerContent(image, layer, "sha256:…", {
+ *   blobDigest: true,
+ *   diffId: true,
+ * });
  * ```
  */
 export async function openLayerContent(
   image: Image,
   layer: Descriptor,
   diffId: string,
-  size?: number,
-  options: LayerOptions = {},
+  checks: LayerChecks,
 ): Promise<ReadableStream<Uint8Array>> {
-  const verify = options.verify ?? true;
   const compression = layerCompression(layer.mediaType);
   if (compression !== "none" && compression !== "gzip") {
     throw new DockerSaveError(
       "UNSUPPORTED_MEDIA_TYPE",
-      `Cannot uncompress layer ${layer.digest}: media type "${layer.mediaType}" is not supported`,
+      `Cannot uncompress layer ${layer.digest}: media type "${layer.mediaType}" is not supported; use layers: "compressed"`,
     );
   }
-  const blob = await image.openLayer(layer);
-  let stream = blob.pipeThrough(
-    new VerifyStream({
-      digest: verify ? layer.digest : undefined,
-      size: layer.size,
-      code: "DIGEST_MISMATCH",
-      label: `layer ${layer.digest}`,
-    }),
-  );
+  let stream = await openBlob(image, layer, checks.blobDigest);
   if (compression === "gzip") {
     stream = withLayerErrors(stream.pipeThrough(await createGunzip()), layer);
   }
+  if (!checks.diffId && checks.size === undefined) return stream;
   return stream.pipeThrough(
     new VerifyStream({
-      digest: verify ? diffId : undefined,
-      size,
+      digest: checks.diffId ? diffId : undefined,
+      size: checks.size,
       code: "DIFF_ID_MISMATCH",
       label: `uncompressed layer ${layer.digest} (diff_id ${diffId})`,
     }),
@@ -78,8 +101,36 @@ export async function openLayerContent(
 }
 
 /**
+ * Opens a blob as stored, checked against its descriptor's size, and its
+ * digest when `verifyDigest`.
+ *
+ * @example
+ * ```ts
+ * import { openBlob } from "./layers.ts";
+ * import type { Image } from "../image.ts";
+ * declare const image: Image;
+ * const blob = await openBlob(image, (await image.manifest()).layers[0], true);
+ * ```
+ */
+export async function openBlob(
+  image: Image,
+  layer: Descriptor,
+  verifyDigest: boolean,
+): Promise<ReadableStream<Uint8Array>> {
+  return (await image.openLayer(layer)).pipeThrough(
+    new VerifyStream({
+      digest: verifyDigest ? layer.digest : undefined,
+      size: layer.size,
+      code: "DIGEST_MISMATCH",
+      label: `layer ${layer.digest}`,
+    }),
+  );
+}
+
+/**
  * The byte length of a layer's uncompressed content, from the cheapest place
- * that knows it; the last resort reads the blob once and counts.
+ * that knows it, and whether the blob's digest was checked on the way. The
+ * last resort reads the blob once, checks its digest, and counts.
  *
  * @example
  * ```ts
@@ -87,25 +138,28 @@ export async function openLayerContent(
  * import type { Image } from "../image.ts";
  * declare const image: Image;
  * const layer = (await image.manifest()).layers[0];
- * await uncompressedSize(image, layer, "sha256:…");
+ * const { size } = await uncompressedSize(image, layer, "sha256:…", true);
  * ```
  */
 export async function uncompressedSize(
   image: Image,
   layer: Descriptor,
   diffId: string,
-  options: LayerOptions = {},
-): Promise<number> {
-  if (layerCompression(layer.mediaType) === "none") return layer.size;
+  verify: boolean,
+): Promise<{ size: number; blobChecked: boolean }> {
+  if (layerCompression(layer.mediaType) === "none") {
+    return { size: layer.size, blobChecked: false };
+  }
   const known = await image.uncompressedSize?.(layer);
-  if (known !== undefined) return known;
-  const reader =
-    (await openLayerContent(image, layer, diffId, undefined, options))
-      .getReader();
+  if (known !== undefined) return { size: known, blobChecked: false };
+  const reader = (await openLayerContent(image, layer, diffId, {
+    blobDigest: verify,
+    diffId: false,
+  })).getReader();
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) return size;
+    if (done) return { size, blobChecked: verify };
     size += value.byteLength;
   }
 }
@@ -120,29 +174,44 @@ export async function uncompressedSize(
  * import { LayerStream } from "./layers.ts";
  * import type { PlannedEntry } from "./plan.ts";
  * declare const planned: ReadableStream<PlannedEntry>;
- * const entries = planned.pipeThrough(new LayerStream());
+ * const entries = planned.pipeThrough(new LayerStream({ layers: "compressed" }));
  * ```
  */
 export class LayerStream extends TransformStream<PlannedEntry, TarEntry> {
-  /** @param options verification options */
+  /** @param options layer mode and verification */
   constructor(options: LayerOptions = {}) {
+    const verify = options.verify ?? true;
+    const compressed = (options.layers ?? "uncompressed") === "compressed";
     const sizes = new Map<string, number>();
+    const checkedBlobs = new Set<string>();
     super(
       {
         transform: async (entry, controller) => {
           if (!isLayerEntry(entry)) return controller.enqueue(entry);
+          if (compressed) {
+            return controller.enqueue(compressedEntry(entry, verify));
+          }
           const key = `${entry.layer.digest} ${entry.diffId}`;
           let size = sizes.get(key);
           if (size === undefined) {
-            size = await uncompressedSize(
+            const learnt = await uncompressedSize(
               entry.image,
               entry.layer,
               entry.diffId,
-              options,
+              verify,
             );
+            size = learnt.size;
             sizes.set(key, size);
+            if (learnt.blobChecked) checkedBlobs.add(key);
           }
-          controller.enqueue(layerTarEntry(entry, size, options));
+          controller.enqueue(
+            uncompressedEntry(
+              entry,
+              size,
+              verify && !checkedBlobs.has(key),
+              verify,
+            ),
+          );
         },
       },
       undefined,
@@ -151,16 +220,29 @@ export class LayerStream extends TransformStream<PlannedEntry, TarEntry> {
   }
 }
 
-function layerTarEntry(
+function compressedEntry(entry: LayerEntry, verify: boolean): TarEntry {
+  return {
+    name: entry.name,
+    size: entry.layer.size,
+    body: () => openBlob(entry.image, entry.layer, verify),
+  };
+}
+
+function uncompressedEntry(
   entry: LayerEntry,
   size: number,
-  options: LayerOptions,
+  blobDigest: boolean,
+  diffId: boolean,
 ): TarEntry {
   return {
     name: entry.name,
     size,
     body: () =>
-      openLayerContent(entry.image, entry.layer, entry.diffId, size, options),
+      openLayerContent(entry.image, entry.layer, entry.diffId, {
+        blobDigest,
+        diffId,
+        size,
+      }),
   };
 }
 
