@@ -18,7 +18,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unpackTar } from "modern-tar";
-import { save } from "../src/save.ts";
+import { gunzipSync } from "node:zlib";
+import { save, type SaveOptions } from "../src/save.ts";
 import type { Image } from "../src/image.ts";
 import { buildImage } from "../src/sources/memory.ts";
 import { tarStream } from "../src/save/tar_writer.ts";
@@ -95,9 +96,13 @@ async function members(tar: Uint8Array): Promise<Map<string, Uint8Array>> {
  * Saves the pairs, then has skopeo copy every tag out of the tarball and
  * checks what it wrote against our manifest.json.
  */
-async function checkWithSkopeo(entries: [string, Image][]): Promise<void> {
+async function checkWithSkopeo(
+  entries: [string, Image][],
+  options: SaveOptions = {},
+): Promise<void> {
   requireSkopeo();
-  const tar = await readAll(save(entries));
+  const tar = await readAll(save(entries, options));
+  const compressed = options.layers === "compressed";
   const files = await members(tar);
   const manifestJson = files.get("manifest.json");
   assert.ok(manifestJson, "tarball has no manifest.json");
@@ -136,13 +141,14 @@ async function checkWithSkopeo(entries: [string, Image][]): Promise<void> {
         sha256(config),
         `${tag}: config digest`,
       );
-      // dir: keeps layers uncompressed: each digest is its layer.tar's sha256.
+      // dir: keeps layers uncompressed: each digest is the sha256 of its
+      // layer.tar, gunzipped in compressed mode.
       assert.deepEqual(
         copied.layers.map((layer) => layer.digest),
         ours.Layers.map((name) => {
           const layer = files.get(name);
           assert.ok(layer, `tarball has no ${name}`);
-          return sha256(layer);
+          return sha256(compressed ? new Uint8Array(gunzipSync(layer)) : layer);
         }),
         `${tag}: layer digests`,
       );
@@ -165,6 +171,15 @@ for (const golden of goldenCases()) {
     { skip, timeout: TIMEOUT },
     async () => {
       await checkWithSkopeo(await goldenEntries(golden));
+    },
+  );
+  test(
+    `skopeo reads the layers: "compressed" tarball of golden case "${golden.name}"`,
+    { skip, timeout: TIMEOUT },
+    async () => {
+      await checkWithSkopeo(await goldenEntries(golden), {
+        layers: "compressed",
+      });
     },
   );
 }
