@@ -18,6 +18,7 @@ import { createSha256, type HashBackend } from "../src/runtime/hash.ts";
 import { createGunzip, type GunzipBackend } from "../src/runtime/gunzip.ts";
 import { isNotFound, nodeFileSystem } from "../src/runtime/fs.ts";
 import { readAll } from "./_golden.ts";
+import { concat } from "./_fixtures.ts";
 
 const TIMEOUT = 60_000;
 const MiB = 1024 * 1024;
@@ -33,16 +34,6 @@ function pattern(length: number): Uint8Array {
 /** Plain Uint8Array copies, so deepEqual does not compare Buffer prototypes. */
 function bytes(data: Uint8Array): Uint8Array {
   return new Uint8Array(data);
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /**
@@ -144,8 +135,8 @@ for (const backend of GUNZIP_BACKENDS) {
     async () => {
       const first = encoder.encode("first member\n".repeat(100));
       const second = pattern(70_000);
-      const gz = concat(bytes(gzipSync(first)), bytes(gzipSync(second)));
-      const expected = concat(first, second);
+      const gz = concat([bytes(gzipSync(first)), bytes(gzipSync(second))]);
+      const expected = concat([first, second]);
       // Whole, and split so that a chunk ends right at the member boundary.
       const boundary = bytes(gzipSync(first)).length;
       for (
@@ -240,7 +231,7 @@ test(
         chunks.push(value);
       }
       assert.ok(chunks.length > 1, `read in ${chunks.length} chunk(s)`);
-      assertSameBytes(concat(...chunks), data);
+      assertSameBytes(concat(chunks), data);
       assert.notEqual(isOpen(path), true, "file still open after the end");
       await unlink(path);
     });

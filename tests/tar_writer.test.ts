@@ -9,6 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { unpackTar } from "modern-tar";
+import { concat } from "./_fixtures.ts";
 import {
   BLOCK_SIZE,
   RECORD_SIZE,
@@ -43,16 +44,6 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
     at === limit && actual.length === expected.length,
     `bytes differ at offset ${at} (lengths ${actual.length} vs ${expected.length})`,
   );
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** Read every chunk, one `read()` at a time. */
