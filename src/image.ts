@@ -77,6 +77,47 @@ export interface Image {
    * reading the blob; `undefined` makes the pipeline count it in a first pass.
    */
   uncompressedSize?(layer: Descriptor): Promise<number | undefined>;
+  /**
+   * Opens a layer's uncompressed tar directly, for a source that stores it
+   * so (a docker-save archive). `undefined`, or no method, makes the
+   * pipeline open the blob and decompress it. Used with `uncompressedSize`.
+   */
+  openUncompressedLayer?(
+    layer: Descriptor,
+  ): Promise<ReadableStream<Uint8Array> | undefined>;
+  /**
+   * The v1 form the image already carries, e.g. read from a docker-save
+   * archive; the docker writer keeps its ids and v1 json instead of
+   * converting again (the reference's `tag_to_v1_image`). `undefined`, or no
+   * method, means convert.
+   */
+  v1Form?(): Promise<V1Form | undefined>;
+}
+
+/**
+ * An image's existing v1 form: what `repositories` names and the layer
+ * directories written for it.
+ */
+export interface V1Form {
+  /**
+   * The top of the v1 ancestry, as `repositories` names it. It may be a
+   * throwaway id that has no directory.
+   */
+  topId: string;
+  /** The v1 layers that have a directory, newest (top) first. */
+  layers: V1FormLayer[];
+}
+
+/** One directory of an existing v1 form. */
+export interface V1FormLayer {
+  /** The v1 id (64 hex). */
+  id: string;
+  /** The v1 json's exact bytes. */
+  json: Uint8Array;
+  /** The manifest layer whose content is this directory's `layer.tar`. */
+  layer: Descriptor;
+  /** That layer's diff_id. */
+  diffId: string;
 }
 
 /** Media types the pipeline understands. */

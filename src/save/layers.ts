@@ -78,6 +78,8 @@ export async function openLayerContent(
   diffId: string,
   checks: LayerChecks,
 ): Promise<ReadableStream<Uint8Array>> {
+  const direct = await image.openUncompressedLayer?.(layer);
+  if (direct) return verifyContent(direct, layer, diffId, checks);
   const compression = layerCompression(layer.mediaType);
   if (compression !== "none" && compression !== "gzip") {
     throw new DockerSaveError(
@@ -89,6 +91,15 @@ export async function openLayerContent(
   if (compression === "gzip") {
     stream = withLayerErrors(stream.pipeThrough(await createGunzip()), layer);
   }
+  return verifyContent(stream, layer, diffId, checks);
+}
+
+function verifyContent(
+  stream: ReadableStream<Uint8Array>,
+  layer: Descriptor,
+  diffId: string,
+  checks: LayerChecks,
+): ReadableStream<Uint8Array> {
   if (!checks.diffId && checks.size === undefined) return stream;
   return stream.pipeThrough(
     new VerifyStream({
@@ -147,11 +158,11 @@ export async function uncompressedSize(
   diffId: string,
   verify: boolean,
 ): Promise<{ size: number; blobChecked: boolean }> {
+  const known = await image.uncompressedSize?.(layer);
+  if (known !== undefined) return { size: known, blobChecked: false };
   if (layerCompression(layer.mediaType) === "none") {
     return { size: layer.size, blobChecked: false };
   }
-  const known = await image.uncompressedSize?.(layer);
-  if (known !== undefined) return { size: known, blobChecked: false };
   const reader = (await openLayerContent(image, layer, diffId, {
     blobDigest: verify,
     diffId: false,

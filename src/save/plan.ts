@@ -79,7 +79,9 @@ export function* planEntries(
         layer: v1.layer!,
         diffId: v1.diffId!,
       };
-      yield textEntry(`${v1.id}/json`, v1.json);
+      yield typeof v1.json === "string"
+        ? textEntry(`${v1.id}/json`, v1.json)
+        : bytesEntry(`${v1.id}/json`, v1.json);
     }
   }
   yield textEntry("repositories", dumpJson(repositoriesOf(images)));
@@ -114,10 +116,10 @@ export class PlanStream extends TransformStream<ConvertedImage, PlannedEntry> {
 
 function repositoriesOf(images: readonly ConvertedImage[]): JsonValue {
   const repositories: { [repo: string]: { [tag: string]: JsonValue } } = {};
-  for (const { parsedTag, ancestry } of images) {
+  for (const { parsedTag, topId } of images) {
     const repo = repositoryOf(parsedTag);
     repositories[repo] ??= {};
-    repositories[repo][parsedTag.tag ?? "latest"] = ancestry[0].id;
+    repositories[repo][parsedTag.tag ?? "latest"] = topId;
   }
   return repositories;
 }

@@ -8,7 +8,7 @@
 
 import { hexOf, sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
-import type { Descriptor } from "../image.ts";
+import type { Descriptor, V1Form } from "../image.ts";
 import { dumpJson, isJsonObject, type JsonObject } from "../json.ts";
 import type { DigestedImage } from "./config_digest.ts";
 
@@ -20,8 +20,8 @@ export const EMPTY_LAYER_DIGEST =
 export interface V1Layer {
   /** The v1 id (64 hex). */
   id: string;
-  /** The v1 json text, as the seed writes it. */
-  json: string;
+  /** The v1 json, as the seed writes it. */
+  json: string | Uint8Array;
   /** Whether the history entry was empty: no layer.tar is written for it. */
   throwaway: boolean;
   /** The manifest layer behind it; `undefined` when throwaway. */
@@ -34,6 +34,8 @@ export interface V1Layer {
 export interface ConvertedImage extends DigestedImage {
   /** The v1 ancestry, newest (top) first. */
   ancestry: V1Layer[];
+  /** The id `repositories` names: the top of the ancestry. */
+  topId: string;
 }
 
 const TOP_KEYS = [
@@ -125,10 +127,24 @@ export class V1Stream extends TransformStream<DigestedImage, ConvertedImage> {
   constructor() {
     super({
       transform: async (image, controller) => {
-        controller.enqueue({ ...image, ancestry: await v1Ancestry(image) });
+        const form = await image.image.v1Form?.();
+        if (form) {
+          controller.enqueue({ ...image, ...fromV1Form(form) });
+        } else {
+          const ancestry = await v1Ancestry(image);
+          controller.enqueue({ ...image, ancestry, topId: ancestry[0].id });
+        }
       },
     });
   }
+}
+
+// An existing v1 form is kept as it is (the reference's tag_to_v1_image).
+function fromV1Form(form: V1Form): { ancestry: V1Layer[]; topId: string } {
+  return {
+    topId: form.topId,
+    ancestry: form.layers.map((layer) => ({ ...layer, throwaway: false })),
+  };
 }
 
 function historyOf(image: DigestedImage): JsonObject[] {
