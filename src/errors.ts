@@ -18,7 +18,13 @@ export type DockerSaveErrorCode =
   | "UNSUPPORTED_MEDIA_TYPE"
   | "BAD_DIGEST"
   | "BAD_LAYOUT"
-  | "BAD_LAYER";
+  | "BAD_LAYER"
+  | "BAD_REFERENCE"
+  | "UNAUTHORIZED"
+  | "MANIFEST_NOT_FOUND"
+  | "PLATFORM_NOT_FOUND"
+  | "REGISTRY_ERROR"
+  | "FOREIGN_LAYER";
 
 /**
  * An input or verification failure. The output stream of `save()` errors with

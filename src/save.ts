@@ -8,7 +8,7 @@
 import type { Image } from "./image.ts";
 import { ConfigDigestStream } from "./save/config_digest.ts";
 import { type LayerMode, LayerStream } from "./save/layers.ts";
-import { PlanStream } from "./save/plan.ts";
+import { PlanStream, type SaveFormat } from "./save/plan.ts";
 import { tarStream } from "./save/tar_writer.ts";
 import { V1Stream } from "./save/v1.ts";
 
@@ -30,9 +30,18 @@ export interface SaveOptions {
    * @default {"uncompressed"}
    */
   layers?: LayerMode;
+  /**
+   * The tarball's layout. `"docker"`: the reference's format, byte-exact.
+   * `"oci"`: an OCI image layout tarball (`oci-layout`, `index.json`,
+   * `blobs/sha256/`), with an `org.opencontainers.image.ref.name` per tag.
+   * `"docker+oci"`: both at once, each blob stored once, for classic
+   * `docker load` and the containerd store alike.
+   * @default {"docker"}
+   */
+  format?: SaveFormat;
 }
 
-export type { LayerMode };
+export type { LayerMode, SaveFormat };
 
 /** `[tag, image]` pairs in order; a `Map<string, Image>` works too. */
 export type SaveEntries = Iterable<readonly [string, Image]>;
@@ -63,7 +72,7 @@ export function save(
   const planned = iterableStream(entries)
     .pipeThrough(new ConfigDigestStream())
     .pipeThrough(new V1Stream())
-    .pipeThrough(new PlanStream())
+    .pipeThrough(new PlanStream(options))
     .pipeThrough(new LayerStream(options));
   return tarStream(streamValues(planned));
 }

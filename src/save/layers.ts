@@ -19,7 +19,13 @@
 import { DockerSaveError } from "../errors.ts";
 import { type Descriptor, type Image, layerCompression } from "../image.ts";
 import { createGunzip } from "../runtime/gunzip.ts";
-import { isLayerEntry, type LayerEntry, type PlannedEntry } from "./plan.ts";
+import {
+  isDeferredEntry,
+  isLayerEntry,
+  type LayerEntry,
+  LayerSizes,
+  type PlannedEntry,
+} from "./entries.ts";
 import type { TarEntry } from "./tar_writer.ts";
 import { VerifyStream } from "./verify.ts";
 
@@ -183,7 +189,7 @@ export async function uncompressedSize(
  * @example
  * ```ts
  * import { LayerStream } from "./layers.ts";
- * import type { PlannedEntry } from "./plan.ts";
+ * import type { PlannedEntry } from "./entries.ts";
  * declare const planned: ReadableStream<PlannedEntry>;
  * const entries = planned.pipeThrough(new LayerStream({ layers: "compressed" }));
  * ```
@@ -193,35 +199,36 @@ export class LayerStream extends TransformStream<PlannedEntry, TarEntry> {
   constructor(options: LayerOptions = {}) {
     const verify = options.verify ?? true;
     const compressed = (options.layers ?? "uncompressed") === "compressed";
-    const sizes = new Map<string, number>();
-    const checkedBlobs = new Set<string>();
+    const sizes = new LayerSizes();
+    const checkedBlobs = new LayerSizes();
     super(
       {
         transform: async (entry, controller) => {
+          if (isDeferredEntry(entry)) {
+            const built = await entry.build(sizes);
+            if (built) controller.enqueue(built);
+            return;
+          }
           if (!isLayerEntry(entry)) return controller.enqueue(entry);
           if (compressed) {
             return controller.enqueue(compressedEntry(entry, verify));
           }
-          const key = `${entry.layer.digest} ${entry.diffId}`;
-          let size = sizes.get(key);
+          const { layer, diffId } = entry;
+          let size = sizes.get(layer, diffId);
           if (size === undefined) {
             const learnt = await uncompressedSize(
               entry.image,
-              entry.layer,
-              entry.diffId,
+              layer,
+              diffId,
               verify,
             );
             size = learnt.size;
-            sizes.set(key, size);
-            if (learnt.blobChecked) checkedBlobs.add(key);
+            sizes.set(layer, diffId, size);
+            if (learnt.blobChecked) checkedBlobs.set(layer, diffId, 1);
           }
+          const blobDigest = verify && !checkedBlobs.get(layer, diffId);
           controller.enqueue(
-            uncompressedEntry(
-              entry,
-              size,
-              verify && !checkedBlobs.has(key),
-              verify,
-            ),
+            uncompressedEntry(entry, size, blobDigest, verify),
           );
         },
       },

@@ -1,0 +1,589 @@
+/**
+ * Registry fixtures for the integration tests: Debian's `docker-registry`
+ * (the CNCF distribution registry) on 127.0.0.1 with a config written into a
+ * temp dir, a small token server, a fault-injecting proxy, and a push helper.
+ *
+ * Every daemon is started as a child process or an in-process server and
+ * stopped by its PID (or closed) through a `Cleanup` stack, which tests empty
+ * in `finally`. A process `exit` hook kills any registry still running.
+ *
+ * @module
+ */
+
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { createHash, createPrivateKey, createSign } from "node:crypto";
+import {
+  createServer,
+  type IncomingMessage,
+  request as httpRequest,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+
+/** Debian's registry binary. */
+export const REGISTRY_BIN = "/usr/bin/docker-registry";
+
+const ci = !["", "0", "false"].includes(process.env.CI ?? "");
+
+function runs(command: string, args: string[]): boolean {
+  const result = spawnSync(command, args, { stdio: "ignore" });
+  return result.error === undefined && result.status === 0;
+}
+
+/** Which tools the registry tests need, and whether each is installed. */
+export const TOOLS = {
+  registry: runs(REGISTRY_BIN, ["--version"]),
+  htpasswd: runs("htpasswd", ["-Bbn", "a", "b"]),
+  openssl: runs("openssl", ["version"]),
+};
+
+const missing = Object.entries(TOOLS).filter(([, ok]) => !ok).map(([name]) =>
+  name
+);
+
+/**
+ * The `skip` option of the registry tests: a reason locally when a tool is
+ * missing; `false` on CI (CI set), where `requireTools()` then fails.
+ */
+export const skip: string | false = missing.length === 0 || ci
+  ? false
+  : `not installed: ${missing.join(", ")}`;
+
+/** Fails the test when a tool is missing (reached only on CI). */
+export function requireTools(): void {
+  if (missing.length) {
+    throw new Error(
+      `CI is set but ${missing.join(", ")} ${
+        missing.length > 1 ? "are" : "is"
+      } missing: apt-get install -y docker-registry apache2-utils openssl (see .ci/run)`,
+    );
+  }
+}
+
+/** Things to stop, in reverse order of starting. */
+export class Cleanup {
+  #steps: (() => Promise<void> | void)[] = [];
+
+  /** Adds a step, run by `close()` before the ones added earlier. */
+  add(step: () => Promise<void> | void): void {
+    this.#steps.push(step);
+  }
+
+  /** Runs every step, even when one throws; throws the first error. */
+  async close(): Promise<void> {
+    let first: unknown;
+    while (this.#steps.length) {
+      try {
+        await this.#steps.pop()!();
+      } catch (error) {
+        first ??= error;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+}
+
+/** A temp dir removed by `cleanup`. */
+export async function tempDir(cleanup: Cleanup, prefix: string) {
+  const dir = await mkdtemp(join(tmpdir(), `docker-save-${prefix}-`));
+  cleanup.add(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked; the caller retries). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const running = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of running) {
+    try {
+      if (child.pid) process.kill(child.pid, "SIGKILL");
+    } catch { /* already gone */ }
+  }
+});
+
+/** How the registry authenticates. */
+export type RegistryAuthConfig =
+  | { htpasswd: { username: string; password: string } }
+  | {
+    token: {
+      realm: string;
+      service: string;
+      issuer: string;
+      certPath: string;
+    };
+  };
+
+/** A running registry. */
+export interface Registry {
+  /** `127.0.0.1:PORT`. */
+  host: string;
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /** The registry's PID. */
+  pid: number;
+  /** What it wrote on stderr so far (for failure messages). */
+  log(): string;
+}
+
+/**
+ * Starts `docker-registry serve` on 127.0.0.1 with filesystem storage in a
+ * temp dir; `cleanup` stops it by its PID and removes the dir.
+ */
+export async function startRegistry(
+  cleanup: Cleanup,
+  auth?: RegistryAuthConfig,
+): Promise<Registry> {
+  const dir = await tempDir(cleanup, "registry");
+  let authYaml = "";
+  if (auth && "htpasswd" in auth) {
+    const line = spawnSync("htpasswd", [
+      "-Bbn",
+      auth.htpasswd.username,
+      auth.htpasswd.password,
+    ], { encoding: "utf8" });
+    if (line.status !== 0) throw new Error(`htpasswd failed: ${line.stderr}`);
+    await writeFile(join(dir, "htpasswd"), line.stdout.trim() + "\n");
+    authYaml = `auth:
+  htpasswd:
+    realm: test-realm
+    path: ${join(dir, "htpasswd")}
+`;
+  } else if (auth && "token" in auth) {
+    authYaml = `auth:
+  token:
+    realm: ${auth.token.realm}
+    service: ${auth.token.service}
+    issuer: ${auth.token.issuer}
+    rootcertbundle: ${auth.token.certPath}
+`;
+  }
+  for (let attempt = 0;; attempt++) {
+    const port = await freePort();
+    const host = `127.0.0.1:${port}`;
+    const config = join(dir, "config.yml");
+    await writeFile(
+      config,
+      `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${join(dir, "data")}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: ${host}
+  secret: docker-save-test-secret
+${authYaml}`,
+    );
+    const child = spawn(REGISTRY_BIN, ["serve", config], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk) => stderr += String(chunk));
+    const exited = new Promise<void>((resolve) => child.once("exit", resolve));
+    child.once("error", () => {});
+    running.add(child);
+    const stop = async () => {
+      running.delete(child);
+      if (child.exitCode === null && child.signalCode === null && child.pid) {
+        try {
+          process.kill(child.pid, "SIGTERM");
+        } catch { /* gone */ }
+        const timer = setTimeout(() => {
+          try {
+            process.kill(child.pid!, "SIGKILL");
+          } catch { /* gone */ }
+        }, 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      child.stderr!.destroy();
+    };
+    const ready = await waitReady(`http://${host}/v2/`, exited);
+    if (ready) {
+      cleanup.add(stop);
+      return { host, url: `http://${host}`, pid: child.pid!, log: () => stderr };
+    }
+    await stop();
+    if (attempt >= 3) {
+      throw new Error(`docker-registry did not start on ${host}: ${stderr}`);
+    }
+  }
+}
+
+async function waitReady(url: string, exited: Promise<void>) {
+  let gone = false;
+  exited.then(() => gone = true);
+  for (let i = 0; i < 200 && !gone; i++) {
+    try {
+      const response = await fetch(url);
+      await response.body?.cancel();
+      if (response.status === 200 || response.status === 401) return true;
+    } catch { /* not listening yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
+
+/** An in-process HTTP server on 127.0.0.1, closed by `cleanup`. */
+export async function listen(
+  cleanup: Cleanup,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; host: string; url: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  cleanup.add(() =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections?.();
+      server.close(() => resolve());
+    })
+  );
+  const { port } = server.address() as { port: number };
+  const host = `127.0.0.1:${port}`;
+  return { server, host, url: `http://${host}` };
+}
+
+/** A token server for the registry's `auth: token`. */
+export interface TokenServer {
+  /** The realm to configure (`http://127.0.0.1:PORT/token`). */
+  realm: string;
+  service: string;
+  issuer: string;
+  /** The signing certificate (PEM), the registry's rootcertbundle. */
+  certPath: string;
+  /** The query strings of the token requests received, in order. */
+  requests: { scope: string | null; authorized: boolean }[];
+}
+
+/**
+ * Starts a token server that signs RS256 JWTs with a fresh key and
+ * self-signed certificate (openssl). It grants pull and push on any
+ * repository to `username:password`, and nothing to anonymous callers unless
+ * `anonymousPull`.
+ */
+export async function startTokenServer(
+  cleanup: Cleanup,
+  options: {
+    username: string;
+    password: string;
+    anonymousPull?: boolean;
+    expiresIn?: number;
+  },
+): Promise<TokenServer> {
+  const dir = await tempDir(cleanup, "token");
+  const keyPath = join(dir, "key.pem");
+  const certPath = join(dir, "cert.pem");
+  const made = spawnSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    keyPath,
+    "-out",
+    certPath,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=docker-save test token issuer",
+  ], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+  const key = createPrivateKey(await readFile(keyPath));
+  const certDer = (await readFile(certPath, "utf8"))
+    .replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  const service = "docker-save-test";
+  const issuer = "docker-save-test-issuer";
+  const requests: TokenServer["requests"] = [];
+  const expected = "Basic " +
+    btoa(`${options.username}:${options.password}`);
+  const b64url = (data: string | Uint8Array) =>
+    (typeof data === "string" ? Buffer.from(data) : Buffer.from(data))
+      .toString("base64url");
+  const { url } = await listen(cleanup, (req, res) => {
+    const query = new URL(req.url ?? "/", "http://x").searchParams;
+    const authorization = req.headers.authorization;
+    const authorized = authorization === expected;
+    requests.push({ scope: query.get("scope"), authorized });
+    if (authorization !== undefined && !authorized) {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ details: "bad credentials" }));
+      return;
+    }
+    const access = query.getAll("scope").flatMap((scope) => {
+      const [type, name, actions] = scope.split(":");
+      const granted = (actions ?? "").split(",").filter((action) =>
+        authorized || (options.anonymousPull && action === "pull")
+      );
+      return granted.length ? [{ type, name, actions: granted }] : [];
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const expiresIn = options.expiresIn ?? 300;
+    const header = { typ: "JWT", alg: "RS256", x5c: [certDer] };
+    const claims = {
+      iss: issuer,
+      sub: authorized ? options.username : "",
+      aud: query.get("service") ?? service,
+      exp: now + expiresIn,
+      nbf: now - 10,
+      iat: now,
+      jti: crypto.randomUUID(),
+      access,
+    };
+    const signingInput = `${b64url(JSON.stringify(header))}.${
+      b64url(JSON.stringify(claims))
+    }`;
+    const signature = createSign("RSA-SHA256").update(signingInput).sign(key);
+    const token = `${signingInput}.${b64url(new Uint8Array(signature))}`;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ token, expires_in: expiresIn }));
+  });
+  return { realm: `${url}/token`, service, issuer, certPath, requests };
+}
+
+/** What the proxy does to one request. */
+export type Fault =
+  | { status: number; headers?: Record<string, string>; body?: string }
+  | { cutAfter: number }
+  | { corruptAt: number }
+  | { ignoreRange: true }
+  | { redirect: string };
+
+/** A request as the proxy saw it. */
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  range?: string;
+  authorization?: string;
+}
+
+/** A fault-injecting HTTP proxy in front of a registry. */
+export interface Proxy {
+  host: string;
+  url: string;
+  /** Every request received, in order. */
+  requests: ProxiedRequest[];
+}
+
+/**
+ * Starts a reverse proxy to `target` (`http://HOST:PORT`). `fault` is asked
+ * for every request: `undefined` forwards it untouched; a fault answers with
+ * a status, cuts the response body after `cutAfter` bytes (headers promise
+ * all of them), flips the byte at `corruptAt`, forwards without the `Range`
+ * header, or redirects.
+ */
+export async function startProxy(
+  cleanup: Cleanup,
+  target: string,
+  fault: (request: ProxiedRequest, index: number) => Fault | undefined,
+): Promise<Proxy> {
+  const requests: ProxiedRequest[] = [];
+  const upstream = new URL(target);
+  const { host, url } = await listen(cleanup, (req, res) => {
+    const seen: ProxiedRequest = {
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+    };
+    requests.push(seen);
+    const injected = fault(seen, requests.length - 1);
+    if (injected && "status" in injected) {
+      req.resume();
+      res.writeHead(injected.status, injected.headers ?? {});
+      res.end(injected.body ?? "");
+      return;
+    }
+    if (injected && "redirect" in injected) {
+      req.resume();
+      res.writeHead(307, { location: injected.redirect });
+      res.end();
+      return;
+    }
+    const headers = { ...req.headers, host: upstream.host };
+    if (injected && "ignoreRange" in injected) delete headers.range;
+    const forward = httpRequest({
+      host: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers,
+    }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      let sent = 0;
+      up.on("data", (chunk: Buffer) => {
+        if (injected && "cutAfter" in injected) {
+          const room = injected.cutAfter - sent;
+          if (room <= 0) return;
+          if (chunk.length >= room) {
+            res.write(chunk.subarray(0, room), () => {
+              up.destroy();
+              res.socket?.destroy();
+            });
+            sent += room;
+            return;
+          }
+        }
+        if (
+          injected && "corruptAt" in injected &&
+          injected.corruptAt >= sent && injected.corruptAt < sent + chunk.length
+        ) {
+          chunk = Buffer.from(chunk);
+          chunk[injected.corruptAt - sent] ^= 0xff;
+        }
+        sent += chunk.length;
+        res.write(chunk);
+      });
+      up.on("end", () => res.end());
+      up.on("error", () => res.destroy());
+    });
+    forward.on("error", () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    req.pipe(forward);
+  });
+  return { host, url, requests };
+}
+
+/** sha256 digest of bytes. */
+export function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/**
+ * Pushes a blob with a monolithic upload (POST then PUT ?digest=); a blob the
+ * registry has is skipped.
+ */
+export async function pushBlob(
+  registry: string,
+  repository: string,
+  bytes: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const digest = sha256(bytes);
+  const head = await fetch(`${registry}/v2/${repository}/blobs/${digest}`, {
+    method: "HEAD",
+    headers,
+  });
+  if (head.status === 200) return digest;
+  const start = await fetch(`${registry}/v2/${repository}/blobs/uploads/`, {
+    method: "POST",
+    headers,
+  });
+  await start.body?.cancel();
+  if (start.status !== 202) {
+    throw new Error(`Cannot start upload: status ${start.status}`);
+  }
+  const location = new URL(start.headers.get("location")!, registry);
+  location.searchParams.set("digest", digest);
+  const put = await fetch(location, {
+    method: "PUT",
+    headers: { ...headers, "content-type": "application/octet-stream" },
+    body: bytes as Uint8Array<ArrayBuffer>,
+  });
+  const text = await put.text();
+  if (put.status !== 201) {
+    throw new Error(`Cannot upload ${digest}: status ${put.status} ${text}`);
+  }
+  return digest;
+}
+
+/** Pushes a manifest or index under `reference` (a tag or its digest). */
+export async function pushManifest(
+  registry: string,
+  repository: string,
+  reference: string,
+  bytes: Uint8Array,
+  mediaType: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const put = await fetch(
+    `${registry}/v2/${repository}/manifests/${reference}`,
+    {
+      method: "PUT",
+      headers: { ...headers, "content-type": mediaType },
+      body: bytes as Uint8Array<ArrayBuffer>,
+    },
+  );
+  const text = await put.text();
+  if (put.status !== 201) {
+    throw new Error(
+      `Cannot push manifest ${repository}:${reference}: status ${put.status} ${text}`,
+    );
+  }
+  return sha256(bytes);
+}
+
+/**
+ * Pushes the image an OCI layout's index.json names by `ref` (its
+ * `org.opencontainers.image.ref.name`) as `repository:tag`: every blob, the
+ * manifest and, for a nested index, each child, byte for byte, so digests are
+ * preserved. (Debian's skopeo 1.9 cannot read a layout whose index entry has
+ * a Docker media type, so the tests push with this.)
+ */
+export async function pushLayout(
+  layout: string,
+  ref: string,
+  registry: string,
+  repository: string,
+  tag: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const blob = (digest: string) =>
+    readFile(join(layout, "blobs", "sha256", digest.slice(7))).then((b) =>
+      new Uint8Array(b)
+    );
+  const index = JSON.parse(await readFile(join(layout, "index.json"), "utf8"));
+  const entry = index.manifests.find((m: { annotations?: Record<string, string> }) =>
+    m.annotations?.["org.opencontainers.image.ref.name"] === ref
+  );
+  if (!entry) throw new Error(`no entry ${ref} in ${layout}`);
+  const pushOne = async (
+    descriptor: { digest: string; mediaType: string },
+    reference: string,
+  ): Promise<string> => {
+    const bytes = await blob(descriptor.digest);
+    const parsed = JSON.parse(new TextDecoder().decode(bytes));
+    for (const child of parsed.manifests ?? []) {
+      await pushOne(child, child.digest);
+    }
+    for (const part of [parsed.config, ...(parsed.layers ?? [])]) {
+      if (part) await pushBlob(registry, repository, await blob(part.digest), headers);
+    }
+    return pushManifest(
+      registry,
+      repository,
+      reference,
+      bytes,
+      descriptor.mediaType,
+      headers,
+    );
+  };
+  return await pushOne(entry, tag);
+}
