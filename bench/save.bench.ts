@@ -6,8 +6,15 @@
  * ```sh
  * node --import tsx bench/save.bench.ts [--sizes 256,1024] [--runs 3] \
  *   [--runtimes node,deno,bun[,node-bundle]] [--modes uncompressed,compressed] \
- *   [--out bench/results.md [--append]] [--no-skopeo] [--no-baselines]
+ *   [--out bench/results.md [--append]] [--no-skopeo] [--no-baselines] \
+ *   [--live]
  * ```
+ *
+ * The CLI runs from a snapshot of the sources (mod.ts, src/, package.json,
+ * deno.json, node_modules linked) copied to /tmp/docker-save-bench/snapshot/
+ * and checked end to end on a 1 MiB image on every runtime first, so that
+ * edits made to the work tree while the benchmark runs cannot mix versions
+ * (the snapshot is retaken until it passes). `--live` runs the work tree.
  *
  * Fixtures: one OCI image layout per size, cached under
  * /tmp/docker-save-bench/<size>MiB/ and generated only when missing. Its one
@@ -29,6 +36,7 @@ import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   closeSync,
+  cpSync,
   createWriteStream,
   existsSync,
   mkdirSync,
@@ -38,6 +46,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
@@ -71,6 +80,9 @@ type Mode = "uncompressed" | "compressed";
 type Runtime = "node" | "deno" | "bun" | "node-bundle";
 const RUNTIMES: Runtime[] = ["node", "deno", "bun", "node-bundle"];
 const BUNDLE = join(ROOT, "cli.bundle.mjs");
+const SNAPSHOT = join(ROOT, "snapshot");
+/** Where the CLI runs from: the snapshot, or the work tree with --live. */
+let cliDir = REPO;
 
 interface Options {
   sizes: number[];
@@ -81,6 +93,8 @@ interface Options {
   append: boolean;
   skopeo: boolean;
   baselines: boolean;
+  /** Run the CLI in the work tree rather than in a checked snapshot. */
+  live: boolean;
 }
 
 // ---------------------------------------------------------------- arguments
@@ -94,6 +108,7 @@ function parseOptions(argv: string[]): Options {
     append: false,
     skopeo: true,
     baselines: true,
+    live: false,
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -151,12 +166,15 @@ function parseOptions(argv: string[]): Options {
       case "--no-baselines":
         options.baselines = false;
         break;
+      case "--live":
+        options.live = true;
+        break;
       case "-h":
       case "--help":
         console.log(
           "node --import tsx bench/save.bench.ts [--sizes 256,1024] [--runs 3] " +
             "[--runtimes node,deno,bun[,node-bundle]] [--modes uncompressed,compressed] " +
-            "[--out FILE [--append]] [--no-skopeo] [--no-baselines]",
+            "[--out FILE [--append]] [--no-skopeo] [--no-baselines] [--live]",
         );
         process.exit(0);
         break;
@@ -397,7 +415,7 @@ function timed(
     "/usr/bin/time",
     ["-f", "%e %M", "-o", TIME_FILE, ...argv],
     {
-      cwd: REPO,
+      cwd: cliDir,
       stdio: ["ignore", stdoutFd, "pipe"],
       env: opts.env ?? process.env,
       maxBuffer: 64 * MiB,
@@ -460,8 +478,79 @@ function buildBundle(): void {
     "--format=esm",
     "--log-level=warning",
     `--outfile=${BUNDLE}`,
-  ], { cwd: REPO, stdio: ["ignore", "inherit", "inherit"] });
+  ], { cwd: cliDir, stdio: ["ignore", "inherit", "inherit"] });
   if (r.status !== 0) throw new Error("esbuild could not bundle src/cli.ts");
+}
+
+/** sha256 over the snapshot's file names and contents, short. */
+function treeHash(dir: string): string {
+  const hash = createHash("sha256");
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(dir, rel)).sort()) {
+      const path = join(rel, name);
+      if (name === "node_modules" || name === "deno.lock") continue;
+      if (statSync(join(dir, path)).isDirectory()) walk(path);
+      else hash.update(`${path}\0`).update(readFileSync(join(dir, path)));
+    }
+  };
+  walk("");
+  return hash.digest("hex").slice(0, 12);
+}
+
+function takeSnapshot(): void {
+  rmSync(SNAPSHOT, { recursive: true, force: true });
+  mkdirSync(SNAPSHOT, { recursive: true });
+  for (const name of ["mod.ts", "src", "package.json", "deno.json"]) {
+    if (existsSync(join(REPO, name))) {
+      cpSync(join(REPO, name), join(SNAPSHOT, name), { recursive: true });
+    }
+  }
+  symlinkSync(join(REPO, "node_modules"), join(SNAPSHOT, "node_modules"));
+}
+
+/**
+ * Takes (with `live`, just uses) the sources the CLI runs from, and checks
+ * them: every runtime saves a 1 MiB image in every mode. Retakes the
+ * snapshot until it passes, since others may be editing src/ meanwhile.
+ */
+async function prepareSources(options: Options): Promise<string> {
+  const check = await ensureFixture(1);
+  const source = `oci:${check.dir}:bench=${TAG}`;
+  for (let attempt = 1;; attempt++) {
+    if (options.live) cliDir = REPO;
+    else {
+      takeSnapshot();
+      cliDir = SNAPSHOT;
+    }
+    if (options.runtimes.includes("node-bundle")) buildBundle();
+    const failures: string[] = [];
+    for (const runtime of options.runtimes) {
+      for (const mode of options.modes) {
+        cleanOutputs();
+        const r = timed([
+          ...runtimeArgv(runtime),
+          "-o",
+          OUT_TAR,
+          "--layers",
+          mode,
+          source,
+        ], { outputPath: OUT_TAR });
+        cleanOutputs();
+        if (!r.ok) failures.push(`${runtime} ${mode}: ${r.error}`);
+      }
+    }
+    const id = options.live ? `work tree ${REPO}` : `snapshot of ${REPO} (src tree sha256 ${treeHash(SNAPSHOT)})`;
+    if (failures.length === 0) {
+      log(`sources: ${id}: 1 MiB check passed on every runtime and mode`);
+      return id;
+    }
+    log(`sources: ${id}: check failed (attempt ${attempt}): ${failures.join("; ")}`);
+    if (options.live || attempt >= 15) {
+      log("sources: giving up; benchmarking them as they are");
+      return `${id} — FAILED its 1 MiB check: ${failures.join("; ")}`;
+    }
+    await new Promise((r) => setTimeout(r, 20_000));
+  }
 }
 
 function versionOf(argv: string[]): string {
@@ -584,8 +673,8 @@ function renderTable(
         : "; cached from an earlier run.") +
       ` Medians of ${runs} run${runs === 1 ? "" : "s"}; page cache warmed once by reading the blob before timing.`,
     "",
-    "| row | median wall s | MB/s (of what) | peak RSS MiB | ratio vs baseline | output bytes | wall s per run |",
-    "| --- | ---: | --- | ---: | --- | ---: | --- |",
+    "| row | median wall s | MB/s (of what) | peak RSS MiB | ratio vs baseline | output bytes | wall s per run | peak RSS MiB per run |",
+    "| --- | ---: | --- | ---: | --- | ---: | --- | --- |",
   );
   for (const row of rows) {
     const s = summaries.get(row)!;
@@ -612,11 +701,14 @@ function renderTable(
     const perRun = row.results.map((r) =>
       r.ok ? fmt(r.wallPrecise) : "FAIL"
     ).join(" / ");
+    const rssPerRun = row.results.map((r) => fmt(r.rssKiB / 1024, 0)).join(
+      " / ",
+    );
     const label = s.error ? `${row.label} — FAILED: ${s.error.replaceAll("|", "\\|")}` : row.label;
     lines.push(
       `| ${label} | ${fmt(s.wall)} | ${fmt(s.mbps, 0)} (${what}) | ${rss} | ${ratio} | ${
         s.outputBytes ?? ""
-      } | ${perRun} |`,
+      } | ${perRun} | ${rssPerRun} |`,
     );
   }
   if (floors.size) {
@@ -664,7 +756,7 @@ async function main(): Promise<void> {
   const header = machineLine();
   log(header);
 
-  if (options.runtimes.includes("node-bundle")) buildBundle();
+  const sourcesId = await prepareSources(options);
   // Warm the runtimes' transpile caches; note each runtime's RSS floor.
   const floors = new Map<Runtime, number>();
   for (const runtime of options.runtimes) {
@@ -808,6 +900,8 @@ async function main(): Promise<void> {
     `## \`${command}\``,
     "",
     header,
+    "",
+    `CLI sources: ${sourcesId}.`,
     "",
     ...sections.flatMap((s) => [s, ""]),
     ...notes,

@@ -224,7 +224,12 @@ ${authYaml}`,
     const ready = await waitReady(`http://${host}/v2/`, exited);
     if (ready) {
       cleanup.add(stop);
-      return { host, url: `http://${host}`, pid: child.pid!, log: () => stderr };
+      return {
+        host,
+        url: `http://${host}`,
+        pid: child.pid!,
+        log: () => stderr,
+      };
     }
     await stop();
     if (attempt >= 3) {
@@ -560,9 +565,9 @@ export async function pushLayout(
       new Uint8Array(b)
     );
   const index = JSON.parse(await readFile(join(layout, "index.json"), "utf8"));
-  const entry = index.manifests.find((m: { annotations?: Record<string, string> }) =>
-    m.annotations?.["org.opencontainers.image.ref.name"] === ref
-  );
+  const entry = index.manifests.find((
+    m: { annotations?: Record<string, string> },
+  ) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
   if (!entry) throw new Error(`no entry ${ref} in ${layout}`);
   const pushOne = async (
     descriptor: { digest: string; mediaType: string },
@@ -574,7 +579,9 @@ export async function pushLayout(
       await pushOne(child, child.digest);
     }
     for (const part of [parsed.config, ...(parsed.layers ?? [])]) {
-      if (part) await pushBlob(registry, repository, await blob(part.digest), headers);
+      if (part) {
+        await pushBlob(registry, repository, await blob(part.digest), headers);
+      }
     }
     return pushManifest(
       registry,

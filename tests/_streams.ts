@@ -245,7 +245,9 @@ export function testImage(specs: LayerSpec[]): TestImage {
     mediaType: MEDIA.ociManifest,
     config: {
       mediaType: MEDIA.ociConfig,
-      digest: `sha256:${createHash("sha256").update(configBytes).digest("hex")}`,
+      digest: `sha256:${
+        createHash("sha256").update(configBytes).digest("hex")
+      }`,
       size: configBytes.byteLength,
     },
     layers: descriptors,
@@ -329,7 +331,9 @@ export function flipByteAt(position: number): (s: ChunkSource) => ChunkSource {
 }
 
 /** A source with `extra` bytes appended after its end. */
-export function appendBytes(extra: Uint8Array): (s: ChunkSource) => ChunkSource {
+export function appendBytes(
+  extra: Uint8Array,
+): (s: ChunkSource) => ChunkSource {
   return (source) => {
     let appended = false;
     return {

@@ -12,7 +12,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -24,49 +23,7 @@ import type { Image } from "../src/image.ts";
 import { buildImage } from "../src/sources/memory.ts";
 import { tarStream } from "../src/save/tar_writer.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
-
-const SKOPEO = "skopeo";
-const TIMEOUT = 120_000;
-
-function hasSkopeo(): boolean {
-  const result = spawnSync(SKOPEO, ["--version"], { stdio: "ignore" });
-  return result.error === undefined && result.status === 0;
-}
-
-const ci = !["", "0", "false"].includes(process.env.CI ?? "");
-const installed = hasSkopeo();
-// Skipped locally without skopeo; on CI the tests run and fail loudly.
-const skip = installed || ci ? false : "skopeo not installed";
-
-function requireSkopeo(): void {
-  if (!installed) {
-    assert.fail(
-      "skopeo is not installed (or `skopeo --version` fails) and CI is set: " +
-        "install it (apt-get install -y skopeo) so the tarballs are checked " +
-        "by a real consumer",
-    );
-  }
-}
-
-/** Runs skopeo; rejects with its stderr when it exits non-zero. */
-function skopeo(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      SKOPEO,
-      args,
-      { maxBuffer: 16 * 1024 * 1024, timeout: TIMEOUT },
-      (error, stdout, stderr) => {
-        if (error) {
-          reject(
-            new Error(
-              `skopeo ${args.join(" ")} failed: ${error.message}\n${stderr}`,
-            ),
-          );
-        } else resolve(String(stdout));
-      },
-    );
-  });
-}
+import { requireSkopeo, skip, skopeo, TIMEOUT } from "./_skopeo.ts";
 
 interface DockerManifestEntry {
   Config: string;

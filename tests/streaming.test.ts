@@ -233,37 +233,45 @@ test("save() pulls a bounded amount ahead of a stalled consumer", {
   assert.equal(consumer.tracker.members.at(-1)?.name, "manifest.json");
 });
 
-test("save() pulls a bounded amount ahead in the second pass over a gzip layer of unknown size", {
-  timeout: 60_000,
-}, async () => {
-  const gzip = await gzip64();
-  const { image, stats } = testImage([{ layer: gzip }]);
-  const consumer = new Consumer(save([[TAG, image]]));
-  await consumer.readUntil(() => consumer.inLayerBody(STALL_AT));
-  assert.equal(consumer.tracker.current?.size, 64 * MiB);
-  // The counting pass read the blob once to its end; the writing pass is the
-  // second stream.
-  assert.equal(stats.streams.length, 2);
-  assert.ok(stats.streams[0].done);
-  assert.equal(stats.streams[0].pulled, gzip.size);
-  const source = stats.streams[1];
-  assertBounded(
-    "gzip layer, second pass",
-    await stall(consumer, () => source.pulled),
-  );
-  await consumer.reader.cancel("done");
-});
+test(
+  "save() pulls a bounded amount ahead in the second pass over a gzip layer of unknown size",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const gzip = await gzip64();
+    const { image, stats } = testImage([{ layer: gzip }]);
+    const consumer = new Consumer(save([[TAG, image]]));
+    await consumer.readUntil(() => consumer.inLayerBody(STALL_AT));
+    assert.equal(consumer.tracker.current?.size, 64 * MiB);
+    // The counting pass read the blob once to its end; the writing pass is the
+    // second stream.
+    assert.equal(stats.streams.length, 2);
+    assert.ok(stats.streams[0].done);
+    assert.equal(stats.streams[0].pulled, gzip.size);
+    const source = stats.streams[1];
+    assertBounded(
+      "gzip layer, second pass",
+      await stall(consumer, () => source.pulled),
+    );
+    await consumer.reader.cancel("done");
+  },
+);
 
-test("save() pulls no layer bytes ahead of a consumer that stalls in the config member", {
-  timeout: 30_000,
-}, async () => {
-  const { image, stats } = testImage([{ layer: await plain64() }]);
-  const consumer = new Consumer(save([[TAG, image]]));
-  assert.ok(await consumer.step());
-  await sleep(100);
-  assert.equal(opens(stats), 0);
-  await consumer.reader.cancel("done");
-});
+test(
+  "save() pulls no layer bytes ahead of a consumer that stalls in the config member",
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    const { image, stats } = testImage([{ layer: await plain64() }]);
+    const consumer = new Consumer(save([[TAG, image]]));
+    assert.ok(await consumer.step());
+    await sleep(100);
+    assert.equal(opens(stats), 0);
+    await consumer.reader.cancel("done");
+  },
+);
 
 // --- Cancel -----------------------------------------------------------------
 
@@ -321,7 +329,11 @@ for (const c of CANCEL_CASES) {
     await sleep(100);
 
     log(`cancel ${c.name}: reason`, source.cancels);
-    assert.equal(source.cancels.length, 1, "the layer stream was not cancelled");
+    assert.equal(
+      source.cancels.length,
+      1,
+      "the layer stream was not cancelled",
+    );
     if (c.reasonArrives) assert.equal(source.cancels[0], "stop");
     assert.equal(source.pullsAfterCancel, 0, "pulled after cancel");
     assert.equal(source.pulled, pulledAtCancel, "pulled after cancel");
@@ -457,40 +469,47 @@ for (
     ["gzip", { layers: "compressed" }],
   ] as const
 ) {
-  test(`cancelling save() mid-layer closes the ${kind} blob file of an OCI layout${
-    options.layers ? ` (${options.layers})` : ""
-  }`, { timeout: 60_000 }, async () => {
-    const layout = await bigLayout(kind);
-    try {
-      const before = openFiles();
-      const watched = watchCancels(await fromOciLayout(layout.dir, "big"));
-      const consumer = new Consumer(
-        save([[TAG, watched.image]], options as SaveOptions),
-      );
-      await consumer.readUntil(() => consumer.inLayerBody(STALL_AT));
-      assert.ok(consumer.inLayerBody(STALL_AT), "never reached the layer body");
-      const during = openFiles();
-      if (during) {
-        assert.ok(
-          during.includes(layout.blobPath),
-          "the blob file is not open mid-layer",
+  test(
+    `cancelling save() mid-layer closes the ${kind} blob file of an OCI layout${
+      options.layers ? ` (${options.layers})` : ""
+    }`,
+    { timeout: 60_000 },
+    async () => {
+      const layout = await bigLayout(kind);
+      try {
+        const before = openFiles();
+        const watched = watchCancels(await fromOciLayout(layout.dir, "big"));
+        const consumer = new Consumer(
+          save([[TAG, watched.image]], options as SaveOptions),
         );
-      }
-      await consumer.reader.cancel("stop");
-      await sleep(50);
-      assert.equal(watched.cancels.length, 1);
-      const after = openFiles();
-      if (before && after) {
+        await consumer.readUntil(() => consumer.inLayerBody(STALL_AT));
         assert.ok(
-          !after.includes(layout.blobPath),
-          "the blob file is still open after cancel",
+          consumer.inLayerBody(STALL_AT),
+          "never reached the layer body",
         );
-        assert.ok(!before.includes(layout.blobPath));
+        const during = openFiles();
+        if (during) {
+          assert.ok(
+            during.includes(layout.blobPath),
+            "the blob file is not open mid-layer",
+          );
+        }
+        await consumer.reader.cancel("stop");
+        await sleep(50);
+        assert.equal(watched.cancels.length, 1);
+        const after = openFiles();
+        if (before && after) {
+          assert.ok(
+            !after.includes(layout.blobPath),
+            "the blob file is still open after cancel",
+          );
+          assert.ok(!before.includes(layout.blobPath));
+        }
+      } finally {
+        layout.dispose();
       }
-    } finally {
-      layout.dispose();
-    }
-  });
+    },
+  );
 }
 
 // --- 8 GiB ------------------------------------------------------------------
@@ -741,41 +760,45 @@ for (const c of CORRUPT_CASES) {
 // --- Laziness ---------------------------------------------------------------
 
 for (const kind of ["plain", "gzip"] as const) {
-  test(`save() opens no ${kind} layer before the consumer reads past the config member`, {
-    timeout: 30_000,
-  }, async () => {
-    const layer = kind === "plain" ? await plain64() : await gzip32();
-    const { image, stats, configBytes } = testImage([{ layer }]);
-    const stream = save([[TAG, image]]);
-    await sleep(50);
-    assert.equal(opens(stats), 0, "openLayer called before the first read");
+  test(
+    `save() opens no ${kind} layer before the consumer reads past the config member`,
+    {
+      timeout: 30_000,
+    },
+    async () => {
+      const layer = kind === "plain" ? await plain64() : await gzip32();
+      const { image, stats, configBytes } = testImage([{ layer }]);
+      const stream = save([[TAG, image]]);
+      await sleep(50);
+      assert.equal(opens(stats), 0, "openLayer called before the first read");
 
-    const consumer = new Consumer(stream);
-    assert.ok(await consumer.step());
-    assert.equal(opens(stats), 0, "openLayer called before the first chunk");
-    // Read chunk by chunk; the first openLayer call must come after the
-    // config member (its header, body and padding) was received.
-    const configEnd = 512 + configBytes.byteLength +
-      (512 - configBytes.byteLength % 512) % 512;
-    let receivedAtOpen = -1;
-    for (;;) {
-      const before = consumer.received;
-      if (!await consumer.step()) break;
-      if (opens(stats) > 0) {
-        receivedAtOpen = before;
-        break;
+      const consumer = new Consumer(stream);
+      assert.ok(await consumer.step());
+      assert.equal(opens(stats), 0, "openLayer called before the first chunk");
+      // Read chunk by chunk; the first openLayer call must come after the
+      // config member (its header, body and padding) was received.
+      const configEnd = 512 + configBytes.byteLength +
+        (512 - configBytes.byteLength % 512) % 512;
+      let receivedAtOpen = -1;
+      for (;;) {
+        const before = consumer.received;
+        if (!await consumer.step()) break;
+        if (opens(stats) > 0) {
+          receivedAtOpen = before;
+          break;
+        }
       }
-    }
-    assert.ok(receivedAtOpen >= 0, "openLayer was never called");
-    const config = consumer.tracker.members[0];
-    assert.equal(config.size, configBytes.byteLength);
-    assert.ok(config.name.endsWith(".json"));
-    assert.ok(
-      receivedAtOpen >= configEnd,
-      `openLayer was called by a read after ${receivedAtOpen} bytes, within the config member (ends at ${configEnd})`,
-    );
-    await consumer.reader.cancel("done");
-  });
+      assert.ok(receivedAtOpen >= 0, "openLayer was never called");
+      const config = consumer.tracker.members[0];
+      assert.equal(config.size, configBytes.byteLength);
+      assert.ok(config.name.endsWith(".json"));
+      assert.ok(
+        receivedAtOpen >= configEnd,
+        `openLayer was called by a read after ${receivedAtOpen} bytes, within the config member (ends at ${configEnd})`,
+      );
+      await consumer.reader.cancel("done");
+    },
+  );
 }
 
 // --- layers: "compressed" ---------------------------------------------------
@@ -805,20 +828,29 @@ test('save() with layers: "compressed" writes the gzip blob as stored', {
   assert.ok(!stats.calls.some((call) => call.startsWith("uncompressedSize")));
 });
 
-test('save() with layers: "compressed" errors DIGEST_MISMATCH on a wrong digest', {
-  timeout: 60_000,
-}, async () => {
-  const layer = await gzip32();
-  const wrong = digestOfText("some other blob");
-  const { image } = testImage([{ layer, descriptor: { digest: wrong } }]);
-  const consumer = new Consumer(save([[TAG, image]], { layers: "compressed" }));
-  await assert.rejects(consumer.readAll(), (error: Error & { code?: string }) => {
-    assert.equal(error.name, "DockerSaveError");
-    assert.equal(error.code, "DIGEST_MISMATCH");
-    assert.ok(error.message.includes(wrong), error.message);
-    assert.ok(error.message.includes(layer.digest), error.message);
-    return true;
-  });
-  assert.ok(!consumer.tracker.ended);
-  assert.ok(consumer.tracker.bodyReceived < layer.size);
-});
+test(
+  'save() with layers: "compressed" errors DIGEST_MISMATCH on a wrong digest',
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const layer = await gzip32();
+    const wrong = digestOfText("some other blob");
+    const { image } = testImage([{ layer, descriptor: { digest: wrong } }]);
+    const consumer = new Consumer(
+      save([[TAG, image]], { layers: "compressed" }),
+    );
+    await assert.rejects(
+      consumer.readAll(),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.name, "DockerSaveError");
+        assert.equal(error.code, "DIGEST_MISMATCH");
+        assert.ok(error.message.includes(wrong), error.message);
+        assert.ok(error.message.includes(layer.digest), error.message);
+        return true;
+      },
+    );
+    assert.ok(!consumer.tracker.ended);
+    assert.ok(consumer.tracker.bodyReceived < layer.size);
+  },
+);
