@@ -396,6 +396,8 @@ interface RunResult {
   /** Wall seconds measured here around the child (ms resolution). */
   wallPrecise: number;
   rssKiB: number;
+  /** User + system CPU seconds (%U + %S). */
+  cpu: number;
   outputBytes?: number;
   error?: string;
 }
@@ -413,7 +415,7 @@ function timed(
   const started = performance.now();
   const child = spawnSync(
     "/usr/bin/time",
-    ["-f", "%e %M", "-o", TIME_FILE, ...argv],
+    ["-f", "%e %M %U %S", "-o", TIME_FILE, ...argv],
     {
       cwd: cliDir,
       stdio: ["ignore", stdoutFd, "pipe"],
@@ -426,12 +428,13 @@ function timed(
   const timeText = existsSync(TIME_FILE) ? readFileSync(TIME_FILE, "utf8") : "";
   // time writes "Command exited with non-zero status N" before the numbers.
   const last = timeText.trim().split("\n").pop() ?? "";
-  const [wallText, rssText] = last.split(" ");
+  const [wallText, rssText, userText, sysText] = last.split(" ");
   const result: RunResult = {
     ok: child.status === 0,
     wall: Number(wallText),
     wallPrecise,
     rssKiB: Number(rssText),
+    cpu: Number(userText) + Number(sysText),
   };
   if (opts.outputPath && existsSync(opts.outputPath)) {
     result.outputBytes = statSync(opts.outputPath).size;
@@ -587,6 +590,7 @@ interface Summary {
   wall: number;
   mbps: number;
   rssMiB: number;
+  cpu: number;
   outputBytes?: number;
   error?: string;
 }
@@ -599,6 +603,7 @@ function summarize(row: Row, fixture: Fixture): Summary {
       wall: NaN,
       mbps: NaN,
       rssMiB: median(row.results.map((r) => r.rssKiB)) / 1024,
+      cpu: NaN,
       error: row.results[0]?.error ?? "no run",
     };
   }
@@ -614,6 +619,7 @@ function summarize(row: Row, fixture: Fixture): Summary {
     wall,
     mbps: bytes / 1e6 / wall,
     rssMiB: median(good.map((r) => r.rssKiB)) / 1024,
+    cpu: median(good.map((r) => r.cpu)),
     outputBytes,
     error: good.length === row.results.length
       ? undefined
@@ -639,6 +645,12 @@ function machineLine(): string {
     }.`;
 }
 
+function loadavg(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(
+    " / ",
+  );
+}
+
 function fmt(n: number, digits = 2): string {
   return Number.isFinite(n) ? n.toFixed(digits) : "–";
 }
@@ -648,6 +660,7 @@ function renderTable(
   rows: Row[],
   runs: number,
   floors: Map<Runtime, number>,
+  load: string,
 ): string {
   const summaries = new Map(rows.map((row) => [row, summarize(row, fixture)]));
   const find = (label: string) => {
@@ -673,8 +686,8 @@ function renderTable(
         : "; cached from an earlier run.") +
       ` Medians of ${runs} run${runs === 1 ? "" : "s"}; page cache warmed once by reading the blob before timing.`,
     "",
-    "| row | median wall s | MB/s (of what) | peak RSS MiB | ratio vs baseline | output bytes | wall s per run | peak RSS MiB per run |",
-    "| --- | ---: | --- | ---: | --- | ---: | --- | --- |",
+    "| row | median wall s | MB/s (of what) | peak RSS MiB | ratio vs baseline | CPU s (user+sys) | output bytes | wall s per run | peak RSS MiB per run |",
+    "| --- | ---: | --- | ---: | --- | ---: | ---: | --- | --- |",
   );
   for (const row of rows) {
     const s = summaries.get(row)!;
@@ -706,7 +719,7 @@ function renderTable(
     );
     const label = s.error ? `${row.label} — FAILED: ${s.error.replaceAll("|", "\\|")}` : row.label;
     lines.push(
-      `| ${label} | ${fmt(s.wall)} | ${fmt(s.mbps, 0)} (${what}) | ${rss} | ${ratio} | ${
+      `| ${label} | ${fmt(s.wall)} | ${fmt(s.mbps, 0)} (${what}) | ${rss} | ${ratio} | ${fmt(s.cpu)} | ${
         s.outputBytes ?? ""
       } | ${perRun} | ${rssPerRun} |`,
     );
@@ -721,6 +734,7 @@ function renderTable(
       }.`,
     );
   }
+  lines.push("", `Load average (1/5/15 min) ${load}.`);
   const over = rows.filter((r) =>
     r.kind === "ours" && summaries.get(r)!.rssMiB >= RSS_TARGET_MIB
   );
@@ -775,6 +789,7 @@ async function main(): Promise<void> {
     spawnSync("cat", [fixture.blobPath], { stdio: ["ignore", "ignore", "inherit"] });
     log(`size ${size} MiB: page cache warmed (blob read once)`);
 
+    const loadBefore = loadavg();
     const rows: Row[] = [];
     for (const runtime of options.runtimes) {
       for (const mode of options.modes) {
@@ -882,7 +897,13 @@ async function main(): Promise<void> {
         );
       }
     }
-    const table = renderTable(fixture, [...rows, ...baselineRows], options.runs, floors);
+    const table = renderTable(
+      fixture,
+      [...rows, ...baselineRows],
+      options.runs,
+      floors,
+      `before timing ${loadBefore}, after ${loadavg()} (other work on this 2-core machine inflates walls)`,
+    );
     const took = (performance.now() - sizeStart) / 1000;
     sections.push(`${table}\n\nThis size took ${fmt(took, 0)} s (including fixture generation, if any).`);
     console.log(`\n${sections.at(-1)}\n`);
@@ -891,8 +912,8 @@ async function main(): Promise<void> {
   const notes = [
     "Notes: MB/s = 10^6 bytes/s. Our rows run `-o /tmp/docker-save-bench/out.tar --layers MODE oci:DIR:bench=bench/x:1` with verification on (the default); " +
       "uncompressed rows count output-tarball bytes/s, compressed rows and `cat`/`sha256sum` count blob bytes/s, `zcat` counts layer-tar bytes/s. " +
-      "Wall is measured around `/usr/bin/time -f '%e %M'` (which gives the peak RSS: the largest single process of the tree, as wait4 reports it); outputs are deleted after each run. " +
-      "For an OCI layout the uncompressed size is not known, so uncompressed mode gunzips the layer twice (a counting pass, then the writing pass).",
+      "Wall is measured around `/usr/bin/time -f '%e %M %U %S'` (which gives the peak RSS: the largest single process of the tree, as wait4 reports it); outputs are deleted after each run. " +
+      "Per README, an OCI layout does not record the uncompressed size, so uncompressed mode learns it by a first streaming gunzip pass and gunzips again while writing: expect about 2× the zcat CPU.",
   ];
   const command = `node --import tsx bench/save.bench.ts ${process.argv.slice(2).join(" ")}`.trim();
   const totalSeconds = (performance.now() - benchStart) / 1000;

@@ -163,6 +163,8 @@ export interface StreamStats {
   pullsAfterCancel: number;
   /** The generator ran to its end. */
   done: boolean;
+  /** Called after each chunk is enqueued. */
+  onChunk?: (stats: StreamStats) => void;
 }
 
 /** Everything an instrumented image saw. */
@@ -192,6 +194,7 @@ export function instrumentedStream(
       } else {
         stats.pulled += value.byteLength;
         controller.enqueue(value);
+        stats.onChunk?.(stats);
       }
     },
     async cancel(reason) {
@@ -215,6 +218,8 @@ export interface LayerSpec {
   uncompressedSize?: "known" | "unknown" | number;
   /** Rewrites the chunk source, e.g. to corrupt it. */
   tamper?: (source: ChunkSource) => ChunkSource;
+  /** Called after each chunk pulled from any stream opened for this layer. */
+  onChunk?: (stats: StreamStats) => void;
 }
 
 /** An inline image over generated layers, and what it saw. */
@@ -283,6 +288,7 @@ export function testImage(specs: LayerSpec[]): TestImage {
         cancels: [],
         pullsAfterCancel: 0,
         done: false,
+        onChunk: spec.onChunk,
       };
       stats.streams.push(streamStats);
       return Promise.resolve(

@@ -1,0 +1,621 @@
+/**
+ * An index of a tar archive (plain or gzip-compressed), made in one streaming
+ * pass with modern-tar's decoder, and ranged reads of its members afterwards.
+ * Shared by `fromDockerArchive` and `fromOciArchive`.
+ *
+ * How offsets are learnt: modern-tar's decoder reports headers, not offsets,
+ * but it hands out each body as views (`subarray`s) of the chunks fed to it.
+ * Every chunk fed is given its own position in a `WeakMap` keyed by its
+ * `ArrayBuffer` (a chunk whose buffer is already known at another position
+ * is copied first), so the first body chunk's `buffer` and `byteOffset` give
+ * the body's exact offset. Should a decoder ever copy a body chunk, the
+ * offset stays unknown and that member is read by decoding the archive again
+ * up to it: slower, never wrong.
+ *
+ * How members are read: a plain tar is read from the member's offset with a
+ * positioned file read, so nothing before it is touched. A gzip stream cannot
+ * be entered in the middle: it is read again from its start, gunzipped, and
+ * the bytes before the member are discarded as they stream (nothing is kept).
+ *
+ * @module
+ */
+
+import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
+import { DockerSaveError } from "../errors.ts";
+import { importNode } from "../runtime/_import.ts";
+import { createGunzip } from "../runtime/gunzip.ts";
+import { createSha256, type Hasher } from "../runtime/hash.ts";
+
+/** Part of a file: `length` bytes from `start` (to the end when omitted). */
+export interface ByteRange {
+  /** First byte. */
+  start: number;
+  /** Byte count; to the end of the file when omitted. */
+  length?: number;
+}
+
+/** The file access an archive source needs: whole or ranged streaming reads. */
+export interface ArchiveFileSystem {
+  /**
+   * Opens a file, or a range of it, as a pull-based stream; cancelling it
+   * closes the file.
+   */
+  openRead(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** One member of an indexed archive. */
+export interface ArchiveMember {
+  /** Position among the archive's members, from 0. */
+  index: number;
+  /** The path, normalised: no `./` or leading `/`, no trailing `/`. */
+  name: string;
+  /** modern-tar's entry type: `file`, `directory`, `symlink`, `link`, … */
+  type: string;
+  /** Link target, for `symlink` and `link` members, as stored. */
+  linkname?: string;
+  /** Body size in bytes. */
+  size: number;
+  /**
+   * Offset of the member's own ustar header block in the (uncompressed) tar
+   * stream; extension headers, if any, come before it. Known when `offset`
+   * is.
+   */
+  headerOffset?: number;
+  /**
+   * Offset of the body in the (uncompressed) tar stream; `undefined` for an
+   * empty body, or when the decoder did not reveal it.
+   */
+  offset?: number;
+  /** `sha256:<hex>` of the body, when the index pass hashed it. */
+  digest?: string;
+  /** The body's first bytes (up to 4), to tell gzip or zstd from a tar. */
+  head: Uint8Array;
+  /** The whole body, for small JSON-looking members kept in memory. */
+  data?: Uint8Array;
+}
+
+/** Options for `indexArchive`. */
+export interface IndexArchiveOptions {
+  /**
+   * File access; `node:fs` where the runtime has it.
+   * @default {nodeArchiveFileSystem()}
+   */
+  fs?: ArchiveFileSystem;
+  /**
+   * Which members to hash in the index pass (their `digest`).
+   * @default {() => false}
+   */
+  hash?: (name: string) => boolean;
+  /**
+   * What error messages call the archive.
+   * @default {`archive "${path}"`}
+   */
+  label?: string;
+}
+
+/** Members whose body starts like JSON and is at most this big are kept. */
+const KEEP_LIMIT = 4 * 1024 * 1024;
+/** Read size for streamed files. */
+const READ_SIZE = 64 * 1024;
+/** How many links `ArchiveIndex.get` follows before giving up. */
+const MAX_LINKS = 16;
+
+/**
+ * A tar archive's members, learnt in one pass, and reads of their bodies.
+ *
+ * @example
+ * ```ts
+ * import { indexArchive } from "./_archive_index.ts";
+ * const archive = await indexArchive("app.tar");
+ * const manifest = archive.get("manifest.json");
+ * if (manifest) console.log(new TextDecoder().decode(await archive.read(manifest)));
+ * ```
+ */
+export class ArchiveIndex {
+  /** The archive file. */
+  readonly path: string;
+  /** Whether the file is a gzip-compressed tar. */
+  readonly compression: "none" | "gzip";
+  /** Every member, in archive order. */
+  readonly members: readonly ArchiveMember[];
+  /** What error messages call the archive. */
+  readonly label: string;
+  #fs: ArchiveFileSystem;
+  #byName = new Map<string, ArchiveMember>();
+
+  /**
+   * @param path the archive file
+   * @param compression how the file is compressed
+   * @param members its members, in order
+   * @param fs file access for later reads
+   * @param label what error messages call the archive
+   */
+  constructor(
+    path: string,
+    compression: "none" | "gzip",
+    members: readonly ArchiveMember[],
+    fs: ArchiveFileSystem,
+    label: string,
+  ) {
+    this.path = path;
+    this.compression = compression;
+    this.members = members;
+    this.label = label;
+    this.#fs = fs;
+    // A later member of the same name replaces an earlier one, as on extraction.
+    for (const member of members) this.#byName.set(member.name, member);
+  }
+
+  /**
+   * The member at `name` (normalised), following symbolic and hard links to
+   * a regular member; `undefined` when there is none.
+   */
+  get(name: string): ArchiveMember | undefined {
+    let member = this.#byName.get(normalizePath(name));
+    for (let hops = 0; member && hops < MAX_LINKS; hops++) {
+      if (member.type === "symlink" && member.linkname !== undefined) {
+        const base = member.name.includes("/")
+          ? member.name.slice(0, member.name.lastIndexOf("/") + 1)
+          : "";
+        member = member.linkname.startsWith("/")
+          ? this.#byName.get(normalizePath(member.linkname))
+          : this.#byName.get(normalizePath(base + member.linkname));
+      } else if (member.type === "link" && member.linkname !== undefined) {
+        member = this.#byName.get(normalizePath(member.linkname));
+      } else return member;
+    }
+    return undefined;
+  }
+
+  /** A member's whole body: kept bytes, or read now. For small members. */
+  async read(member: ArchiveMember): Promise<Uint8Array> {
+    if (member.data) return member.data;
+    return new Uint8Array(await new Response(await this.open(member)).arrayBuffer());
+  }
+
+  /**
+   * A member's body as a pull-based stream of exactly `member.size` bytes,
+   * read from its offset (see the module notes for gzip archives).
+   * Cancelling the stream closes the file.
+   */
+  async open(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
+    if (member.size === 0) return new Blob([]).stream();
+    try {
+      if (member.offset === undefined) return await this.#scan(member);
+      if (this.compression === "none") {
+        return await this.#fs.openRead(this.path, {
+          start: member.offset,
+          length: member.size,
+        });
+      }
+      const file = await this.#fs.openRead(this.path);
+      return slice(
+        file.pipeThrough(await createGunzip()),
+        member.offset,
+        member.size,
+      );
+    } catch (error) {
+      throw new DockerSaveError(
+        "BLOB_NOT_FOUND",
+        `Cannot read "${member.name}" of ${this.label}: ${
+          (error as Error).message
+        }`,
+        { cause: error },
+      );
+    }
+  }
+
+  // The fallback for a member whose offset is unknown: decode the archive
+  // again up to it and hand out its body.
+  async #scan(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
+    let file = await this.#fs.openRead(this.path);
+    if (this.compression === "gzip") {
+      file = file.pipeThrough(await createGunzip());
+    }
+    const entries = file.pipeThrough(createTarDecoder()).getReader();
+    for (let i = 0;; i++) {
+      const { done, value } = await entries.read();
+      if (done) {
+        throw new Error(`the archive ends before member ${member.index}`);
+      }
+      if (i < member.index) {
+        await value.body.cancel();
+        continue;
+      }
+      const body = value.body.getReader();
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const next = await body.read();
+          if (next.done) {
+            controller.close();
+            await entries.cancel();
+          } else controller.enqueue(next.value);
+        },
+        async cancel(reason) {
+          await body.cancel(reason);
+          await entries.cancel(reason);
+        },
+      }, { highWaterMark: 0 });
+    }
+  }
+}
+
+/**
+ * Indexes a tar archive, plain or gzip-compressed, in one streaming pass:
+ * each member's name, type, size and offsets, its first bytes, its sha256
+ * when `options.hash` asks for it, and the whole body of small JSON-looking
+ * members (manifests, configs, indexes). Layer bodies are never held.
+ *
+ * @example
+ * ```ts
+ * import { indexArchive } from "./_archive_index.ts";
+ * const archive = await indexArchive("app.tar", { hash: (name) => name.endsWith("/layer.tar") });
+ * for (const member of archive.members) console.log(member.name, member.offset, member.digest);
+ * ```
+ */
+export async function indexArchive(
+  path: string,
+  options: IndexArchiveOptions = {},
+): Promise<ArchiveIndex> {
+  const fs = options.fs ?? await nodeArchiveFileSystem();
+  if (!fs) {
+    throw new TypeError(
+      "Cannot open archive: no file system; pass options.fs",
+    );
+  }
+  const label = options.label ?? `archive "${path}"`;
+  const wantHash = options.hash ?? (() => false);
+  let file: ReadableStream<Uint8Array>;
+  try {
+    file = await fs.openRead(path);
+  } catch (error) {
+    throw new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot read ${label}: ${
+        isNotFoundError(error) ? "no such file" : (error as Error).message
+      }`,
+      { cause: error },
+    );
+  }
+  const sniffed = await sniffGzip(file);
+  let plain = sniffed.stream;
+  if (sniffed.gzip) plain = plain.pipeThrough(await createGunzip());
+  const positions = new WeakMap<ArrayBufferLike, number>();
+  const fed = positioned(plain, positions);
+  const entries = fed.pipeThrough(createTarDecoder({ strict: true }))
+    .getReader();
+  const members: ArchiveMember[] = [];
+  try {
+    for (;;) {
+      const { done, value } = await entries.read();
+      if (done) break;
+      members.push(
+        await indexMember(value, members.length, positions, wantHash),
+      );
+    }
+  } catch (error) {
+    await entries.cancel(error).catch(() => {});
+    if (error instanceof DockerSaveError) throw error;
+    throw new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot read ${label}: it is not a valid ${
+        sniffed.gzip ? "gzip-compressed " : ""
+      }tar archive (${(error as Error).message})`,
+      { cause: error },
+    );
+  }
+  return new ArchiveIndex(
+    path,
+    sniffed.gzip ? "gzip" : "none",
+    members,
+    fs,
+    label,
+  );
+}
+
+async function indexMember(
+  entry: ParsedTarEntry,
+  index: number,
+  positions: WeakMap<ArrayBufferLike, number>,
+  wantHash: (name: string) => boolean,
+): Promise<ArchiveMember> {
+  const { header } = entry;
+  const member: ArchiveMember = {
+    index,
+    name: normalizePath(header.name),
+    type: header.type ?? "file",
+    size: header.size,
+    head: new Uint8Array(0),
+  };
+  if (header.linkname && (member.type === "symlink" || member.type === "link")) {
+    member.linkname = header.linkname;
+  }
+  const reader = entry.body.getReader();
+  const first = await reader.read();
+  if (first.done) return member;
+  const chunk = first.value;
+  const base = positions.get(chunk.buffer);
+  if (base !== undefined) {
+    const offset = base + chunk.byteOffset;
+    // A body follows its 512-byte header block, block-aligned.
+    if (offset >= 512 && offset % 512 === 0) {
+      member.offset = offset;
+      member.headerOffset = offset - 512;
+    }
+  }
+  const hasher: Hasher | undefined = member.type === "file" &&
+      wantHash(member.name)
+    ? await createSha256()
+    : undefined;
+  const kept: Uint8Array[] | undefined =
+    member.size <= KEEP_LIMIT && looksLikeJson(chunk) ? [] : undefined;
+  const head: Uint8Array[] = [];
+  let headLength = 0;
+  for (let next = first; !next.done; next = await reader.read()) {
+    const bytes = next.value;
+    if (headLength < 4) {
+      head.push(bytes.slice(0, 4 - headLength));
+      headLength += head[head.length - 1].byteLength;
+    }
+    hasher?.update(bytes);
+    kept?.push(bytes);
+    if (!hasher && !kept && headLength >= 4) {
+      await reader.cancel();
+      break;
+    }
+  }
+  member.head = concat(head);
+  if (hasher) member.digest = `sha256:${hasher.hexDigest()}`;
+  if (kept) member.data = concat(kept);
+  return member;
+}
+
+/**
+ * The `node:fs` archive file system (positioned reads), or `undefined` where
+ * the runtime has none.
+ *
+ * @example
+ * ```ts
+ * import { nodeArchiveFileSystem } from "./_archive_index.ts";
+ * const fs = await nodeArchiveFileSystem();
+ * const tail = await fs?.openRead("app.tar", { start: 512, length: 1024 });
+ * ```
+ */
+export async function nodeArchiveFileSystem(): Promise<
+  ArchiveFileSystem | undefined
+> {
+  const fsp = await importNode<typeof import("node:fs/promises")>(
+    "node:fs/promises",
+  );
+  if (!fsp) return undefined;
+  return {
+    openRead: async (path, range) => {
+      const handle = await fsp.open(path, "r");
+      let position = range?.start ?? 0;
+      let remaining = range?.length ?? Infinity;
+      let closed = false;
+      const close = async () => {
+        if (closed) return;
+        closed = true;
+        await handle.close();
+      };
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          try {
+            const want = Math.min(READ_SIZE, remaining);
+            const buffer = new Uint8Array(want);
+            const { bytesRead } = want === 0
+              ? { bytesRead: 0 }
+              : await handle.read(buffer, 0, want, position);
+            if (bytesRead === 0) {
+              await close();
+              if (remaining !== Infinity && remaining > 0) {
+                controller.error(
+                  new RangeError(
+                    `Cannot read "${path}": it ends ${remaining} bytes early`,
+                  ),
+                );
+              } else controller.close();
+              return;
+            }
+            position += bytesRead;
+            remaining -= bytesRead;
+            controller.enqueue(buffer.subarray(0, bytesRead));
+          } catch (error) {
+            await close().catch(() => {});
+            controller.error(error);
+          }
+        },
+        cancel: () => close(),
+      }, { highWaterMark: 0 });
+    },
+  };
+}
+
+/**
+ * A path inside an archive, normalised: `./` and empty segments dropped,
+ * `..` resolved, no leading or trailing `/`.
+ *
+ * @example
+ * ```ts
+ * import { normalizePath } from "./_archive_index.ts";
+ * normalizePath("./blobs//sha256/ab/"); // "blobs/sha256/ab"
+ * ```
+ */
+export function normalizePath(path: string): string {
+  const out: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return out.join("/");
+}
+
+/**
+ * The compression a member's first bytes show: gzip (`1f 8b`), zstd
+ * (`28 b5 2f fd`), or none.
+ *
+ * @example
+ * ```ts
+ * import { magicCompression } from "./_archive_index.ts";
+ * magicCompression(new Uint8Array([0x1f, 0x8b, 8, 0])); // "gzip"
+ * ```
+ */
+export function magicCompression(
+  head: Uint8Array,
+): "none" | "gzip" | "zstd" {
+  if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (
+    head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f &&
+    head[3] === 0xfd
+  ) return "zstd";
+  return "none";
+}
+
+/**
+ * Whether an error is a "no such file" error from a file system.
+ *
+ * @example
+ * ```ts
+ * import { isNotFoundError } from "./_archive_index.ts";
+ * isNotFoundError(Object.assign(new Error("x"), { code: "ENOENT" })); // true
+ * ```
+ */
+export function isNotFoundError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+// Feeds chunks on, recording where each buffer's bytes sit in the stream.
+// A chunk whose buffer is already recorded at another position is copied,
+// so that a buffer names one position.
+function positioned(
+  stream: ReadableStream<Uint8Array>,
+  positions: WeakMap<ArrayBufferLike, number>,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  let position = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      if (value.byteLength === 0) return;
+      let chunk = value;
+      const base = position - chunk.byteOffset;
+      const known = positions.get(chunk.buffer);
+      if (known === undefined) positions.set(chunk.buffer, base);
+      else if (known !== base) {
+        chunk = chunk.slice();
+        positions.set(chunk.buffer, position);
+      }
+      position += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+// Whether the stream starts with the gzip magic; the stream is given back
+// whole.
+async function sniffGzip(
+  stream: ReadableStream<Uint8Array>,
+): Promise<{ gzip: boolean; stream: ReadableStream<Uint8Array> }> {
+  const reader = stream.getReader();
+  const head: Uint8Array[] = [];
+  let length = 0;
+  let done = false;
+  while (length < 2) {
+    const next = await reader.read();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    head.push(next.value);
+    length += next.value.byteLength;
+  }
+  const first = concat(head);
+  const gzip = first[0] === 0x1f && first[1] === 0x8b;
+  let pending: Uint8Array[] = head;
+  return {
+    gzip,
+    stream: new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (pending.length) {
+          for (const chunk of pending) controller.enqueue(chunk);
+          pending = [];
+          return;
+        }
+        if (done) return controller.close();
+        const next = await reader.read();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 }),
+  };
+}
+
+// `length` bytes of a stream from `start`; what comes before is discarded as
+// it streams, and the source is cancelled once the slice is out.
+function slice(
+  stream: ReadableStream<Uint8Array>,
+  start: number,
+  length: number,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  let skip = start;
+  let remaining = length;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      for (;;) {
+        if (remaining === 0) {
+          controller.close();
+          await reader.cancel().catch(() => {});
+          return;
+        }
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.error(
+            new RangeError(
+              `the archive ends ${remaining} bytes before the member does`,
+            ),
+          );
+          return;
+        }
+        let chunk = value;
+        if (skip >= chunk.byteLength) {
+          skip -= chunk.byteLength;
+          continue;
+        }
+        chunk = chunk.subarray(skip, skip + remaining);
+        skip = 0;
+        remaining -= chunk.byteLength;
+        controller.enqueue(chunk);
+        return;
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+function looksLikeJson(chunk: Uint8Array): boolean {
+  for (const byte of chunk) {
+    if (byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d) {
+      continue;
+    }
+    return byte === 0x7b || byte === 0x5b; // { or [
+  }
+  return false;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0].slice();
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
