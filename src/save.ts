@@ -7,9 +7,10 @@
 
 import type { Image } from "./image.ts";
 import { ConfigDigestStream } from "./save/config_digest.ts";
-import { type LayerMode, LayerStream } from "./save/layers.ts";
+import type { PlannedEntry } from "./save/entries.ts";
+import { type LayerMode, LayerResolver } from "./save/layers.ts";
 import { PlanStream, type SaveFormat } from "./save/plan.ts";
-import { tarStream } from "./save/tar_writer.ts";
+import { type TarEntry, tarStream } from "./save/tar_writer.ts";
 import { V1Stream } from "./save/v1.ts";
 
 /** Options for `save()`. */
@@ -69,31 +70,41 @@ export function save(
       "Cannot save: entries is not an iterable of [tag, image] pairs",
     );
   }
-  const planned = iterableStream(entries)
-    .pipeThrough(new ConfigDigestStream())
-    .pipeThrough(new V1Stream())
-    .pipeThrough(new PlanStream(options))
-    .pipeThrough(new LayerStream(options));
-  return tarStream(streamValues(planned));
+  // Built on the first read, so nothing is asked of an image before then.
+  const plan = () =>
+    iterableStream(entries)
+      .pipeThrough(new ConfigDigestStream())
+      .pipeThrough(new V1Stream())
+      .pipeThrough(new PlanStream(options));
+  return tarStream(tarEntries(plan, new LayerResolver(options)));
 }
 
-// A stream's values as an async iterable (not every runtime makes
-// ReadableStream async-iterable); return() cancels the stream.
-async function* streamValues<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
-  const reader = stream.getReader();
-  let done = false;
-  try {
-    for (;;) {
-      const next = await reader.read();
-      if (next.done) {
-        done = true;
-        return;
+// The planned members as tar entries. return() acts at once, even while
+// next() waits on a layer's counting pass, and cancels what is open.
+function tarEntries(
+  plan: () => ReadableStream<PlannedEntry>,
+  layers: LayerResolver,
+): AsyncIterableIterator<TarEntry> {
+  let reader: ReadableStreamDefaultReader<PlannedEntry> | undefined;
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      reader ??= plan().getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return { done: true, value: undefined };
+        const entry = await layers.resolve(value);
+        if (entry) return { done: false, value: entry };
       }
-      yield next.value;
-    }
-  } finally {
-    if (!done) await reader.cancel().catch(() => {});
-  }
+    },
+    async return() {
+      layers.cancel();
+      await reader?.cancel().catch(() => {});
+      return { done: true, value: undefined };
+    },
+  };
 }
 
 function iterableStream<T>(items: Iterable<T>): ReadableStream<T> {

@@ -153,7 +153,7 @@ export async function gzipLayer(
 export interface StreamStats {
   /** Digest of the layer it was opened for. */
   digest: string;
-  /** Bytes enqueued so far. */
+  /** Bytes enqueued so far (not counting chunks dropped after cancel). */
   pulled: number;
   /** Number of pull() calls. */
   pulls: number;
@@ -188,6 +188,9 @@ export function instrumentedStream(
       stats.pulls++;
       if (stats.cancels.length > 0) stats.pullsAfterCancel++;
       const { done, value } = await source.next();
+      // A chunk that arrives after cancel() (its pull started before) is
+      // dropped, as a real source would.
+      if (stats.cancels.length > 0) return;
       if (done) {
         stats.done = true;
         controller.close();

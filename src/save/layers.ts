@@ -163,6 +163,7 @@ export async function uncompressedSize(
   layer: Descriptor,
   diffId: string,
   verify: boolean,
+  signal?: AbortSignal,
 ): Promise<{ size: number; blobChecked: boolean }> {
   const known = await image.uncompressedSize?.(layer);
   if (known !== undefined) return { size: known, blobChecked: false };
@@ -173,68 +174,75 @@ export async function uncompressedSize(
     blobDigest: verify,
     diffId: false,
   })).getReader();
+  const stop = () => reader.cancel(signal?.reason).catch(() => {});
+  if (signal?.aborted) await stop();
+  signal?.addEventListener("abort", stop);
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return { size, blobChecked: verify };
-    size += value.byteLength;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (signal?.aborted) throw signal.reason;
+      if (done) return { size, blobChecked: verify };
+      size += value.byteLength;
+    }
+  } finally {
+    signal?.removeEventListener("abort", stop);
   }
 }
 
 /**
- * Stage 4 as a Web Streams transform: planned members in, tar entries out.
- * Each layer is sized only when the tar writer asks for it (the readable side
- * holds nothing), and each size is learnt once per blob and diff_id.
+ * Stage 4: resolves planned members into tar entries, one at a time as the
+ * tar writer asks. Each layer is sized once per blob and diff_id; `cancel()`
+ * stops a counting pass that is under way.
  *
  * @example
  * ```ts
- * import { LayerStream } from "./layers.ts";
+ * import { LayerResolver } from "./layers.ts";
  * import type { PlannedEntry } from "./entries.ts";
- * declare const planned: ReadableStream<PlannedEntry>;
- * const entries = planned.pipeThrough(new LayerStream({ layers: "compressed" }));
+ * declare const planned: PlannedEntry[];
+ * const resolver = new LayerResolver({ layers: "compressed" });
+ * for (const entry of planned) await resolver.resolve(entry);
  * ```
  */
-export class LayerStream extends TransformStream<PlannedEntry, TarEntry> {
+export class LayerResolver {
+  #verify: boolean;
+  #compressed: boolean;
+  #sizes = new LayerSizes();
+  #checkedBlobs = new LayerSizes();
+  #abort = new AbortController();
+
   /** @param options layer mode and verification */
   constructor(options: LayerOptions = {}) {
-    const verify = options.verify ?? true;
-    const compressed = (options.layers ?? "uncompressed") === "compressed";
-    const sizes = new LayerSizes();
-    const checkedBlobs = new LayerSizes();
-    super(
-      {
-        transform: async (entry, controller) => {
-          if (isDeferredEntry(entry)) {
-            const built = await entry.build(sizes);
-            if (built) controller.enqueue(built);
-            return;
-          }
-          if (!isLayerEntry(entry)) return controller.enqueue(entry);
-          if (compressed) {
-            return controller.enqueue(compressedEntry(entry, verify));
-          }
-          const { layer, diffId } = entry;
-          let size = sizes.get(layer, diffId);
-          if (size === undefined) {
-            const learnt = await uncompressedSize(
-              entry.image,
-              layer,
-              diffId,
-              verify,
-            );
-            size = learnt.size;
-            sizes.set(layer, diffId, size);
-            if (learnt.blobChecked) checkedBlobs.set(layer, diffId, 1);
-          }
-          const blobDigest = verify && !checkedBlobs.get(layer, diffId);
-          controller.enqueue(
-            uncompressedEntry(entry, size, blobDigest, verify),
-          );
-        },
-      },
-      undefined,
-      { highWaterMark: 0 },
-    );
+    this.#verify = options.verify ?? true;
+    this.#compressed = (options.layers ?? "uncompressed") === "compressed";
+  }
+
+  /** The tar entry for a planned member; `undefined` to skip it. */
+  async resolve(entry: PlannedEntry): Promise<TarEntry | undefined> {
+    if (isDeferredEntry(entry)) return await entry.build(this.#sizes);
+    if (!isLayerEntry(entry)) return entry;
+    if (this.#compressed) return compressedEntry(entry, this.#verify);
+    const { layer, diffId } = entry;
+    let size = this.#sizes.get(layer, diffId);
+    if (size === undefined) {
+      const learnt = await uncompressedSize(
+        entry.image,
+        layer,
+        diffId,
+        this.#verify,
+        this.#abort.signal,
+      );
+      size = learnt.size;
+      this.#sizes.set(layer, diffId, size);
+      if (learnt.blobChecked) this.#checkedBlobs.set(layer, diffId, 1);
+    }
+    const blobDigest = this.#verify && !this.#checkedBlobs.get(layer, diffId);
+    return uncompressedEntry(entry, size, blobDigest, this.#verify);
+  }
+
+  /** Stops a counting pass under way (the output was cancelled). */
+  cancel(reason?: unknown): void {
+    this.#abort.abort(reason);
   }
 }
 
