@@ -23,6 +23,7 @@
 import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
 import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
+import { isNotFound } from "../runtime/fs.ts";
 import { createGunzip } from "../runtime/gunzip.ts";
 import { createSha256, type Hasher } from "../runtime/hash.ts";
 
@@ -40,7 +41,10 @@ export interface ArchiveFileSystem {
    * Opens a file, or a range of it, as a pull-based stream; cancelling it
    * closes the file.
    */
-  openRead(path: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>>;
+  openRead(
+    path: string,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array>>;
 }
 
 /** One member of an indexed archive. */
@@ -124,6 +128,8 @@ export class ArchiveIndex {
   #byName = new Map<string, ArchiveMember>();
 
   /**
+   * An index of members already learnt; `indexArchive` makes one.
+   *
    * @param path the archive file
    * @param compression how the file is compressed
    * @param members its members, in order
@@ -170,7 +176,9 @@ export class ArchiveIndex {
   /** A member's whole body: kept bytes, or read now. For small members. */
   async read(member: ArchiveMember): Promise<Uint8Array> {
     if (member.data) return member.data;
-    return new Uint8Array(await new Response(await this.open(member)).arrayBuffer());
+    return new Uint8Array(
+      await new Response(await this.open(member)).arrayBuffer(),
+    );
   }
 
   /**
@@ -180,29 +188,46 @@ export class ArchiveIndex {
    */
   async open(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
     if (member.size === 0) return new Blob([]).stream();
+    const what = `"${member.name}" of ${this.label}`;
+    let stream: ReadableStream<Uint8Array>;
     try {
-      if (member.offset === undefined) return await this.#scan(member);
-      if (this.compression === "none") {
-        return await this.#fs.openRead(this.path, {
-          start: member.offset,
-          length: member.size,
-        });
-      }
-      const file = await this.#fs.openRead(this.path);
-      return slice(
-        file.pipeThrough(await createGunzip()),
-        member.offset,
-        member.size,
-      );
+      stream = await this.#openBody(member);
     } catch (error) {
       throw new DockerSaveError(
         "BLOB_NOT_FOUND",
-        `Cannot read "${member.name}" of ${this.label}: ${
-          (error as Error).message
-        }`,
+        `Cannot read ${what}: ${(error as Error).message}`,
         { cause: error },
       );
     }
+    return withReadErrors(stream, what);
+  }
+
+  #openBody(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
+    if (member.offset === undefined) return this.#scan(member);
+    if (this.compression === "none") {
+      return this.#fs.openRead(this.path, {
+        start: member.offset,
+        length: member.size,
+      });
+    }
+    return this.#openGzipSlice(member.offset, member.size);
+  }
+
+  // The file stream is piped by hand so that cancelling the slice can wait
+  // until the file itself is cancelled (closed).
+  async #openGzipSlice(
+    offset: number,
+    size: number,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const file = await this.#fs.openRead(this.path);
+    const gunzip = await createGunzip();
+    const abort = new AbortController();
+    const piped = file.pipeTo(gunzip.writable, { signal: abort.signal })
+      .catch(() => {});
+    return slice(gunzip.readable, offset, size, async () => {
+      abort.abort();
+      await piped;
+    });
   }
 
   // The fallback for a member whose offset is unknown: decode the archive
@@ -265,19 +290,18 @@ export async function indexArchive(
   }
   const label = options.label ?? `archive "${path}"`;
   const wantHash = options.hash ?? (() => false);
-  let file: ReadableStream<Uint8Array>;
+  let sniffed: Awaited<ReturnType<typeof sniffGzip>>;
   try {
-    file = await fs.openRead(path);
+    sniffed = await sniffGzip(await fs.openRead(path));
   } catch (error) {
     throw new DockerSaveError(
       "BAD_LAYOUT",
       `Cannot read ${label}: ${
-        isNotFoundError(error) ? "no such file" : (error as Error).message
+        isNotFound(error) ? "no such file" : (error as Error).message
       }`,
       { cause: error },
     );
   }
-  const sniffed = await sniffGzip(file);
   let plain = sniffed.stream;
   if (sniffed.gzip) plain = plain.pipeThrough(await createGunzip());
   const positions = new WeakMap<ArrayBufferLike, number>();
@@ -327,7 +351,9 @@ async function indexMember(
     size: header.size,
     head: new Uint8Array(0),
   };
-  if (header.linkname && (member.type === "symlink" || member.type === "link")) {
+  if (
+    header.linkname && (member.type === "symlink" || member.type === "link")
+  ) {
     member.linkname = header.linkname;
   }
   const reader = entry.body.getReader();
@@ -351,7 +377,8 @@ async function indexMember(
     member.size <= KEEP_LIMIT && looksLikeJson(chunk) ? [] : undefined;
   const head: Uint8Array[] = [];
   let headLength = 0;
-  for (let next = first; !next.done; next = await reader.read()) {
+  let next: ReadableStreamReadResult<Uint8Array> = first;
+  while (!next.done) {
     const bytes = next.value;
     if (headLength < 4) {
       head.push(bytes.slice(0, 4 - headLength));
@@ -363,6 +390,7 @@ async function indexMember(
       await reader.cancel();
       break;
     }
+    next = await reader.read();
   }
   member.head = concat(head);
   if (hasher) member.digest = `sha256:${hasher.hexDigest()}`;
@@ -412,7 +440,7 @@ export async function nodeArchiveFileSystem(): Promise<
               if (remaining !== Infinity && remaining > 0) {
                 controller.error(
                   new RangeError(
-                    `Cannot read "${path}": it ends ${remaining} bytes early`,
+                    `file "${path}" ends ${remaining} bytes before the range does`,
                   ),
                 );
               } else controller.close();
@@ -473,18 +501,79 @@ export function magicCompression(
   return "none";
 }
 
+/** A `PREFIX:FILE[:NAME][=TAG]` source, split. */
+export interface ArchiveSourceParts {
+  /** The archive file. */
+  path: string;
+  /** The part after `FILE:`, if any. */
+  name?: string;
+  /** The part after `=`, if any. */
+  newTag?: string;
+}
+
 /**
- * Whether an error is a "no such file" error from a file system.
+ * Splits `FILE[:NAME][=TAG]` (the part after a source prefix). FILE is the
+ * longest prefix, ending before a `:` or `=` or at the end, that is an
+ * existing file, so FILE may contain both. NAME and TAG cannot contain `=`.
  *
  * @example
  * ```ts
- * import { isNotFoundError } from "./_archive_index.ts";
- * isNotFoundError(Object.assign(new Error("x"), { code: "ENOENT" })); // true
+ * import { splitArchiveSource } from "./_archive_index.ts";
+ * await splitArchiveSource("docker-archive:", "a.tar:app:v1=new/app:v2");
+ * // { path: "a.tar", name: "app:v1", newTag: "new/app:v2" } when a.tar exists
  * ```
  */
-export function isNotFoundError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "ENOENT" || code === "ENOTDIR";
+export async function splitArchiveSource(
+  prefix: string,
+  rest: string,
+  isFile: (path: string) => Promise<boolean> = isRegularFile,
+): Promise<ArchiveSourceParts> {
+  const source = `${prefix}${rest}`;
+  for (let end = rest.length; end > 0; end--) {
+    if (end < rest.length && rest[end] !== ":" && rest[end] !== "=") continue;
+    const path = rest.slice(0, end);
+    if (!await isFile(path)) continue;
+    const tail = rest.slice(end);
+    const parts: ArchiveSourceParts = { path };
+    let named = tail;
+    if (tail.startsWith(":")) {
+      const equals = tail.indexOf("=");
+      parts.name = tail.slice(1, equals < 0 ? undefined : equals);
+      named = equals < 0 ? "" : tail.slice(equals);
+      if (!parts.name) {
+        throw new DockerSaveError(
+          "BAD_TAG",
+          `Cannot parse source "${source}": the name after "${path}:" is empty`,
+        );
+      }
+    }
+    if (named.startsWith("=")) {
+      parts.newTag = named.slice(1);
+      if (!parts.newTag || parts.newTag.includes("=")) {
+        throw new DockerSaveError(
+          "BAD_TAG",
+          `Cannot parse source "${source}": "${parts.newTag}" after "=" is not a tag`,
+        );
+      }
+    }
+    return parts;
+  }
+  throw new DockerSaveError(
+    "BAD_LAYOUT",
+    `Cannot read source "${source}": no such file`,
+  );
+}
+
+async function isRegularFile(path: string): Promise<boolean> {
+  const fsp = await importNode<typeof import("node:fs/promises")>(
+    "node:fs/promises",
+  );
+  if (!fsp) return false;
+  try {
+    return (await fsp.stat(path)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 // Feeds chunks on, recording where each buffer's bytes sit in the stream.
@@ -557,25 +646,32 @@ async function sniffGzip(
 }
 
 // `length` bytes of a stream from `start`; what comes before is discarded as
-// it streams, and the source is cancelled once the slice is out.
+// it streams. Once the slice is out, or on cancel, the source is cancelled
+// and `stop` awaited.
 function slice(
   stream: ReadableStream<Uint8Array>,
   start: number,
   length: number,
+  stop: () => Promise<void>,
 ): ReadableStream<Uint8Array> {
   const reader = stream.getReader();
   let skip = start;
   let remaining = length;
+  const end = async (reason?: unknown) => {
+    await reader.cancel(reason).catch(() => {});
+    await stop();
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       for (;;) {
         if (remaining === 0) {
+          await end();
           controller.close();
-          await reader.cancel().catch(() => {});
           return;
         }
         const { done, value } = await reader.read();
         if (done) {
+          await stop();
           controller.error(
             new RangeError(
               `the archive ends ${remaining} bytes before the member does`,
@@ -583,16 +679,41 @@ function slice(
           );
           return;
         }
-        let chunk = value;
-        if (skip >= chunk.byteLength) {
-          skip -= chunk.byteLength;
+        if (skip >= value.byteLength) {
+          skip -= value.byteLength;
           continue;
         }
-        chunk = chunk.subarray(skip, skip + remaining);
+        const chunk = value.subarray(skip, skip + remaining);
         skip = 0;
         remaining -= chunk.byteLength;
         controller.enqueue(chunk);
         return;
+      }
+    },
+    cancel: (reason) => end(reason),
+  }, { highWaterMark: 0 });
+}
+
+// Read errors (a file cut short, corrupt gzip) name the member.
+function withReadErrors(
+  stream: ReadableStream<Uint8Array>,
+  what: string,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (error) {
+        controller.error(
+          error instanceof DockerSaveError ? error : new DockerSaveError(
+            "BAD_LAYOUT",
+            `Cannot read ${what}: ${(error as Error).message}`,
+            { cause: error },
+          ),
+        );
       }
     },
     cancel: (reason) => reader.cancel(reason),
