@@ -35,9 +35,9 @@ import {
 } from "../mod.ts";
 import {
   type ArchiveFileSystem,
-  type ByteRange,
   nodeArchiveFileSystem,
 } from "../src/sources/_archive_index.ts";
+import type { ByteRange } from "../src/runtime/fs.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
 import { digestOf, memberText, readTar, type TarMember } from "./_fixtures.ts";
 import { requireSkopeo, skip, skopeo, TIMEOUT } from "./_skopeo.ts";

@@ -8,12 +8,26 @@
 
 import { importNode } from "./_import.ts";
 
+/** Part of a file: `length` bytes from `start` (to the end when omitted). */
+export interface ByteRange {
+  /** First byte. */
+  start: number;
+  /** Byte count; to the end of the file when omitted. */
+  length?: number;
+}
+
 /** What a file-based source needs from a file system. */
 export interface FileSystem {
   /** Reads a whole (small) file: an index, a manifest, a config. */
   readFile(path: string): Promise<Uint8Array>;
-  /** Opens a file as a pull-based stream; cancelling it closes the file. */
-  openRead(path: string): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Opens a file, or a range of it, as a pull-based stream; cancelling it
+   * closes the file. A file that ends before the range does errors it.
+   */
+  openRead(
+    path: string,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array>>;
 }
 
 /** Read size for streamed files. */
@@ -50,25 +64,44 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
   if (!fsp) return undefined;
   return {
     readFile: async (path) => new Uint8Array(await fsp.readFile(path)),
-    openRead: async (path) => {
+    openRead: async (path, range) => {
       const handle = await fsp.open(path, "r");
+      let position = range?.start ?? 0;
+      let remaining = range?.length ?? Infinity;
+      let closed = false;
+      const close = async () => {
+        if (closed) return;
+        closed = true;
+        await handle.close();
+      };
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
           try {
-            const buffer = new Uint8Array(READ_SIZE);
-            const { bytesRead } = await handle.read(buffer, 0, READ_SIZE, null);
+            const want = Math.min(READ_SIZE, remaining);
+            const buffer = new Uint8Array(want);
+            const { bytesRead } = want === 0
+              ? { bytesRead: 0 }
+              : await handle.read(buffer, 0, want, position);
             if (bytesRead === 0) {
-              await handle.close();
-              controller.close();
-            } else {
-              controller.enqueue(buffer.subarray(0, bytesRead));
+              await close();
+              if (remaining !== Infinity && remaining > 0) {
+                controller.error(
+                  new RangeError(
+                    `file "${path}" ends ${remaining} bytes before the range does`,
+                  ),
+                );
+              } else controller.close();
+              return;
             }
+            position += bytesRead;
+            remaining -= bytesRead;
+            controller.enqueue(buffer.subarray(0, bytesRead));
           } catch (error) {
-            await handle.close().catch(() => {});
+            await close().catch(() => {});
             controller.error(error);
           }
         },
-        cancel: () => handle.close(),
+        cancel: () => close(),
       }, { highWaterMark: 0 });
     },
   };

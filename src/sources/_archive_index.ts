@@ -23,29 +23,12 @@
 import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
 import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
-import { isNotFound } from "../runtime/fs.ts";
+import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
 import { createGunzip } from "../runtime/gunzip.ts";
 import { createSha256, type Hasher } from "../runtime/hash.ts";
 
-/** Part of a file: `length` bytes from `start` (to the end when omitted). */
-export interface ByteRange {
-  /** First byte. */
-  start: number;
-  /** Byte count; to the end of the file when omitted. */
-  length?: number;
-}
-
 /** The file access an archive source needs: whole or ranged streaming reads. */
-export interface ArchiveFileSystem {
-  /**
-   * Opens a file, or a range of it, as a pull-based stream; cancelling it
-   * closes the file.
-   */
-  openRead(
-    path: string,
-    range?: ByteRange,
-  ): Promise<ReadableStream<Uint8Array>>;
-}
+export type ArchiveFileSystem = Pick<FileSystem, "openRead">;
 
 /** One member of an indexed archive. */
 export interface ArchiveMember {
@@ -99,8 +82,6 @@ export interface IndexArchiveOptions {
 
 /** Members whose body starts like JSON and is at most this big are kept. */
 const KEEP_LIMIT = 4 * 1024 * 1024;
-/** Read size for streamed files. */
-const READ_SIZE = 64 * 1024;
 /** How many links `ArchiveIndex.get` follows before giving up. */
 const MAX_LINKS = 16;
 
@@ -409,55 +390,10 @@ async function indexMember(
  * const tail = await fs?.openRead("app.tar", { start: 512, length: 1024 });
  * ```
  */
-export async function nodeArchiveFileSystem(): Promise<
+export function nodeArchiveFileSystem(): Promise<
   ArchiveFileSystem | undefined
 > {
-  const fsp = await importNode<typeof import("node:fs/promises")>(
-    "node:fs/promises",
-  );
-  if (!fsp) return undefined;
-  return {
-    openRead: async (path, range) => {
-      const handle = await fsp.open(path, "r");
-      let position = range?.start ?? 0;
-      let remaining = range?.length ?? Infinity;
-      let closed = false;
-      const close = async () => {
-        if (closed) return;
-        closed = true;
-        await handle.close();
-      };
-      return new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          try {
-            const want = Math.min(READ_SIZE, remaining);
-            const buffer = new Uint8Array(want);
-            const { bytesRead } = want === 0
-              ? { bytesRead: 0 }
-              : await handle.read(buffer, 0, want, position);
-            if (bytesRead === 0) {
-              await close();
-              if (remaining !== Infinity && remaining > 0) {
-                controller.error(
-                  new RangeError(
-                    `file "${path}" ends ${remaining} bytes before the range does`,
-                  ),
-                );
-              } else controller.close();
-              return;
-            }
-            position += bytesRead;
-            remaining -= bytesRead;
-            controller.enqueue(buffer.subarray(0, bytesRead));
-          } catch (error) {
-            await close().catch(() => {});
-            controller.error(error);
-          }
-        },
-        cancel: () => close(),
-      }, { highWaterMark: 0 });
-    },
-  };
+  return nodeFileSystem();
 }
 
 /**

@@ -33,7 +33,6 @@ import {
   type ArchiveFileSystem,
   ArchiveIndex,
   type ArchiveMember,
-  type ByteRange,
   indexArchive,
   magicCompression,
   normalizePath,
@@ -41,7 +40,8 @@ import {
 } from "./_archive_index.ts";
 
 export { ArchiveIndex };
-export type { ArchiveFileSystem, ArchiveMember, ByteRange };
+export type { ArchiveFileSystem, ArchiveMember };
+export type { ByteRange } from "../runtime/fs.ts";
 
 /** Options for `fromDockerArchive` and `indexDockerArchive`. */
 export interface FromDockerArchiveOptions {
