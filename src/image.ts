@@ -73,6 +73,15 @@ export interface Image {
   /** Opens one of the manifest's layer blobs, as stored (usually gzip). */
   openLayer(layer: Descriptor): Promise<ReadableStream<Uint8Array>>;
   /**
+   * Opens a layer blob from a byte offset, for a source that can seek (a
+   * file, an HTTP `Range` request). Without it, a ranged read of the tarball
+   * opens the blob and skips to the offset.
+   */
+  openLayerFrom?(
+    layer: Descriptor,
+    offset: number,
+  ): Promise<ReadableStream<Uint8Array>>;
+  /**
    * The uncompressed byte length of a layer when the source knows it without
    * reading the blob; `undefined` makes the pipeline count it in a first pass.
    */

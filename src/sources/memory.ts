@@ -43,6 +43,18 @@ export function fromMemory(parts: MemoryImageParts): Image {
   const blobs = parts.blobs instanceof Map
     ? parts.blobs
     : new Map(Object.entries(parts.blobs));
+  const openBlob = (layer: Descriptor, offset: number) => {
+    const blob = blobs.get(layer.digest);
+    if (!blob) {
+      return Promise.reject(
+        new DockerSaveError(
+          "BLOB_NOT_FOUND",
+          `Cannot open layer ${layer.digest}: no such blob in memory`,
+        ),
+      );
+    }
+    return Promise.resolve(chunkedStream(blob.subarray(offset)));
+  };
   return {
     rawManifest: () => Promise.resolve(rawManifest),
     manifest: () => {
@@ -60,21 +72,25 @@ export function fromMemory(parts: MemoryImageParts): Image {
       }
     },
     rawConfig: () => Promise.resolve(parts.config),
-    openLayer: (layer: Descriptor) => {
-      const blob = blobs.get(layer.digest);
-      if (!blob) {
-        return Promise.reject(
-          new DockerSaveError(
-            "BLOB_NOT_FOUND",
-            `Cannot open layer ${layer.digest}: no such blob in memory`,
-          ),
-        );
-      }
-      return Promise.resolve(
-        new Blob([blob as Uint8Array<ArrayBuffer>]).stream(),
-      );
-    },
+    openLayer: (layer: Descriptor) => openBlob(layer, 0),
+    openLayerFrom: (layer: Descriptor, offset: number) =>
+      openBlob(layer, offset),
   };
+}
+
+/** Chunk size of in-memory blob streams, as a file read would give. */
+const CHUNK_SIZE = 64 * 1024;
+
+// Pull-based, in file-sized chunks, so memory images behave like files.
+function chunkedStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= bytes.byteLength) return controller.close();
+      controller.enqueue(bytes.subarray(offset, offset + CHUNK_SIZE));
+      offset += CHUNK_SIZE;
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** What `buildImage` makes an image from. */

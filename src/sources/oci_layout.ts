@@ -107,6 +107,14 @@ export async function fromOciLayout(
     return bytes;
   };
 
+  const openBlob = async (digest: string, start: number) => {
+    try {
+      return await fs.openRead(blobPath(digest), { start });
+    } catch (error) {
+      throw notFound(error, digest, what);
+    }
+  };
+
   let descriptor = chooseEntry(
     await readJson("index.json") as Index,
     ref,
@@ -126,13 +134,8 @@ export async function fromOciLayout(
     rawManifest: () => Promise.resolve(rawManifest),
     manifest: () => Promise.resolve(manifest),
     rawConfig: () => Promise.resolve(rawConfig),
-    openLayer: async (layer) => {
-      try {
-        return await fs.openRead(blobPath(layer.digest));
-      } catch (error) {
-        throw notFound(error, layer.digest, what);
-      }
-    },
+    openLayer: (layer) => openBlob(layer.digest, 0),
+    openLayerFrom: (layer, offset) => openBlob(layer.digest, offset),
   };
 }
 
