@@ -16,6 +16,7 @@
 
 export * from "./src/save.ts";
 export * from "./src/save_to_file.ts";
+export * from "./src/save_response.ts";
 export * from "./src/image.ts";
 export * from "./src/errors.ts";
 export * from "./src/tag.ts";
@@ -23,3 +24,5 @@ export * from "./src/digest.ts";
 export * from "./src/sources/memory.ts";
 export * from "./src/sources/oci_layout.ts";
 export type { FileSystem } from "./src/runtime/fs.ts";
+export * from "./src/sources/docker_archive.ts";
+export * from "./src/sources/oci_archive.ts";
