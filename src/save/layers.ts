@@ -19,6 +19,7 @@
 import { DockerSaveError } from "../errors.ts";
 import { type Descriptor, type Image, layerCompression } from "../image.ts";
 import { createGunzip } from "../runtime/gunzip.ts";
+import { mapErrors } from "../_streams.ts";
 import {
   isDeferredEntry,
   isLayerEntry,
@@ -95,7 +96,18 @@ export async function openLayerContent(
   }
   let stream = await openBlob(image, layer, checks.blobDigest);
   if (compression === "gzip") {
-    stream = withLayerErrors(stream.pipeThrough(await createGunzip()), layer);
+    // zlib's errors name no layer; say which one failed.
+    stream = mapErrors(
+      stream.pipeThrough(await createGunzip()),
+      (error) =>
+        error instanceof DockerSaveError ? error : new DockerSaveError(
+          "BAD_LAYER",
+          `Cannot uncompress layer ${layer.digest}: ${
+            (error as Error).message
+          }`,
+          { cause: error },
+        ),
+    );
   }
   return verifyContent(stream, layer, diffId, checks);
 }
@@ -270,32 +282,4 @@ function uncompressedEntry(
         size,
       }),
   };
-}
-
-// zlib's errors name no layer; say which one failed.
-function withLayerErrors(
-  stream: ReadableStream<Uint8Array>,
-  layer: Descriptor,
-): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } catch (error) {
-        controller.error(
-          error instanceof DockerSaveError ? error : new DockerSaveError(
-            "BAD_LAYER",
-            `Cannot uncompress layer ${layer.digest}: ${
-              (error as Error).message
-            }`,
-            { cause: error },
-          ),
-        );
-      }
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
 }

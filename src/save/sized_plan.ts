@@ -9,6 +9,7 @@
  * @module
  */
 
+import { skipBytes } from "../_streams.ts";
 import { sha256Hex } from "../digest.ts";
 import { type Descriptor, type Image, layerCompression } from "../image.ts";
 import type { SaveEntries, SaveOptions } from "../save.ts";
@@ -180,39 +181,6 @@ function layerMember(
       return skipBytes(whole, offset);
     },
   };
-}
-
-/**
- * A stream without its first `count` bytes.
- *
- * @example
- * ```ts
- * import { skipBytes } from "./sized_plan.ts";
- * skipBytes(new Blob(["abcdef"]).stream(), 2); // "cdef"
- * ```
- */
-export function skipBytes(
-  stream: ReadableStream<Uint8Array>,
-  count: number,
-): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
-  let toSkip = count;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return controller.close();
-        if (toSkip >= value.byteLength) {
-          toSkip -= value.byteLength;
-          continue;
-        }
-        controller.enqueue(toSkip ? value.subarray(toSkip) : value);
-        toSkip = 0;
-        return;
-      }
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
 }
 
 async function etagOf(

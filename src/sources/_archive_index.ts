@@ -21,6 +21,8 @@
  */
 
 import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
+import { mapErrors } from "../_streams.ts";
+import { parseTag } from "../tag.ts";
 import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
@@ -180,7 +182,16 @@ export class ArchiveIndex {
         { cause: error },
       );
     }
-    return withReadErrors(stream, what);
+    // Read errors (a file cut short, corrupt gzip) name the member.
+    return mapErrors(
+      stream,
+      (error) =>
+        error instanceof DockerSaveError ? error : new DockerSaveError(
+          "BAD_LAYOUT",
+          `Cannot read ${what}: ${(error as Error).message}`,
+          { cause: error },
+        ),
+    );
   }
 
   #openBody(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
@@ -448,6 +459,36 @@ export interface ArchiveSourceParts {
 }
 
 /**
+ * Parses `PREFIX:FILE[:NAME][=TAG]` (see `splitArchiveSource`), checking the
+ * prefix and that TAG is a valid tag.
+ *
+ * @example
+ * ```ts
+ * import { parseArchiveSource } from "./_archive_index.ts";
+ * await parseArchiveSource("oci-archive:", "oci-archive:a.tar:app=new/app:v2");
+ * // { path: "a.tar", name: "app", newTag: "new/app:v2" } when a.tar exists
+ * ```
+ */
+export async function parseArchiveSource(
+  prefix: string,
+  source: string,
+  isFile?: (path: string) => Promise<boolean>,
+): Promise<ArchiveSourceParts> {
+  if (!source.startsWith(prefix)) {
+    throw new TypeError(
+      `Cannot parse source "${source}": it does not start with "${prefix}"`,
+    );
+  }
+  const parts = await splitArchiveSource(
+    prefix,
+    source.slice(prefix.length),
+    isFile,
+  );
+  if (parts.newTag !== undefined) parseTag(parts.newTag);
+  return parts;
+}
+
+/**
  * Splits `FILE[:NAME][=TAG]` (the part after a source prefix). FILE is the
  * longest prefix, ending before a `:` or `=` or at the end, that is an
  * existing file, so FILE may contain both. NAME and TAG cannot contain `=`.
@@ -627,32 +668,6 @@ function slice(
       }
     },
     cancel: (reason) => end(reason),
-  }, { highWaterMark: 0 });
-}
-
-// Read errors (a file cut short, corrupt gzip) name the member.
-function withReadErrors(
-  stream: ReadableStream<Uint8Array>,
-  what: string,
-): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } catch (error) {
-        controller.error(
-          error instanceof DockerSaveError ? error : new DockerSaveError(
-            "BAD_LAYOUT",
-            `Cannot read ${what}: ${(error as Error).message}`,
-            { cause: error },
-          ),
-        );
-      }
-    },
-    cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
 }
 

@@ -36,7 +36,7 @@ import {
   indexArchive,
   magicCompression,
   normalizePath,
-  splitArchiveSource,
+  parseArchiveSource,
 } from "./_archive_index.ts";
 
 export { ArchiveIndex };
@@ -334,18 +334,7 @@ export async function parseDockerArchiveSource(
   source: string,
   isFile?: (path: string) => Promise<boolean>,
 ): Promise<DockerArchiveSource> {
-  const prefix = "docker-archive:";
-  if (!source.startsWith(prefix)) {
-    throw new TypeError(
-      `Cannot parse source "${source}": it does not start with "${prefix}"`,
-    );
-  }
-  const parts = await splitArchiveSource(
-    prefix,
-    source.slice(prefix.length),
-    isFile,
-  );
-  if (parts.newTag !== undefined) parseTag(parts.newTag);
+  const parts = await parseArchiveSource("docker-archive:", source, isFile);
   const out: DockerArchiveSource = { path: parts.path };
   if (parts.name !== undefined) out.tag = parts.name;
   if (parts.newTag !== undefined) out.newTag = parts.newTag;

@@ -15,10 +15,9 @@ import {
   type ArchiveFileSystem,
   type ArchiveIndex,
   indexArchive,
-  splitArchiveSource,
+  parseArchiveSource,
 } from "./_archive_index.ts";
 import { fromOciLayout } from "./oci_layout.ts";
-import { parseTag } from "../tag.ts";
 
 /** Options for `fromOciArchive`. */
 export interface FromOciArchiveOptions {
@@ -149,18 +148,7 @@ export async function parseOciArchiveSource(
   source: string,
   isFile?: (path: string) => Promise<boolean>,
 ): Promise<OciArchiveSource> {
-  const prefix = "oci-archive:";
-  if (!source.startsWith(prefix)) {
-    throw new TypeError(
-      `Cannot parse source "${source}": it does not start with "${prefix}"`,
-    );
-  }
-  const parts = await splitArchiveSource(
-    prefix,
-    source.slice(prefix.length),
-    isFile,
-  );
-  if (parts.newTag !== undefined) parseTag(parts.newTag);
+  const parts = await parseArchiveSource("oci-archive:", source, isFile);
   const out: OciArchiveSource = { path: parts.path };
   if (parts.name !== undefined) out.ref = parts.name;
   if (parts.newTag !== undefined) out.newTag = parts.newTag;

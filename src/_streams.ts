@@ -1,0 +1,68 @@
+/**
+ * Small pull-based stream helpers shared by the pipeline and the sources.
+ *
+ * @module
+ */
+
+/**
+ * The same bytes, with errors replaced by `wrap(error)`: to name the layer
+ * or member that a low-level error (zlib, a file read) came from.
+ *
+ * @example
+ * ```ts
+ * import { mapErrors } from "./_streams.ts";
+ * declare const gunzipped: ReadableStream<Uint8Array>;
+ * mapErrors(gunzipped, (e) => new Error(`layer 1: ${(e as Error).message}`));
+ * ```
+ */
+export function mapErrors(
+  stream: ReadableStream<Uint8Array>,
+  wrap: (error: unknown) => unknown,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (error) {
+        controller.error(wrap(error));
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A stream without its first `count` bytes.
+ *
+ * @example
+ * ```ts
+ * import { skipBytes } from "./_streams.ts";
+ * skipBytes(new Blob(["abcdef"]).stream(), 2); // "cdef"
+ * ```
+ */
+export function skipBytes(
+  stream: ReadableStream<Uint8Array>,
+  count: number,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  let toSkip = count;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return controller.close();
+        if (toSkip >= value.byteLength) {
+          toSkip -= value.byteLength;
+          continue;
+        }
+        controller.enqueue(toSkip ? value.subarray(toSkip) : value);
+        toSkip = 0;
+        return;
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
