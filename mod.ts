@@ -26,3 +26,4 @@ export * from "./src/sources/oci_layout.ts";
 export type { FileSystem } from "./src/runtime/fs.ts";
 export * from "./src/sources/docker_archive.ts";
 export * from "./src/sources/oci_archive.ts";
+export * from "./src/sources/registry.ts";

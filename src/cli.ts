@@ -1,8 +1,10 @@
 /**
  * The `docker-save` command: the only reader of argv and stdout. It turns
- * SOURCE arguments into images, saves them, and writes a file or stdout.
+ * SOURCE arguments (OCI layouts and registry references) into images, saves
+ * them, and writes a file or stdout, with progress on stderr.
  *
  * ```
+ * deno run -A src/cli.ts -o alpine.tar alpine:3.20
  * deno run -A src/cli.ts -o out.tar oci:./oci:app=registry.example.com/app:v1
  * ```
  *
@@ -11,20 +13,41 @@
 
 import process from "node:process";
 import { stat } from "node:fs/promises";
+import { Progress } from "./cli_progress.ts";
 import { DockerSaveError } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { type LayerMode, save } from "./save.ts";
 import { writeFileAtomic } from "./save_to_file.ts";
 import { fromOciLayout } from "./sources/oci_layout.ts";
+import { parseReference } from "./sources/_reference.ts";
+import {
+  fromRegistry,
+  type RegistryCredentials,
+  type UncompressedSizes,
+} from "./sources/registry.ts";
 import { parseTag } from "./tag.ts";
 
-/** The `--help` text. */
+/**
+ * The `--help` text.
+ *
+ * @example
+ * ```ts
+ * import { USAGE } from "./cli.ts";
+ * console.log(USAGE);
+ * ```
+ */
 export const USAGE = `Usage: docker-save [options] SOURCE...
 
 Write a docker save-compatible tarball (what \`docker load\` reads) of one or
 more images, byte-identical to containerregistry's multi_image_tarball.
 
-Sources:
+Sources (any number, mixed):
+  [docker://]REF[=TAG]  pull REF = [REGISTRY/]REPO[:TAG|@DIGEST] from a
+                        registry (Docker Hub by default, library/ for
+                        one-part names), saved as TAG. TAG defaults to REF as
+                        written (REPO:latest without a tag; a REF with only a
+                        digest needs =TAG). localhost, 127.0.0.0/8 and [::1]
+                        registries are reached over plain HTTP.
   oci:DIR[:REF][=TAG]   the image of OCI layout DIR whose index entry has the
                         org.opencontainers.image.ref.name REF (REF may be
                         omitted when the index has one entry), saved as TAG.
@@ -34,23 +57,53 @@ Options:
   -o, --output FILE     write FILE, atomically: a temporary file renamed at
                         the end, removed on error. "-" writes stdout. Without
                         -o, stdout is used when it is not a terminal.
+      --platform P      os/arch[/variant] to take from multi-platform images
+                        (default linux/amd64)
       --layers MODE     uncompressed (default; the reference's format: each
                         layer.tar is the layer tar itself) or compressed (each
                         layer.tar is the blob as stored; one pass, no gunzip;
                         docker, podman and skopeo load it)
+      --creds USER:PASS credentials for the registries of REF sources (else
+                        auths in $DOCKER_CONFIG/config.json or
+                        ~/.docker/config.json; credential helpers are not run)
+      --insecure-registry HOST
+                        reach HOST (host or host:port) over plain HTTP;
+                        repeatable
+      --allow-foreign-layers
+                        fetch foreign (non-distributable) layers from the
+                        URLs their manifest gives
+      --uncompressed-sizes HOW
+                        trailer (default: a layer's size from its gzip
+                        trailer, one download per layer; checked while
+                        writing) or count (download and gunzip each layer
+                        twice, once to count)
+  -q, --quiet           no progress on stderr (errors are still printed)
       --no-verify       skip the sha256 checks of blobs and diff_ids (a
                         corrupt blob then goes into the tarball unnoticed)
   -h, --help            show this help
+
+Progress goes to stderr: a live view on a terminal (per-layer bytes, total,
+rate, ETA), else one line per layer read.
 
 Exit status: 0 when the whole tarball was written; otherwise 1, with a
 one-line error on stderr.
 
 Examples:
+  docker-save -o alpine.tar alpine:3.20
+  docker-save --platform linux/arm64 -o app.tar ghcr.io/org/app:1.2=app:1.2
   docker-save -o app.tar oci:./oci:app=registry.example.com/app:v1
-  docker-save oci:./layout=app:v1 oci:./other=tool:2 > both.tar
+  docker-save oci:./layout=app:v1 localhost:5000/tool:2 > both.tar
 `;
 
-/** Parsed command line. */
+/**
+ * Parsed command line.
+ *
+ * @example
+ * ```ts
+ * import { type CliArgs, parseArgs } from "./cli.ts";
+ * const args: CliArgs = parseArgs(["-q", "alpine"]);
+ * ```
+ */
 export interface CliArgs {
   /** `-o` value; `undefined` when not given. */
   output?: string;
@@ -62,6 +115,18 @@ export interface CliArgs {
   layers: LayerMode;
   /** `--help`. */
   help: boolean;
+  /** `--platform`; `undefined` when not given. */
+  platform?: string;
+  /** `--quiet`. */
+  quiet: boolean;
+  /** `--creds`, split at the first colon. */
+  credentials?: RegistryCredentials;
+  /** Every `--insecure-registry`. */
+  insecure: string[];
+  /** `--allow-foreign-layers`. */
+  allowForeignLayers: boolean;
+  /** `--uncompressed-sizes`. */
+  uncompressedSizes: UncompressedSizes;
 }
 
 /**
@@ -70,8 +135,8 @@ export interface CliArgs {
  * @example
  * ```ts
  * import { parseArgs } from "./cli.ts";
- * parseArgs(["-o", "a.tar", "oci:./oci=app:v1"]);
- * // { output: "a.tar", sources: ["oci:./oci=app:v1"], verify: true, layers: "uncompressed", help: false }
+ * parseArgs(["-o", "a.tar", "--platform", "linux/arm64", "alpine:3.20"]);
+ * // { output: "a.tar", platform: "linux/arm64", sources: ["alpine:3.20"], … }
  * ```
  */
 export function parseArgs(argv: readonly string[]): CliArgs {
@@ -80,12 +145,52 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     verify: true,
     layers: "uncompressed",
     help: false,
+    quiet: false,
+    insecure: [],
+    allowForeignLayers: false,
+    uncompressedSizes: "trailer",
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    // --name VALUE or --name=VALUE
+    const valueOf = (name: string): string | undefined => {
+      if (arg === name) {
+        if (i + 1 >= argv.length) throw new UsageError(`${name} needs a value`);
+        return argv[++i];
+      }
+      return arg.startsWith(`${name}=`)
+        ? arg.slice(name.length + 1)
+        : undefined;
+    };
+    let value: string | undefined;
     if (arg === "-h" || arg === "--help") args.help = true;
     else if (arg === "--no-verify") args.verify = false;
-    else if (arg === "--layers" || arg.startsWith("--layers=")) {
+    else if (arg === "-q" || arg === "--quiet") args.quiet = true;
+    else if (arg === "--allow-foreign-layers") args.allowForeignLayers = true;
+    else if ((value = valueOf("--platform")) !== undefined) {
+      if (!/^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/.test(value)) {
+        throw new UsageError(
+          `--platform takes os/arch[/variant], not "${value}"`,
+        );
+      }
+      args.platform = value;
+    } else if ((value = valueOf("--creds")) !== undefined) {
+      const colon = value.indexOf(":");
+      if (colon <= 0) throw new UsageError("--creds takes USER:PASS");
+      args.credentials = {
+        username: value.slice(0, colon),
+        password: value.slice(colon + 1),
+      };
+    } else if ((value = valueOf("--insecure-registry")) !== undefined) {
+      args.insecure.push(value);
+    } else if ((value = valueOf("--uncompressed-sizes")) !== undefined) {
+      if (value !== "trailer" && value !== "count") {
+        throw new UsageError(
+          `--uncompressed-sizes takes trailer or count, not "${value}"`,
+        );
+      }
+      args.uncompressedSizes = value;
+    } else if (arg === "--layers" || arg.startsWith("--layers=")) {
       const mode = arg === "--layers" ? argv[++i] : arg.slice(9);
       if (mode !== "uncompressed" && mode !== "compressed") {
         throw new UsageError(
@@ -104,8 +209,18 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   return args;
 }
 
-/** A SOURCE argument, split. */
+/**
+ * An `oci:` SOURCE argument, split.
+ *
+ * @example
+ * ```ts
+ * import type { OciSource } from "./cli.ts";
+ * const source: OciSource = { kind: "oci", dir: "./oci", ref: "app", tag: "app:v1" };
+ * ```
+ */
 export interface OciSource {
+  /** Always `"oci"`. */
+  kind: "oci";
   /** The layout directory. */
   dir: string;
   /** The index entry's ref name, if given. */
@@ -115,22 +230,60 @@ export interface OciSource {
 }
 
 /**
- * Splits `oci:DIR[:REF][=TAG]`. DIR is the longest-matching existing
- * directory before a `:`, so both DIR and REF may contain colons.
+ * A registry SOURCE argument, split.
+ *
+ * @example
+ * ```ts
+ * import type { RegistrySource } from "./cli.ts";
+ * const source: RegistrySource = {
+ *   kind: "registry",
+ *   reference: "alpine:3.20",
+ *   tag: "alpine:3.20",
+ * };
+ * ```
+ */
+export interface RegistrySource {
+  /** Always `"registry"`. */
+  kind: "registry";
+  /** The reference as written, without `docker://`. */
+  reference: string;
+  /** The tag to save it as. */
+  tag: string;
+}
+
+/**
+ * A SOURCE argument, split.
+ *
+ * @example
+ * ```ts
+ * import { type CliSource, parseSource } from "./cli.ts";
+ * const source: CliSource = await parseSource("alpine:3.20");
+ * if (source.kind === "registry") console.log(source.reference);
+ * ```
+ */
+export type CliSource = OciSource | RegistrySource;
+
+// Other tools' transports, refused by name rather than pulled as references.
+const OTHER_TRANSPORTS =
+  /^(docker-archive|oci-archive|dir|containers-storage|docker-daemon|sif|tarball):/;
+
+/**
+ * Splits a SOURCE: `oci:DIR[:REF][=TAG]` (DIR is the longest-matching
+ * existing directory before a `:`, so both DIR and REF may contain colons) or
+ * `[docker://]REF[=TAG]` (TAG defaults to REF as written, with `:latest`
+ * when REF has no tag).
  *
  * @example
  * ```ts
  * import { parseSource } from "./cli.ts";
  * await parseSource("oci:./oci:app=example.com/app:v1");
- * // { dir: "./oci", ref: "app", tag: "example.com/app:v1" }
+ * // { kind: "oci", dir: "./oci", ref: "app", tag: "example.com/app:v1" }
+ * await parseSource("docker://alpine:3.20");
+ * // { kind: "registry", reference: "alpine:3.20", tag: "alpine:3.20" }
  * ```
  */
-export async function parseSource(source: string): Promise<OciSource> {
-  if (!source.startsWith("oci:")) {
-    throw new UsageError(
-      `source "${source}" is not supported; use oci:DIR[:REF][=TAG]`,
-    );
-  }
+export async function parseSource(source: string): Promise<CliSource> {
+  if (!source.startsWith("oci:")) return parseRegistrySource(source);
   let rest = source.slice(4);
   let tag: string | undefined;
   const equals = rest.lastIndexOf("=");
@@ -162,7 +315,43 @@ export async function parseSource(source: string): Promise<OciSource> {
     throw new UsageError(`source "${source}" needs a tag: oci:DIR[:REF]=TAG`);
   }
   parseTag(tag);
-  return { dir, ref, tag };
+  return { kind: "oci", dir, ref, tag };
+}
+
+function parseRegistrySource(source: string): RegistrySource {
+  if (OTHER_TRANSPORTS.test(source)) {
+    throw new UsageError(
+      `source "${source}" is not supported; use oci:DIR[:REF][=TAG] or [docker://]REF[=TAG]`,
+    );
+  }
+  let reference = source.startsWith("docker://") ? source.slice(9) : source;
+  let tag: string | undefined;
+  const equals = reference.indexOf("=");
+  if (equals >= 0) {
+    tag = reference.slice(equals + 1);
+    reference = reference.slice(0, equals);
+    if (!tag) throw new UsageError(`source "${source}" has an empty TAG`);
+  }
+  const parsed = parseReference(reference);
+  if (tag === undefined) {
+    const named = reference.replace(/@.*$/, "");
+    if (
+      parsed.digest !== undefined &&
+      named.lastIndexOf(":") <= named.lastIndexOf("/")
+    ) {
+      throw new UsageError(
+        `source "${source}" is pulled by digest: name the tag to save it as, REF=TAG`,
+      );
+    }
+    // Without a tag the reference pulls :latest; say so in the tag (a bare
+    // "localhost:5000/app" would not parse as a tag).
+    tag = parsed.digest === undefined && parsed.tag === "latest" &&
+        !/:[^/]*$/.test(named)
+      ? `${named}:latest`
+      : named;
+  }
+  parseTag(tag);
+  return { kind: "registry", reference, tag };
 }
 
 /**
@@ -176,8 +365,10 @@ export async function parseSource(source: string): Promise<OciSource> {
  * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
+  let progress: Progress | undefined;
+  let args: CliArgs | undefined;
   try {
-    const args = parseArgs(argv);
+    args = parseArgs(argv);
     if (args.help) {
       process.stdout.write(USAGE);
       return 0;
@@ -189,19 +380,51 @@ export async function main(argv: readonly string[]): Promise<number> {
         "refusing to write a tarball to a terminal; use -o FILE or redirect stdout",
       );
     }
+    const sources: CliSource[] = [];
+    for (const source of args.sources) sources.push(await parseSource(source));
+    progress = args.quiet ? undefined : new Progress({
+      write: (text) => process.stderr.write(text),
+      tty: process.stderr.isTTY === true,
+      columns: () => process.stderr.columns || 80,
+    });
     const entries: [string, Image][] = [];
-    for (const source of args.sources) {
-      const { dir, ref, tag } = await parseSource(source);
-      entries.push([tag, await fromOciLayout(dir, ref)]);
+    for (const source of sources) {
+      let image = source.kind === "oci"
+        ? await fromOciLayout(source.dir, source.ref, {
+          platform: args.platform,
+        })
+        : await fromRegistry(source.reference, {
+          platform: args.platform,
+          credentials: args.credentials,
+          insecure: args.insecure,
+          allowForeignLayers: args.allowForeignLayers,
+          uncompressedSizes: args.uncompressedSizes,
+        });
+      if (progress) image = await progress.track(image, source.tag);
+      entries.push([source.tag, image]);
     }
     const tar = save(entries, { verify: args.verify, layers: args.layers });
     if (toStdout) await writeStdout(tar);
     else await writeFileAtomic(args.output!, tar);
+    progress?.finish();
     return 0;
   } catch (error) {
-    process.stderr.write(`docker-save: ${messageOf(error)}\n`);
+    progress?.finish();
+    process.stderr.write(
+      `docker-save: ${messageOf(error)}${hintOf(error, args)}\n`,
+    );
     return 1;
   }
+}
+
+// A wrong gzip-trailer size shows as a size mismatch of the uncompressed
+// layer; say how to avoid it.
+function hintOf(error: unknown, args: CliArgs | undefined): string {
+  return error instanceof DockerSaveError && error.code === "SIZE_MISMATCH" &&
+      error.message.includes("uncompressed layer") &&
+      args?.uncompressedSizes === "trailer"
+    ? " (if the layer is a multi-member gzip or over 4 GiB larger than its blob, retry with --uncompressed-sizes count)"
+    : "";
 }
 
 /** A command-line mistake. */

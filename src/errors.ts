@@ -45,6 +45,8 @@ export class DockerSaveError extends Error {
   readonly code: DockerSaveErrorCode;
 
   /**
+   * Creates an error with a code, a message and an optional cause.
+   *
    * @param code machine-readable reason
    * @param message "Cannot <action>: <state>", sentence case, no final period
    * @param options the underlying cause, if any

@@ -191,6 +191,11 @@ storage:
   maintenance:
     uploadpurging:
       enabled: false
+validation:
+  manifests:
+    urls:
+      allow:
+        - ^https?://
 http:
   addr: ${host}
   secret: docker-save-test-secret
@@ -593,4 +598,71 @@ export async function pushLayout(
     );
   };
   return await pushOne(entry, tag);
+}
+
+/** What `pushImage` needs of an image (any `Image` has it). */
+export interface PushableImage {
+  rawManifest(): Promise<Uint8Array>;
+  manifest(): Promise<
+    {
+      mediaType?: string;
+      config: { digest: string };
+      layers: { digest: string; size: number; mediaType: string }[];
+    }
+  >;
+  rawConfig(): Promise<Uint8Array>;
+  openLayer(
+    layer: { digest: string; size: number; mediaType: string },
+  ): Promise<ReadableStream<Uint8Array>>;
+}
+
+/**
+ * Pushes an image's blobs and manifest as `repository:reference`; returns
+ * the manifest digest. `skip` names layer digests not to push (foreign).
+ */
+export async function pushImage(
+  registry: string,
+  repository: string,
+  reference: string,
+  image: PushableImage,
+  headers: Record<string, string> = {},
+  skip: readonly string[] = [],
+): Promise<{ digest: string; size: number; mediaType: string }> {
+  const manifest = await image.manifest();
+  await pushBlob(registry, repository, await image.rawConfig(), headers);
+  for (const layer of manifest.layers) {
+    if (skip.includes(layer.digest)) continue;
+    const bytes = new Uint8Array(
+      await new Response(await image.openLayer(layer)).arrayBuffer(),
+    );
+    await pushBlob(registry, repository, bytes, headers);
+  }
+  const raw = await image.rawManifest();
+  const mediaType = manifest.mediaType ??
+    "application/vnd.oci.image.manifest.v1+json";
+  const digest = await pushManifest(
+    registry,
+    repository,
+    reference,
+    raw,
+    mediaType,
+    headers,
+  );
+  return { digest, size: raw.byteLength, mediaType };
+}
+
+/** A push token from a token server, as `Authorization` headers. */
+export async function tokenHeaders(
+  server: TokenServer,
+  username: string,
+  password: string,
+  repository: string,
+): Promise<Record<string, string>> {
+  const response = await fetch(
+    `${server.realm}?service=${server.service}&scope=repository:${repository}:pull,push`,
+    { headers: { authorization: `Basic ${btoa(`${username}:${password}`)}` } },
+  );
+  const { token } = await response.json();
+  server.requests.length = 0;
+  return { authorization: `Bearer ${token}` };
 }

@@ -11,7 +11,22 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import process from "node:process";
-import { goldenCases } from "./_golden.ts";
+import { join } from "node:path";
+import { parseArgs, parseSource } from "../src/cli.ts";
+import { bytes, Progress } from "../src/cli_progress.ts";
+import { fromOciLayout } from "../src/sources/oci_layout.ts";
+import { goldenCases, readAll } from "./_golden.ts";
+import {
+  Cleanup,
+  pushLayout,
+  requireTools,
+  skip as skipRegistry,
+  startProxy,
+  startRegistry,
+  startTokenServer,
+  tempDir,
+  tokenHeaders,
+} from "./_registry.ts";
 
 const CLI = new URL("../src/cli.ts", import.meta.url).pathname;
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -30,13 +45,19 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[]): Promise<Run> {
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const [cmd, ...pre] = runtimeCommand();
   return new Promise((resolve) => {
     execFile(
       cmd,
       [...pre, ...args],
-      { cwd: ROOT, encoding: "buffer", maxBuffer: 64 << 20 },
+      {
+        cwd: ROOT,
+        encoding: "buffer",
+        maxBuffer: 64 << 20,
+        // No docker config of the machine's user leaks into the tests.
+        env: { ...process.env, DOCKER_CONFIG: "/nonexistent", ...env },
+      },
       (error, stdout, stderr) => {
         resolve({
           code: error ? (typeof error.code === "number" ? error.code : 1) : 0,
@@ -55,6 +76,8 @@ test("cli --help documents the SOURCE syntax and exits 0", async () => {
   const { code, stdout } = await run(["--help"]);
   assert.equal(code, 0);
   assert.match(stdout.toString(), /oci:DIR\[:REF\]\[=TAG\]/);
+  assert.match(stdout.toString(), /\[docker:\/\/\]REF\[=TAG\]/);
+  assert.match(stdout.toString(), /--insecure-registry HOST/);
 });
 
 test("cli -o FILE writes the golden tarball", async () => {
@@ -66,8 +89,15 @@ test("cli -o FILE writes the golden tarball", async () => {
       out,
       `oci:${layout}:basic=oracle/basic:v1`,
     ]);
-    assert.equal(stderr, "");
     assert.equal(code, 0);
+    // Not a terminal: one progress line per layer (each read twice: the
+    // OCI layout gives no uncompressed sizes, so they are counted first).
+    const lines = stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 3, stderr);
+    assert.match(
+      lines[2],
+      /^sha256:[0-9a-f]{12} \d+ B \(oracle\/basic:v1, read 2 times\) \[3\/3\]$/,
+    );
     assert.ok(Buffer.from(basic.expected).equals(await readFile(out)));
     assert.deepEqual(await readdir(dir), ["out.tar"]);
   } finally {
@@ -99,7 +129,12 @@ test("cli exits 1 with one line and leaves no file when a blob is corrupt", asyn
     blob[blob.length - 9] ^= 0xff; // inside the gzip trailer's CRC
     await writeFile(`${dir}/oci/blobs/sha256/${top}`, blob);
     const out = `${dir}/out.tar`;
-    const { code, stderr } = await run(["-o", out, `oci:${dir}/oci=a/b:c`]);
+    const { code, stderr } = await run([
+      "--quiet",
+      "-o",
+      out,
+      `oci:${dir}/oci=a/b:c`,
+    ]);
     assert.equal(code, 1);
     assert.match(stderr, /^docker-save: .*sha256:/);
     assert.equal(stderr.trimEnd().split("\n").length, 1);
@@ -117,3 +152,335 @@ test("cli exits 1 on a bad tag and an unknown option", async () => {
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /unknown option "--frobnicate"/);
 });
+
+test("cli --quiet prints nothing on success", async () => {
+  const dir = await mkdtemp(`${tmpdir()}/cli-`);
+  try {
+    const { code, stderr } = await run([
+      "--quiet",
+      "-o",
+      `${dir}/out.tar`,
+      `oci:${layout}:basic=oracle/basic:v1`,
+    ]);
+    assert.equal(stderr, "");
+    assert.equal(code, 0);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+test("parseSource() reads registry references, TAG defaulting to REF as written", async () => {
+  const digest = `sha256:${"a".repeat(64)}`;
+  for (
+    const [source, reference, tag] of [
+      ["alpine:3.20", "alpine:3.20", "alpine:3.20"],
+      ["docker://alpine", "alpine", "alpine:latest"],
+      [
+        "localhost:5000/team/app",
+        "localhost:5000/team/app",
+        "localhost:5000/team/app:latest",
+      ],
+      ["ghcr.io/org/app:1.2=app:1.2", "ghcr.io/org/app:1.2", "app:1.2"],
+      [`a/b:1@${digest}`, `a/b:1@${digest}`, "a/b:1"],
+      [`a/b@${digest}=a/b:pinned`, `a/b@${digest}`, "a/b:pinned"],
+    ]
+  ) {
+    assert.deepEqual(await parseSource(source), {
+      kind: "registry",
+      reference,
+      tag,
+    });
+  }
+  await assert.rejects(parseSource(`a/b@${digest}`), {
+    name: "UsageError",
+    message: new RegExp("is pulled by digest: name the tag to save it as"),
+  });
+  await assert.rejects(parseSource("docker-archive:x.tar"), {
+    name: "UsageError",
+    message: new RegExp('source "docker-archive:x.tar" is not supported'),
+  });
+  await assert.rejects(parseSource("Alpine"), {
+    name: "DockerSaveError",
+    code: "BAD_REFERENCE",
+  });
+  assert.deepEqual(await parseSource(`oci:${layout}:basic`), {
+    kind: "oci",
+    dir: layout,
+    ref: "basic",
+    tag: "basic",
+  });
+});
+
+test("parseArgs() reads the registry options", () => {
+  const args = parseArgs([
+    "--platform",
+    "linux/arm64/v8",
+    "--creds=me:pa:ss",
+    "--insecure-registry",
+    "a.example:5000",
+    "--insecure-registry=b.example",
+    "-q",
+    "--allow-foreign-layers",
+    "--uncompressed-sizes",
+    "count",
+    "alpine",
+  ]);
+  assert.equal(args.platform, "linux/arm64/v8");
+  assert.deepEqual(args.credentials, { username: "me", password: "pa:ss" });
+  assert.deepEqual(args.insecure, ["a.example:5000", "b.example"]);
+  assert.equal(args.quiet, true);
+  assert.equal(args.allowForeignLayers, true);
+  assert.equal(args.uncompressedSizes, "count");
+  assert.deepEqual(args.sources, ["alpine"]);
+  assert.throws(() => parseArgs(["--platform", "linux"]), {
+    message: '--platform takes os/arch[/variant], not "linux" (see --help)',
+  });
+  assert.throws(() => parseArgs(["--creds", "nocolon"]), {
+    message: "--creds takes USER:PASS (see --help)",
+  });
+});
+
+test("Progress draws per-layer bytes, total, rate and ETA on a terminal", async () => {
+  let now = 0;
+  let out = "";
+  const progress = new Progress({
+    write: (text) => out += text,
+    tty: true,
+    now: () => now,
+    interval: 0,
+    columns: () => 100,
+  });
+  const image = await progress.track(
+    await fromOciLayout(layout, "basic"),
+    "oracle/basic:v1",
+  );
+  const layers = (await image.manifest()).layers;
+  const total = layers.reduce((sum, layer) => sum + layer.size, 0);
+  assert.equal(progress.total, total);
+  for (const layer of layers) {
+    now += 1000;
+    await readAll(await image.openLayer(layer));
+  }
+  progress.finish();
+  assert.equal(progress.transferred, total);
+  const frames = out.split("\x1b[4F");
+  const last = frames.at(-1)!.split("\n").map((line) =>
+    line.replace("\x1b[2K", "")
+  );
+  assert.equal(last.length, 5);
+  for (const [i, layer] of layers.entries()) {
+    assert.equal(
+      last[i],
+      `${layer.digest.slice(7, 19)} done${" ".repeat(28)} ${
+        bytes(layer.size)
+      }/${bytes(layer.size)}  oracle/basic:v1`,
+    );
+  }
+  assert.match(
+    last[3],
+    new RegExp(
+      `^total {8}\\[={30}\\] ${bytes(total)}/${bytes(total)}  \\d+ B/s  done$`,
+    ),
+  );
+  assert.match(out, /ETA \d+s/);
+});
+
+test("Progress prints one line per layer when not on a terminal", async () => {
+  const lines: string[] = [];
+  const progress = new Progress({ write: (text) => lines.push(text) });
+  const image = await progress.track(
+    await fromOciLayout(layout, "basic"),
+    "oracle/basic:v1",
+  );
+  const layers = (await image.manifest()).layers;
+  // The first layer twice (a counting pass, then the write), then the next.
+  await readAll(await image.openLayer(layers[0]));
+  await readAll(await image.openLayer(layers[0]));
+  await readAll(await image.openLayer(layers[1]));
+  assert.equal(lines.length, 1);
+  progress.finish();
+  assert.deepEqual(lines, [
+    `${layers[0].digest.slice(0, 19)} ${
+      bytes(layers[0].size)
+    } (oracle/basic:v1, read 2 times) [1/3]\n`,
+    `${layers[1].digest.slice(0, 19)} ${
+      bytes(layers[1].size)
+    } (oracle/basic:v1) [2/3]\n`,
+  ]);
+  const sizes = layers.map((layer) => layer.size);
+  assert.equal(progress.total, 2 * sizes[0] + sizes[1] + sizes[2]);
+  assert.equal(progress.transferred, 2 * sizes[0] + sizes[1]);
+});
+
+// ------------------------------------------------------ against a registry
+
+const USER = "alice";
+const PASS = "s3cret";
+
+function registryTest(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
+  test(name, { skip: skipRegistry, timeout: 120_000 }, async () => {
+    requireTools();
+    const cleanup = new Cleanup();
+    try {
+      await fn(cleanup);
+    } finally {
+      await cleanup.close();
+    }
+  });
+}
+
+registryTest(
+  "cli pulls 127.0.0.1:PORT/oracle/basic:v1 with the same bytes as its OCI layout",
+  async (cleanup) => {
+    const registry = await startRegistry(cleanup);
+    await pushLayout(layout, "basic", registry.url, "oracle/basic", "v1");
+    const dir = await tempDir(cleanup, "cli");
+    const ref = `${registry.host}/oracle/basic:v1`;
+    const pulled = await run(["-q", "-o", `${dir}/pulled.tar`, ref]);
+    assert.equal(pulled.stderr, "");
+    assert.equal(pulled.code, 0);
+    const local = await run([
+      "-q",
+      "-o",
+      `${dir}/local.tar`,
+      `oci:${layout}:basic=${ref}`,
+    ]);
+    assert.equal(local.code, 0);
+    assert.ok(
+      (await readFile(`${dir}/pulled.tar`)).equals(
+        await readFile(`${dir}/local.tar`),
+      ),
+    );
+    // Saved as the golden tag: the golden bytes, to stdout.
+    const golden = await run([`docker://${ref}=oracle/basic:v1`]);
+    assert.equal(golden.code, 0);
+    assert.ok(Buffer.from(basic.expected).equals(golden.stdout));
+    // Mixed with an oci: source; progress lines name each image.
+    const mixed = await run([
+      "-o",
+      `${dir}/mixed.tar`,
+      `oci:${layout}:basic=local/basic:v1`,
+      `${ref}=pulled/basic:v1`,
+    ]);
+    assert.equal(mixed.code, 0, mixed.stderr);
+    // Both tags, but each shared layer read (and shown) once.
+    const tar = await readFile(`${dir}/mixed.tar`);
+    assert.ok(
+      tar.includes("local/basic:v1") && tar.includes("pulled/basic:v1"),
+    );
+    assert.equal(mixed.stderr.trimEnd().split("\n").length, 3, mixed.stderr);
+    // A platform the image is not.
+    const arm = await run([
+      "--platform",
+      "linux/arm64",
+      "-o",
+      `${dir}/arm.tar`,
+      ref,
+    ]);
+    assert.equal(arm.code, 1);
+    assert.equal(
+      arm.stderr,
+      `docker-save: Cannot choose platform linux/arm64 from "${ref}": it is a single linux/amd64 image\n`,
+    );
+    assert.deepEqual((await readdir(dir)).sort(), [
+      "local.tar",
+      "mixed.tar",
+      "pulled.tar",
+    ]);
+  },
+);
+
+registryTest(
+  "cli pulls with --creds from a basic-auth registry, and exits 1 without",
+  async (cleanup) => {
+    const registry = await startRegistry(cleanup, {
+      htpasswd: { username: USER, password: PASS },
+    });
+    await pushLayout(layout, "basic", registry.url, "oracle/basic", "v1", {
+      authorization: `Basic ${btoa(`${USER}:${PASS}`)}`,
+    });
+    const dir = await tempDir(cleanup, "cli");
+    const ref = `${registry.host}/oracle/basic:v1`;
+    const ok = await run([
+      "-q",
+      "--creds",
+      `${USER}:${PASS}`,
+      `${ref}=oracle/basic:v1`,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(Buffer.from(basic.expected).equals(ok.stdout));
+    const denied = await run(["-o", `${dir}/out.tar`, ref]);
+    assert.equal(denied.code, 1);
+    assert.match(
+      denied.stderr,
+      new RegExp(
+        `^docker-save: Cannot pull manifest of "${ref}": ${registry.host} requires credentials`,
+      ),
+    );
+    assert.equal(denied.stderr.trimEnd().split("\n").length, 1);
+    assert.deepEqual(await readdir(dir), []);
+  },
+);
+
+registryTest(
+  "cli pulls from a token-auth registry with credentials from DOCKER_CONFIG",
+  async (cleanup) => {
+    const tokens = await startTokenServer(cleanup, {
+      username: USER,
+      password: PASS,
+    });
+    const registry = await startRegistry(cleanup, { token: tokens });
+    await pushLayout(
+      layout,
+      "basic",
+      registry.url,
+      "oracle/basic",
+      "v1",
+      await tokenHeaders(tokens, USER, PASS, "oracle/basic"),
+    );
+    const config = await tempDir(cleanup, "docker-config");
+    await writeFile(
+      join(config, "config.json"),
+      JSON.stringify({
+        auths: { [registry.host]: { auth: btoa(`${USER}:${PASS}`) } },
+      }),
+    );
+    const ok = await run(
+      ["-q", `${registry.host}/oracle/basic:v1=oracle/basic:v1`],
+      { DOCKER_CONFIG: config },
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(Buffer.from(basic.expected).equals(ok.stdout));
+    assert.deepEqual(tokens.requests, [
+      { scope: "repository:oracle/basic:pull", authorized: true },
+    ]);
+  },
+);
+
+registryTest(
+  "cli exits 1 and leaves no file when a pulled blob is corrupt",
+  async (cleanup) => {
+    const registry = await startRegistry(cleanup);
+    await pushLayout(layout, "basic", registry.url, "oracle/basic", "v1");
+    const manifest = await (await fromOciLayout(layout, "basic")).manifest();
+    const top = manifest.layers.at(-1)!;
+    const proxy = await startProxy(
+      cleanup,
+      registry.url,
+      (request) =>
+        request.path.endsWith(top.digest) && !request.range
+          ? { corruptAt: top.size - 9 }
+          : undefined,
+    );
+    const dir = await tempDir(cleanup, "cli");
+    const result = await run([
+      "-o",
+      `${dir}/out.tar`,
+      `${proxy.host}/oracle/basic:v1`,
+    ]);
+    assert.equal(result.code, 1);
+    const last = result.stderr.trimEnd().split("\n").at(-1)!;
+    assert.match(last, new RegExp(`^docker-save: .*${top.digest}`));
+    assert.deepEqual(await readdir(dir), []);
+  },
+);

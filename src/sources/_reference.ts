@@ -11,7 +11,15 @@
 
 import { DockerSaveError } from "../errors.ts";
 
-/** A parsed registry reference. */
+/**
+ * A parsed registry reference.
+ *
+ * @example
+ * ```ts
+ * import type { Reference } from "./_reference.ts";
+ * const ref: Reference = { registry: "ghcr.io", repository: "org/app", tag: "1.2" };
+ * ```
+ */
 export interface Reference {
   /** The registry as named: `docker.io` by default, else `host[:port]`. */
   registry: string;
@@ -23,9 +31,25 @@ export interface Reference {
   digest?: string;
 }
 
-/** Docker Hub's name in references. */
+/**
+ * Docker Hub's name in references.
+ *
+ * @example
+ * ```ts
+ * import { DOCKER_HUB, parseReference } from "./_reference.ts";
+ * parseReference("alpine").registry === DOCKER_HUB; // true
+ * ```
+ */
 export const DOCKER_HUB = "docker.io";
-/** Where Docker Hub's registry API lives. */
+/**
+ * Where Docker Hub's registry API lives.
+ *
+ * @example
+ * ```ts
+ * import { apiHost, DOCKER_HUB_API } from "./_reference.ts";
+ * apiHost("docker.io") === DOCKER_HUB_API; // true
+ * ```
+ */
 export const DOCKER_HUB_API = "registry-1.docker.io";
 
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";

@@ -12,7 +12,15 @@ import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
 import { DOCKER_HUB, DOCKER_HUB_API } from "./_reference.ts";
 
-/** A user name and password (or personal access token). */
+/**
+ * A user name and password (or personal access token).
+ *
+ * @example
+ * ```ts
+ * import type { RegistryCredentials } from "./_registry_auth.ts";
+ * const credentials: RegistryCredentials = { username: "ci", password: "ghp_…" };
+ * ```
+ */
 export interface RegistryCredentials {
   /** The user name. */
   username: string;
@@ -20,7 +28,15 @@ export interface RegistryCredentials {
   password: string;
 }
 
-/** One challenge of a `WWW-Authenticate` header. */
+/**
+ * One challenge of a `WWW-Authenticate` header.
+ *
+ * @example
+ * ```ts
+ * import type { Challenge } from "./_registry_auth.ts";
+ * const basic: Challenge = { scheme: "basic", params: { realm: "registry" } };
+ * ```
+ */
 export interface Challenge {
   /** The scheme, lowercased: `basic` or `bearer`. */
   scheme: string;
@@ -50,7 +66,10 @@ export function parseChallenges(header: string): Challenge[] {
       continue;
     }
     i = token.lastIndex;
-    const challenge: Challenge = { scheme: scheme[1].toLowerCase(), params: {} };
+    const challenge: Challenge = {
+      scheme: scheme[1].toLowerCase(),
+      params: {},
+    };
     challenges.push(challenge);
     // Parameters: name=value or name="quoted", comma separated, until a
     // token that is not followed by "=" starts the next challenge.
@@ -164,7 +183,15 @@ async function defaultDockerConfigPath(): Promise<string | undefined> {
   return home ? `${home}/.docker/config.json` : undefined;
 }
 
-/** Sends one request without registry auth (redirects and retries handled). */
+/**
+ * Sends one request without registry auth (redirects and retries handled).
+ *
+ * @example
+ * ```ts
+ * import type { AuthRequest } from "./_registry_auth.ts";
+ * const send: AuthRequest = (url, headers) => fetch(url, { headers });
+ * ```
+ */
 export type AuthRequest = (
   url: URL,
   headers: Record<string, string>,
@@ -197,6 +224,8 @@ export class RegistryAuth {
   #resolved: Promise<RegistryCredentials | undefined> | undefined;
 
   /**
+   * Creates the state of one registry, knowing no challenge yet.
+   *
    * @param registry the registry as named, for messages
    * @param credentials resolves the credentials, asked once when needed
    * @param send sends a request to a token realm
@@ -235,7 +264,9 @@ export class RegistryAuth {
       return credentials ? basic(credentials) : undefined;
     }
     const cached = this.#tokens.get(scope);
-    if (cached && Date.now() < cached.refreshAt) return `Bearer ${cached.value}`;
+    if (cached && Date.now() < cached.refreshAt) {
+      return `Bearer ${cached.value}`;
+    }
     const token = await this.#fetchToken(challenge, scope);
     this.#tokens.set(scope, token);
     return `Bearer ${token.value}`;

@@ -15,18 +15,48 @@ import type { Descriptor } from "../image.ts";
 import { MEDIA_TYPES } from "../image.ts";
 import { RegistryAuth, type RegistryCredentials } from "./_registry_auth.ts";
 
-/** Every manifest type we read, for `Accept`. */
-export const MANIFEST_ACCEPT = [
+/**
+ * Every manifest type we read, for `Accept`.
+ *
+ * @example
+ * ```ts
+ * import { MANIFEST_ACCEPT } from "./_registry_client.ts";
+ * await fetch("https://ghcr.io/v2/org/app/manifests/1.2", {
+ *   headers: { accept: MANIFEST_ACCEPT },
+ * });
+ * ```
+ */
+export const MANIFEST_ACCEPT: string = [
   MEDIA_TYPES.ociIndex,
   MEDIA_TYPES.dockerManifestList,
   MEDIA_TYPES.ociManifest,
   MEDIA_TYPES.dockerManifest,
 ].join(", ");
 
-/** Manifests larger than this are refused (distribution's own limit). */
+/**
+ * Manifests larger than this are refused (distribution's own limit).
+ *
+ * @example
+ * ```ts
+ * import { MAX_MANIFEST_BYTES } from "./_registry_client.ts";
+ * MAX_MANIFEST_BYTES; // 4194304
+ * ```
+ */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
-/** How one registry is reached. */
+/**
+ * How one registry is reached.
+ *
+ * @example
+ * ```ts
+ * import type { ClientConfig } from "./_registry_client.ts";
+ * const config: ClientConfig = {
+ *   registry: "docker.io", host: "registry-1.docker.io", secure: true,
+ *   fetch, credentials: async () => undefined,
+ *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+ * };
+ * ```
+ */
 export interface ClientConfig {
   /** The registry as named (`docker.io`, `localhost:5000`), for messages. */
   registry: string;
@@ -57,6 +87,9 @@ interface Target {
   /** The token scope; `undefined` for URLs outside the registry. */
   scope?: string;
 }
+
+// Configs are read whole; larger ones are refused rather than allocated.
+const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
 
 /** A fetch that failed before an HTTP status: retried. */
 class TransportError extends Error {}
@@ -92,7 +125,11 @@ export class RegistryClient {
   readonly auth: RegistryAuth;
   #config: ClientConfig;
 
-  /** @param config how to reach the registry */
+  /**
+   * Creates a client; nothing is sent until a method is called.
+   *
+   * @param config how to reach the registry
+   */
   constructor(config: ClientConfig) {
     this.#config = config;
     this.base = new URL(`${config.secure ? "https" : "http"}://${config.host}`);
@@ -100,10 +137,16 @@ export class RegistryClient {
       config.registry,
       config.credentials,
       (url, headers) =>
-        this.#request(url, headers, {
-          kind: "blob",
-          what: `a token from ${url.host}`,
-        }, {}, { noStatusError: true }),
+        this.#request(
+          url,
+          headers,
+          {
+            kind: "blob",
+            what: `a token from ${url.host}`,
+          },
+          {},
+          { noStatusError: true },
+        ),
       config.secure,
     );
   }
@@ -165,6 +208,12 @@ export class RegistryClient {
     descriptor: Descriptor,
     what: string,
   ): Promise<Uint8Array> {
+    if (descriptor.size > MAX_CONFIG_BYTES) {
+      throw new DockerSaveError(
+        "BAD_MANIFEST",
+        `Cannot fetch ${what}: its descriptor says ${descriptor.size} bytes, more than the ${MAX_CONFIG_BYTES} allowed`,
+      );
+    }
     const reader = this.openBlob(repository, descriptor, what).getReader();
     const bytes = new Uint8Array(descriptor.size);
     let at = 0;
@@ -215,20 +264,24 @@ export class RegistryClient {
     descriptor: Descriptor,
     what: string,
   ): ReadableStream<Uint8Array> {
-    return this.#resumable(async (headers, attempt) => {
-      let last: unknown;
-      for (const url of urls) {
-        try {
-          return await this.#request(new URL(url), headers, {
-            kind: "blob",
-            what: `${what} from ${url}`,
-          }, attempt);
-        } catch (error) {
-          last = error;
+    return this.#resumable(
+      async (headers, attempt) => {
+        let last: unknown;
+        for (const url of urls) {
+          try {
+            return await this.#request(new URL(url), headers, {
+              kind: "blob",
+              what: `${what} from ${url}`,
+            }, attempt);
+          } catch (error) {
+            last = error;
+          }
         }
-      }
-      throw last;
-    }, descriptor.size, what);
+        throw last;
+      },
+      descriptor.size,
+      what,
+    );
   }
 
   /**
@@ -248,9 +301,14 @@ export class RegistryClient {
       this.base,
     );
     const attempt: Attempt = {};
-    const response = await this.#request(url, {
-      range: `bytes=${size - length}-${size - 1}`,
-    }, { kind: "blob", what, scope: pull(repository) }, attempt);
+    const response = await this.#request(
+      url,
+      {
+        range: `bytes=${size - length}-${size - 1}`,
+      },
+      { kind: "blob", what, scope: pull(repository) },
+      attempt,
+    );
     const controller = attempt.controller!;
     const range = parseContentRange(response.headers.get("content-range"));
     if (
@@ -304,7 +362,9 @@ export class RegistryClient {
           controller,
         ));
       } catch (error) {
-        if (!(error instanceof TransportError) || attempt.cancelled) throw error;
+        if (!(error instanceof TransportError) || attempt.cancelled) {
+          throw error;
+        }
         if (failures >= config.attempts) throw this.#gaveUp(target.what, error);
         failures++;
         await sleep(backoff(config, failures));
@@ -338,19 +398,23 @@ export class RegistryClient {
   }
 
   // fetch with redirect: "manual", following up to 10 hops. Authorization
-  // goes only to the registry's host, and never again once a redirect has
-  // left it (blobs redirect to object storage with signed URLs).
+  // (the argument, or one in `headers`, as for a token realm) goes only to
+  // the host first asked, and never again once a redirect has left it (blobs
+  // redirect to object storage with signed URLs). `sameHost`: the response
+  // came from the registry itself, not from where it redirected.
   async #follow(
     start: URL,
     headers: Record<string, string>,
     authorization: string | undefined,
     controller: AbortController,
   ): Promise<{ response: Response; sameHost: boolean }> {
+    const { authorization: inHeaders, ...rest } = headers;
+    authorization ??= inHeaders;
     let url = start;
-    let sameHost = url.host === this.base.host;
+    let stayed = true; // no redirect has left the first host
     for (let hop = 0;; hop++) {
-      const sent = { ...headers };
-      if (authorization && sameHost) sent.authorization = authorization;
+      const sent: Record<string, string> = { ...rest };
+      if (authorization && stayed) sent.authorization = authorization;
       const timer = setTimeout(
         () => controller.abort(new TransportError("timed out")),
         this.#config.timeout,
@@ -374,7 +438,7 @@ export class RegistryClient {
       if (
         ![301, 302, 303, 307, 308].includes(response.status) || !location
       ) {
-        return { response, sameHost };
+        return { response, sameHost: stayed && url.host === this.base.host };
       }
       await response.body?.cancel().catch(() => {});
       if (hop >= 10) {
@@ -384,7 +448,7 @@ export class RegistryClient {
         );
       }
       url = new URL(location, url);
-      if (url.host !== this.base.host) sameHost = false;
+      if (url.host !== start.host) stayed = false;
     }
   }
 
@@ -482,7 +546,9 @@ export class RegistryClient {
             }
             stalled++;
             breaks++;
-            if (stalled > config.attempts || breaks > 4 * (config.attempts + 1)) {
+            if (
+              stalled > config.attempts || breaks > 4 * (config.attempts + 1)
+            ) {
               throw new DockerSaveError(
                 "REGISTRY_ERROR",
                 `Cannot fetch ${what}: ${
@@ -628,7 +694,7 @@ async function statusError(
       ).filter(Boolean).join("; ");
     }
   } catch { /* no registry error body */ }
-  const status = `status ${response.status}${detail ? ` (${detail})` : ""}`;
+  const status = `status ${response.status}${detail ? `, ${detail}` : ""}`;
   let code: DockerSaveErrorCode = "REGISTRY_ERROR";
   let reason = `the registry answered ${status}`;
   if (response.status === 404) {

@@ -1,0 +1,543 @@
+/**
+ * Images pulled from a registry (Docker Registry HTTP API v2 / OCI
+ * distribution) with `fetch` only, so it runs on Deno, Bun, Node and edge
+ * runtimes. After go-containerregistry's `remote/`: the reference is resolved
+ * to a manifest here (tag → index → platform), the manifest and config are
+ * fetched up front, and layers are streamed when `save()` asks for them.
+ *
+ * @module
+ */
+
+import { sha256Hex } from "../digest.ts";
+import { DockerSaveError } from "../errors.ts";
+import {
+  type Descriptor,
+  type Image,
+  isForeignLayer,
+  layerCompression,
+  type Manifest,
+  type Platform,
+} from "../image.ts";
+import { isIndexMediaType, parseManifest } from "../manifest.ts";
+import {
+  apiHost,
+  formatReference,
+  hostname,
+  isLoopback,
+  parseReference,
+} from "./_reference.ts";
+import {
+  dockerConfigCredentials,
+  type RegistryCredentials,
+} from "./_registry_auth.ts";
+import { RegistryClient } from "./_registry_client.ts";
+
+export type { RegistryCredentials };
+
+/**
+ * How failed requests are retried.
+ *
+ * @example Fail fast
+ * ```ts
+ * import type { RegistryRetryOptions } from "./registry.ts";
+ * const retry: RegistryRetryOptions = { attempts: 1, delay: 100 };
+ * ```
+ */
+export interface RegistryRetryOptions {
+  /**
+   * Retries after a failed attempt (429, 5xx, network error), and resumes
+   * per blob without progress in between.
+   * @default {5}
+   */
+  attempts?: number;
+  /**
+   * First backoff delay in milliseconds, doubled per retry, with jitter.
+   * @default {500}
+   */
+  delay?: number;
+  /**
+   * Longest backoff delay in milliseconds; also caps `Retry-After`.
+   * @default {10000}
+   */
+  maxDelay?: number;
+}
+
+/**
+ * How `uncompressedSize` learns a gzip layer's size (see
+ * `FromRegistryOptions.uncompressedSizes`).
+ *
+ * @example
+ * ```ts
+ * import type { UncompressedSizes } from "./registry.ts";
+ * const sizes: UncompressedSizes = "count";
+ * ```
+ */
+export type UncompressedSizes = "trailer" | "count";
+
+/**
+ * Options for `fromRegistry`.
+ *
+ * @example A private registry over HTTP, with credentials
+ * ```ts
+ * import { fromRegistry, type FromRegistryOptions } from "./registry.ts";
+ * const options: FromRegistryOptions = {
+ *   platform: "linux/arm64",
+ *   insecure: ["registry.lan:5000"],
+ *   credentials: { username: "ci", password: "token" },
+ * };
+ * const image = await fromRegistry("registry.lan:5000/team/app:1.2", options);
+ * ```
+ */
+export interface FromRegistryOptions {
+  /**
+   * The platform to take from an index, `os/arch[/variant]`. When given, a
+   * single-platform image must match it too.
+   * @default {"linux/amd64"}
+   */
+  platform?: string;
+  /**
+   * Credentials, or a function of the registry name (`docker.io`,
+   * `ghcr.io`, `localhost:5000`) returning them. Without them (or when the
+   * function returns `undefined`) the docker config file is read.
+   */
+  credentials?:
+    | RegistryCredentials
+    | ((
+      registry: string,
+    ) =>
+      | RegistryCredentials
+      | undefined
+      | Promise<RegistryCredentials | undefined>);
+  /**
+   * The docker config file whose `auths` give credentials; `false` never
+   * reads one. Read only where the runtime has `node:fs`.
+   * @default {"$DOCKER_CONFIG/config.json, else ~/.docker/config.json"}
+   */
+  dockerConfig?: string | false;
+  /**
+   * Registries (`host` or `host:port`) reached over plain HTTP. Loopback
+   * registries (`localhost`, `127.0.0.0/8`, `[::1]`) always are.
+   * @default {[]}
+   */
+  insecure?: readonly string[];
+  /**
+   * The `fetch` to use (a proxy, a cache, a test double).
+   * @default {globalThis.fetch}
+   */
+  fetch?: typeof fetch;
+  /** Retries and backoff. */
+  retry?: RegistryRetryOptions;
+  /**
+   * Longest wait in milliseconds for response headers or the next chunk of
+   * a body; a stalled transfer is then resumed like a broken one.
+   * @default {60000}
+   */
+  timeout?: number;
+  /**
+   * How a gzip layer's uncompressed size (needed for `layers:
+   * "uncompressed"`) is learnt. `"trailer"`: from the gzip ISIZE field, by a
+   * 4-byte `Range` request (one blob download per layer; `save()` checks the
+   * size and diff_id while streaming, so a wrong guess — a multi-member gzip,
+   * or a layer over 4 GiB larger than its blob — fails the save instead of
+   * writing a bad tarball). `"count"`: `save()` downloads and gunzips each
+   * layer twice, once to count.
+   * @default {"trailer"}
+   */
+  uncompressedSizes?: UncompressedSizes;
+  /**
+   * Fetch foreign (non-distributable) layers from their descriptor's `urls`.
+   * Without it, an image with such layers is refused up front
+   * (`FOREIGN_LAYER`), since their content lives outside the registry.
+   * @default {false}
+   */
+  allowForeignLayers?: boolean;
+}
+
+/**
+ * An image pulled from a registry.
+ *
+ * @example Pin what was pulled
+ * ```ts
+ * import { fromRegistry } from "./registry.ts";
+ * const image = await fromRegistry("alpine:3.20");
+ * console.log(image.reference); // docker.io/library/alpine@sha256:…
+ * ```
+ */
+export interface RegistryImage extends Image {
+  /** The reference in full, pinned: `registry/repository@sha256:…`. */
+  readonly reference: string;
+  /** The digest of the image manifest pulled. */
+  readonly digest: string;
+  /** The index entry's platform, when the reference named an index. */
+  readonly platform?: Platform;
+}
+
+const GZIP_ISIZE = 2 ** 32;
+const SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+";
+const STARGZ = /stargz/i;
+
+/**
+ * Resolves a registry reference, `[registry/]repo[:tag|@digest]` (Docker Hub
+ * by default, `library/` for one-part names), to an image: the manifest
+ * (from an index by `platform`), verified against the digest when pulled by
+ * digest, and the config, both fetched now. Layers are streamed, and verified
+ * by `save()`, only when it writes them; nothing is buffered.
+ *
+ * Errors are `DockerSaveError`s: `BAD_REFERENCE`, `UNAUTHORIZED`,
+ * `MANIFEST_NOT_FOUND`, `PLATFORM_NOT_FOUND`, `DIGEST_MISMATCH`,
+ * `FOREIGN_LAYER`, `REGISTRY_ERROR` (after retries), `BAD_MANIFEST`.
+ *
+ * @example Save an image from a registry to a file
+ * ```ts
+ * import { fromRegistry, saveToFile } from "../../mod.ts";
+ * const image = await fromRegistry("alpine:3.20", { platform: "linux/arm64" });
+ * await saveToFile("alpine.tar", [["alpine:3.20", image]]);
+ * ```
+ *
+ * @example An edge function that streams a tarball
+ * ```ts
+ * import { fromRegistry, save } from "../../mod.ts";
+ * export default {
+ *   async fetch(request: Request): Promise<Response> {
+ *     const ref = new URL(request.url).searchParams.get("image") ?? "alpine:3.20";
+ *     try {
+ *       // Auth, platform and manifest errors surface here, before the body.
+ *       const image = await fromRegistry(ref);
+ *       return new Response(save([[ref, image]]), {
+ *         headers: { "content-type": "application/x-tar" },
+ *       });
+ *     } catch (error) {
+ *       return new Response(String(error), { status: 502 });
+ *     }
+ *   },
+ * };
+ * ```
+ */
+export async function fromRegistry(
+  reference: string,
+  options: FromRegistryOptions = {},
+): Promise<RegistryImage> {
+  const ref = parseReference(reference);
+  const what = `"${reference}"`;
+  const host = apiHost(ref.registry);
+  const insecure = (options.insecure ?? []).map((entry) =>
+    entry.replace(/^[a-z]+:\/\//i, "").replace(/\/+$/, "").toLowerCase()
+  );
+  const secure = !isLoopback(host) &&
+    !insecure.includes(host.toLowerCase()) &&
+    !insecure.includes(hostname(host));
+  const retry = options.retry ?? {};
+  const client = new RegistryClient({
+    registry: ref.registry,
+    host,
+    secure,
+    fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    credentials: () => resolveCredentials(ref.registry, options),
+    attempts: retry.attempts ?? 5,
+    delay: retry.delay ?? 500,
+    maxDelay: retry.maxDelay ?? 10_000,
+    timeout: options.timeout ?? 60_000,
+  });
+  const repository = ref.repository;
+
+  // Tag or digest -> (index -> platform)* -> image manifest.
+  let pulled = await client.manifest(
+    repository,
+    ref.digest ?? ref.tag!,
+    `manifest of ${what}`,
+  );
+  let digest = await checkDigest(
+    pulled.bytes,
+    ref.digest ?? pulled.digest,
+    `manifest of ${what}`,
+  );
+  let platform: Platform | undefined;
+  const wanted = options.platform ?? "linux/amd64";
+  for (let depth = 0; isIndex(pulled); depth++) {
+    if (depth >= 4) {
+      throw new DockerSaveError(
+        "BAD_MANIFEST",
+        `Cannot read manifest of ${what}: indexes nest too deep`,
+      );
+    }
+    const entry = choosePlatform(pulled.bytes, wanted, what);
+    platform = entry.platform;
+    const child = `manifest ${entry.digest} of ${what}`;
+    pulled = await client.manifest(repository, entry.digest, child);
+    digest = await checkDigest(pulled.bytes, entry.digest, child);
+    if (pulled.bytes.byteLength !== entry.size) {
+      throw new DockerSaveError(
+        "SIZE_MISMATCH",
+        `Cannot verify ${child}: it has ${pulled.bytes.byteLength} bytes, expected ${entry.size}`,
+      );
+    }
+  }
+  if (
+    pulled.mediaType?.startsWith(SCHEMA1) || schemaVersion(pulled) === 1
+  ) {
+    throw new DockerSaveError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `Cannot pull ${what}: it has a Docker schema 1 manifest, which is not supported`,
+    );
+  }
+  const rawManifest = pulled.bytes;
+  const manifest: Manifest = parseManifest(rawManifest, what);
+  const foreign = manifest.layers.filter((layer) =>
+    isForeignLayer(layer.mediaType) && layer.urls?.length
+  );
+  if (foreign.length && !options.allowForeignLayers) {
+    throw new DockerSaveError(
+      "FOREIGN_LAYER",
+      `Cannot pull ${what}: layer ${
+        foreign[0].digest
+      } is foreign, to be fetched from ${
+        foreign[0].urls!.join(", ")
+      }; allow it with allowForeignLayers (--allow-foreign-layers)`,
+    );
+  }
+  const rawConfig = await client.blobBytes(
+    repository,
+    manifest.config,
+    `config ${manifest.config.digest} of ${what}`,
+  );
+  if (options.platform !== undefined && platform === undefined) {
+    checkConfigPlatform(rawConfig, options.platform, what);
+  }
+
+  const sizes = new Map<string, Promise<number | undefined>>();
+  const layerWhat = (layer: Descriptor) => `layer ${layer.digest} of ${what}`;
+  const image: RegistryImage = {
+    reference: `${ref.registry}/${repository}@${digest}`,
+    digest,
+    platform,
+    rawManifest: () => Promise.resolve(rawManifest),
+    manifest: () => Promise.resolve(manifest),
+    rawConfig: () => Promise.resolve(rawConfig),
+    openLayer: (layer) => {
+      const urls = (layer.urls ?? []).filter((url) =>
+        /^https?:\/\//i.test(url)
+      );
+      if (
+        options.allowForeignLayers && isForeignLayer(layer.mediaType) &&
+        urls.length
+      ) {
+        return Promise.resolve(client.openUrls(urls, layer, layerWhat(layer)));
+      }
+      return Promise.resolve(
+        client.openBlob(repository, layer, layerWhat(layer)),
+      );
+    },
+    uncompressedSize: (layer) => {
+      if ((options.uncompressedSizes ?? "trailer") !== "trailer") {
+        return Promise.resolve(undefined);
+      }
+      let size = sizes.get(layer.digest);
+      if (!size) {
+        size = trailerSize(client, repository, layer, layerWhat(layer));
+        sizes.set(layer.digest, size);
+      }
+      return size;
+    },
+  };
+  return image;
+}
+
+/**
+ * The full, normalised form of a reference: `docker.io/library/alpine:latest`
+ * for `alpine`. Throws `DockerSaveError` `BAD_REFERENCE`.
+ *
+ * @example
+ * ```ts
+ * import { normalizeReference } from "./registry.ts";
+ * normalizeReference("alpine"); // "docker.io/library/alpine:latest"
+ * ```
+ */
+export function normalizeReference(reference: string): string {
+  return formatReference(parseReference(reference));
+}
+
+async function resolveCredentials(
+  registry: string,
+  options: FromRegistryOptions,
+): Promise<RegistryCredentials | undefined> {
+  const given = typeof options.credentials === "function"
+    ? await options.credentials(registry)
+    : options.credentials;
+  if (given) return given;
+  if (options.dockerConfig === false) return undefined;
+  return await dockerConfigCredentials(registry, options.dockerConfig);
+}
+
+interface Pulled {
+  bytes: Uint8Array;
+  mediaType?: string;
+}
+
+function parsed(pulled: Pulled): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(pulled.bytes));
+    return typeof value === "object" && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isIndex(pulled: Pulled): boolean {
+  return isIndexMediaType(pulled.mediaType) ||
+    Array.isArray(parsed(pulled)?.manifests);
+}
+
+function schemaVersion(pulled: Pulled): unknown {
+  return parsed(pulled)?.schemaVersion;
+}
+
+// sha256 of the bytes; checked against `expected` when it is a sha256 digest.
+async function checkDigest(
+  bytes: Uint8Array,
+  expected: string | undefined,
+  what: string,
+): Promise<string> {
+  const actual = `sha256:${await sha256Hex(bytes)}`;
+  if (expected?.startsWith("sha256:") && actual !== expected) {
+    throw new DockerSaveError(
+      "DIGEST_MISMATCH",
+      `Cannot verify ${what}: its bytes hash to ${actual}, expected ${expected}`,
+    );
+  }
+  return actual;
+}
+
+const ARCH_ALIASES: Record<string, string> = {
+  x86_64: "amd64",
+  "x86-64": "amd64",
+  aarch64: "arm64",
+};
+// The variant an index entry without one means (containerd's platforms).
+const DEFAULT_VARIANTS: Record<string, string> = { arm64: "v8", arm: "v7" };
+
+function parsePlatform(text: string, what: string): Platform {
+  const [os, architecture, variant, ...rest] = text.split("/");
+  if (!os || !architecture || rest.length || variant === "") {
+    throw new DockerSaveError(
+      "PLATFORM_NOT_FOUND",
+      `Cannot choose a platform for ${what}: "${text}" is not os/arch[/variant]`,
+    );
+  }
+  return {
+    os: os.toLowerCase(),
+    architecture: ARCH_ALIASES[architecture.toLowerCase()] ??
+      architecture.toLowerCase(),
+    variant: variant?.toLowerCase(),
+  };
+}
+
+function platformName(p: Platform | undefined): string {
+  return p
+    ? [p.os, p.architecture, p.variant].filter(Boolean).join("/")
+    : "unknown";
+}
+
+function matches(have: Platform | undefined, want: Platform): boolean {
+  if (!have) return false;
+  const arch = ARCH_ALIASES[have.architecture] ?? have.architecture;
+  if (have.os !== want.os || arch !== want.architecture) return false;
+  if (want.variant === undefined) return true;
+  return (have.variant ?? DEFAULT_VARIANTS[arch]) === want.variant;
+}
+
+function choosePlatform(
+  bytes: Uint8Array,
+  wanted: string,
+  what: string,
+): Descriptor {
+  let index: { manifests?: unknown };
+  try {
+    index = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read index of ${what}: ${(error as Error).message}`,
+    );
+  }
+  const entries = (Array.isArray(index.manifests) ? index.manifests : [])
+    .filter((entry): entry is Descriptor =>
+      typeof entry?.digest === "string" && Number.isSafeInteger(entry?.size)
+    );
+  const want = parsePlatform(wanted, what);
+  const found = entries.filter((entry) => matches(entry.platform, want));
+  // Without a variant, prefer the architecture's default one.
+  const best = found.find((entry) =>
+    want.variant === undefined &&
+    DEFAULT_VARIANTS[want.architecture] !== undefined &&
+    (entry.platform?.variant ?? DEFAULT_VARIANTS[want.architecture]) ===
+      DEFAULT_VARIANTS[want.architecture]
+  ) ?? found[0];
+  if (!best) {
+    // Attestation manifests are listed as unknown/unknown: not platforms.
+    const available = entries.map((entry) => platformName(entry.platform))
+      .filter((name) => name !== "unknown/unknown" && name !== "unknown");
+    throw new DockerSaveError(
+      "PLATFORM_NOT_FOUND",
+      `Cannot choose platform ${wanted} from ${what}: it has ${
+        [...new Set(available)].join(", ") || "no platforms"
+      }`,
+    );
+  }
+  return best;
+}
+
+function checkConfigPlatform(
+  rawConfig: Uint8Array,
+  wanted: string,
+  what: string,
+): void {
+  let config: { os?: unknown; architecture?: unknown; variant?: unknown };
+  try {
+    config = JSON.parse(new TextDecoder().decode(rawConfig));
+  } catch {
+    return; // save() reports a bad config
+  }
+  if (typeof config?.os !== "string") return;
+  const have: Platform = {
+    os: config.os,
+    architecture: String(config.architecture ?? ""),
+    variant: typeof config.variant === "string" ? config.variant : undefined,
+  };
+  if (!matches(have, parsePlatform(wanted, what))) {
+    throw new DockerSaveError(
+      "PLATFORM_NOT_FOUND",
+      `Cannot choose platform ${wanted} from ${what}: it is a single ${
+        platformName(have)
+      } image`,
+    );
+  }
+}
+
+// The gzip ISIZE trailer (uncompressed size mod 2^32), lifted to the
+// smallest size not below what the blob's own size allows: deflate never
+// shrinks data by more than its stored-block overhead (5 bytes per 65535),
+// plus the gzip header and trailer.
+async function trailerSize(
+  client: RegistryClient,
+  repository: string,
+  layer: Descriptor,
+  what: string,
+): Promise<number | undefined> {
+  if (layerCompression(layer.mediaType) !== "gzip") return undefined;
+  if (isForeignLayer(layer.mediaType) && layer.urls?.length) return undefined;
+  // eStargz and similar layers are gzip members concatenated: the trailer
+  // holds only the last member's size.
+  if (Object.keys(layer.annotations ?? {}).some((key) => STARGZ.test(key))) {
+    return undefined;
+  }
+  if (layer.size < 20) return undefined;
+  const tail = await client.blobTail(repository, layer, 4, what);
+  if (!tail) return undefined;
+  const isize = new DataView(tail.buffer, tail.byteOffset, 4).getUint32(
+    0,
+    true,
+  );
+  const least = Math.max(0, Math.floor((layer.size - 1024) * 0.9999));
+  const wraps = least > isize ? Math.ceil((least - isize) / GZIP_ISIZE) : 0;
+  return isize + wraps * GZIP_ISIZE;
+}
