@@ -1,6 +1,6 @@
 /**
  * The `docker-save` command: the only reader of argv and stdout. It turns
- * SOURCE arguments (OCI layouts and registry references) into images, saves
+ * SOURCE arguments (OCI layouts, archives, registry references) into images, saves
  * them, and writes a file or stdout, with progress on stderr.
  *
  * ```
@@ -16,8 +16,19 @@ import { stat } from "node:fs/promises";
 import { Progress } from "./cli_progress.ts";
 import { DockerSaveError } from "./errors.ts";
 import type { Image } from "./image.ts";
-import { type LayerMode, save } from "./save.ts";
+import { type LayerMode, save, type SaveFormat } from "./save.ts";
 import { writeFileAtomic } from "./save_to_file.ts";
+import type { ArchiveIndex } from "./sources/_archive_index.ts";
+import {
+  fromDockerArchive,
+  indexDockerArchive,
+  parseDockerArchiveSource,
+} from "./sources/docker_archive.ts";
+import {
+  fromOciArchive,
+  indexOciArchive,
+  parseOciArchiveSource,
+} from "./sources/oci_archive.ts";
 import { fromOciLayout } from "./sources/oci_layout.ts";
 import { parseReference } from "./sources/_reference.ts";
 import {
@@ -52,11 +63,22 @@ Sources (any number, mixed):
                         org.opencontainers.image.ref.name REF (REF may be
                         omitted when the index has one entry), saved as TAG.
                         TAG defaults to REF.
+  oci-archive:FILE[:REF][=TAG]
+                        the same, from an OCI layout tarball
+  docker-archive:FILE[:TAG][=NEWTAG]
+                        the image tagged TAG in a docker save tarball (any
+                        docker or podman version's, ours, or gzipped; TAG may
+                        be omitted when it holds one image), saved as NEWTAG,
+                        else TAG, else its first tag there. A tarball in the
+                        reference's format keeps its v1 ids.
 
 Options:
   -o, --output FILE     write FILE, atomically: a temporary file renamed at
                         the end, removed on error. "-" writes stdout. Without
                         -o, stdout is used when it is not a terminal.
+      --format FORMAT   docker (default: the reference's format, byte-exact),
+                        oci (an OCI image layout tarball), or docker+oci
+                        (both: classic docker load and the containerd store)
       --platform P      os/arch[/variant] to take from multi-platform images
                         (default linux/amd64)
       --layers MODE     uncompressed (default; the reference's format: each
@@ -113,6 +135,8 @@ export interface CliArgs {
   verify: boolean;
   /** `--layers`. */
   layers: LayerMode;
+  /** `--format`. */
+  format: SaveFormat;
   /** `--help`. */
   help: boolean;
   /** `--platform`; `undefined` when not given. */
@@ -144,6 +168,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     sources: [],
     verify: true,
     layers: "uncompressed",
+    format: "docker",
     help: false,
     quiet: false,
     insecure: [],
@@ -190,18 +215,23 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         );
       }
       args.uncompressedSizes = value;
-    } else if (arg === "--layers" || arg.startsWith("--layers=")) {
-      const mode = arg === "--layers" ? argv[++i] : arg.slice(9);
-      if (mode !== "uncompressed" && mode !== "compressed") {
+    } else if ((value = valueOf("--layers")) !== undefined) {
+      if (value !== "uncompressed" && value !== "compressed") {
         throw new UsageError(
-          `--layers takes uncompressed or compressed, not "${mode ?? ""}"`,
+          `--layers takes uncompressed or compressed, not "${value}"`,
         );
       }
-      args.layers = mode;
-    } else if (arg === "-o" || arg === "--output") {
-      if (i + 1 >= argv.length) throw new UsageError(`${arg} needs a FILE`);
-      args.output = argv[++i];
-    } else if (arg.startsWith("--output=")) args.output = arg.slice(9);
+      args.layers = value;
+    } else if ((value = valueOf("--format")) !== undefined) {
+      if (value !== "docker" && value !== "oci" && value !== "docker+oci") {
+        throw new UsageError(
+          `--format takes docker, oci or docker+oci, not "${value}"`,
+        );
+      }
+      args.format = value;
+    } else if (
+      (value = valueOf("-o") ?? valueOf("--output")) !== undefined
+    ) args.output = value;
     else if (arg.startsWith("-") && arg !== "-") {
       throw new UsageError(`unknown option "${arg}"`);
     } else args.sources.push(arg);
@@ -261,11 +291,30 @@ export interface RegistrySource {
  * if (source.kind === "registry") console.log(source.reference);
  * ```
  */
-export type CliSource = OciSource | RegistrySource;
+export type CliSource = OciSource | RegistrySource | ArchiveSource;
+
+/**
+ * A `docker-archive:` or `oci-archive:` SOURCE argument, split.
+ *
+ * @example
+ * ```ts
+ * import type { ArchiveSource } from "./cli.ts";
+ * const source: ArchiveSource = { kind: "docker-archive", path: "a.tar", name: "app:v1" };
+ * ```
+ */
+export interface ArchiveSource {
+  /** Which archive. */
+  kind: "docker-archive" | "oci-archive";
+  /** The archive file. */
+  path: string;
+  /** The tag (docker) or ref (OCI) to read, if given. */
+  name?: string;
+  /** The tag to save it as, if given. */
+  tag?: string;
+}
 
 // Other tools' transports, refused by name rather than pulled as references.
-const OTHER_TRANSPORTS =
-  /^(docker-archive|oci-archive|dir|containers-storage|docker-daemon|sif|tarball):/;
+const OTHER_TRANSPORTS = /^(dir|containers-storage|docker-daemon|sif|tarball):/;
 
 /**
  * Splits a SOURCE: `oci:DIR[:REF][=TAG]` (DIR is the longest-matching
@@ -283,6 +332,20 @@ const OTHER_TRANSPORTS =
  * ```
  */
 export async function parseSource(source: string): Promise<CliSource> {
+  for (const kind of ["docker-archive", "oci-archive"] as const) {
+    if (source.startsWith(`${kind}:`)) {
+      const { path, newTag, name } = kind === "docker-archive"
+        ? await parseDockerArchiveSource(source).then((p) => ({
+          ...p,
+          name: p.tag,
+        }))
+        : await parseOciArchiveSource(source).then((p) => ({
+          ...p,
+          name: p.ref,
+        }));
+      return { kind, path, name, tag: newTag ?? name };
+    }
+  }
   if (!source.startsWith("oci:")) return parseRegistrySource(source);
   let rest = source.slice(4);
   let tag: string | undefined;
@@ -388,22 +451,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       columns: () => process.stderr.columns || 80,
     });
     const entries: [string, Image][] = [];
+    const indexes = new Map<string, Promise<ArchiveIndex>>();
     for (const source of sources) {
-      let image = source.kind === "oci"
-        ? await fromOciLayout(source.dir, source.ref, {
-          platform: args.platform,
-        })
-        : await fromRegistry(source.reference, {
-          platform: args.platform,
-          credentials: args.credentials,
-          insecure: args.insecure,
-          allowForeignLayers: args.allowForeignLayers,
-          uncompressedSizes: args.uncompressedSizes,
-        });
-      if (progress) image = await progress.track(image, source.tag);
-      entries.push([source.tag, image]);
+      let [tag, image] = await openSource(source, args, indexes);
+      if (progress) image = await progress.track(image, tag);
+      entries.push([tag, image]);
     }
-    const tar = save(entries, { verify: args.verify, layers: args.layers });
+    const tar = save(entries, {
+      verify: args.verify,
+      layers: args.layers,
+      format: args.format,
+    });
     if (toStdout) await writeStdout(tar);
     else await writeFileAtomic(args.output!, tar);
     progress?.finish();
@@ -415,6 +473,64 @@ export async function main(argv: readonly string[]): Promise<number> {
     );
     return 1;
   }
+}
+
+// Opens a source as an image and the tag to save it under. An archive named
+// by several sources is indexed once.
+async function openSource(
+  source: CliSource,
+  args: CliArgs,
+  indexes: Map<string, Promise<ArchiveIndex>>,
+): Promise<[string, Image]> {
+  const platform = args.platform;
+  switch (source.kind) {
+    case "oci":
+      return [
+        source.tag,
+        await fromOciLayout(source.dir, source.ref, { platform }),
+      ];
+    case "registry":
+      return [
+        source.tag,
+        await fromRegistry(source.reference, {
+          platform,
+          credentials: args.credentials,
+          insecure: args.insecure,
+          allowForeignLayers: args.allowForeignLayers,
+          uncompressedSizes: args.uncompressedSizes,
+        }),
+      ];
+  }
+  const key = `${source.kind}:${source.path}`;
+  if (!indexes.has(key)) {
+    indexes.set(
+      key,
+      source.kind === "docker-archive"
+        ? indexDockerArchive(source.path)
+        : indexOciArchive(source.path),
+    );
+  }
+  const index = await indexes.get(key)!;
+  if (source.kind === "oci-archive") {
+    const image = await fromOciArchive(source.path, source.name, {
+      platform,
+      index,
+    });
+    if (!source.tag) {
+      throw new UsageError(
+        `source "oci-archive:${source.path}" needs a tag: oci-archive:FILE[:REF]=TAG`,
+      );
+    }
+    return [source.tag, image];
+  }
+  const image = await fromDockerArchive(source.path, source.name, { index });
+  const tag = source.tag ?? image.repoTags[0];
+  if (!tag) {
+    throw new UsageError(
+      `source "docker-archive:${source.path}" has no tag there: docker-archive:FILE=TAG`,
+    );
+  }
+  return [tag, image];
 }
 
 // A wrong gzip-trailer size shows as a size mismatch of the uncompressed

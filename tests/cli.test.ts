@@ -169,6 +169,69 @@ test("cli --quiet prints nothing on success", async () => {
   }
 });
 
+test("cli reads docker archives and writes every format", async () => {
+  const dir = await mkdtemp(`${tmpdir()}/cli-`);
+  try {
+    const two = goldenCases().find((c) => c.name === "same-image-two-tags")!;
+    // A reference tarball read back and saved again is the same tarball.
+    const again = await run(["-q", `docker-archive:${basic.dir}/expected.tar`]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(Buffer.from(basic.expected).equals(again.stdout));
+    // Re-tagged from a two-tag archive: the tag chooses, =NEWTAG renames.
+    const retag = await run([
+      "-q",
+      `docker-archive:${two.dir}/expected.tar:another/repo:v2=new/name:v3`,
+    ]);
+    assert.equal(retag.code, 0, retag.stderr);
+    assert.match(
+      retag.stdout.toString("latin1"),
+      /"RepoTags": \["new\/name:v3"\]/,
+    );
+    // docker+oci with compressed layers keeps the original blobs, so the
+    // reference's bytes come back from it.
+    const both = `${dir}/both.tar`;
+    const out = await run([
+      "-q",
+      "--format",
+      "docker+oci",
+      "--layers=compressed",
+      "-o",
+      both,
+      `oci:${layout}=oracle/basic:v1`,
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    const back = await run(["-q", `docker-archive:${both}`]);
+    assert.ok(Buffer.from(basic.expected).equals(back.stdout));
+    // An oci layout tarball reads back by its ref name.
+    const oci = `${dir}/oci.tar`;
+    assert.equal(
+      (await run([
+        "-q",
+        "--format",
+        "oci",
+        "-o",
+        oci,
+        `oci:${layout}=oracle/basic:v1`,
+      ]))
+        .code,
+      0,
+    );
+    const fromOci = await run([
+      "-q",
+      "--layers",
+      "compressed",
+      `oci-archive:${oci}:oracle/basic:v1=x/y:z`,
+    ]);
+    assert.equal(fromOci.code, 0, fromOci.stderr);
+    assert.match(fromOci.stdout.toString("latin1"), /"RepoTags": \["x\/y:z"\]/);
+    const bad = await run(["--format", "zip", `oci:${layout}=a/b:c`]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--format takes docker, oci or docker\+oci/);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
 test("parseSource() reads registry references, TAG defaulting to REF as written", async () => {
   const digest = `sha256:${"a".repeat(64)}`;
   for (
@@ -195,9 +258,13 @@ test("parseSource() reads registry references, TAG defaulting to REF as written"
     name: "UsageError",
     message: new RegExp("is pulled by digest: name the tag to save it as"),
   });
-  await assert.rejects(parseSource("docker-archive:x.tar"), {
+  await assert.rejects(parseSource("containers-storage:x"), {
     name: "UsageError",
-    message: new RegExp('source "docker-archive:x.tar" is not supported'),
+    message: new RegExp('source "containers-storage:x" is not supported'),
+  });
+  await assert.rejects(parseSource("docker-archive:/nonexistent/x.tar"), {
+    name: "DockerSaveError",
+    message: /no such file/,
   });
   await assert.rejects(parseSource("Alpine"), {
     name: "DockerSaveError",
