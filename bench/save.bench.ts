@@ -248,7 +248,10 @@ async function ensureFixture(sizeMiB: number): Promise<Fixture> {
   const metaPath = join(dir, "bench-meta.json");
   if (existsSync(metaPath)) {
     const meta = JSON.parse(readFileSync(metaPath, "utf8")) as Fixture;
-    if (existsSync(meta.blobPath) && statSync(meta.blobPath).size === meta.blobBytes) {
+    if (
+      existsSync(meta.blobPath) &&
+      statSync(meta.blobPath).size === meta.blobBytes
+    ) {
       log(`fixture ${sizeMiB} MiB: cached in ${dir}`);
       return { ...meta, fresh: false };
     }
@@ -340,7 +343,10 @@ async function ensureFixture(sizeMiB: number): Promise<Fixture> {
   const manifest = writeBlob(json({
     schemaVersion: 2,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+    config: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      ...config,
+    },
     layers: [{
       mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
       digest,
@@ -382,7 +388,9 @@ async function ensureFixture(sizeMiB: number): Promise<Fixture> {
   );
   renameSync(partial, dir);
   log(
-    `fixture ${sizeMiB} MiB: done in ${generatedSeconds.toFixed(1)} s; tar ${tarBytes} B, blob ${blobBytes} B`,
+    `fixture ${sizeMiB} MiB: done in ${
+      generatedSeconds.toFixed(1)
+    } s; tar ${tarBytes} B, blob ${blobBytes} B`,
   );
   return fixture;
 }
@@ -542,12 +550,18 @@ async function prepareSources(options: Options): Promise<string> {
         if (!r.ok) failures.push(`${runtime} ${mode}: ${r.error}`);
       }
     }
-    const id = options.live ? `work tree ${REPO}` : `snapshot of ${REPO} (src tree sha256 ${treeHash(SNAPSHOT)})`;
+    const id = options.live
+      ? `work tree ${REPO}`
+      : `snapshot of ${REPO} (src tree sha256 ${treeHash(SNAPSHOT)})`;
     if (failures.length === 0) {
       log(`sources: ${id}: 1 MiB check passed on every runtime and mode`);
       return id;
     }
-    log(`sources: ${id}: check failed (attempt ${attempt}): ${failures.join("; ")}`);
+    log(
+      `sources: ${id}: check failed (attempt ${attempt}): ${
+        failures.join("; ")
+      }`,
+    );
     if (options.live || attempt >= 15) {
       log("sources: giving up; benchmarking them as they are");
       return `${id} — FAILED its 1 MiB check: ${failures.join("; ")}`;
@@ -682,9 +696,13 @@ function renderTable(
         mib(fixture.blobBytes)
       } MiB)` +
       (fixture.fresh
-        ? `; generated in ${fmt(fixture.generatedSeconds ?? NaN, 1)} s by this run.`
+        ? `; generated in ${
+          fmt(fixture.generatedSeconds ?? NaN, 1)
+        } s by this run.`
         : "; cached from an earlier run.") +
-      ` Medians of ${runs} run${runs === 1 ? "" : "s"}; page cache warmed once by reading the blob before timing.`,
+      ` Medians of ${runs} run${
+        runs === 1 ? "" : "s"
+      }; page cache warmed once by reading the blob before timing.`,
     "",
     "| row | median wall s | MB/s (of what) | peak RSS MiB | ratio vs baseline | CPU s (user+sys) | output bytes | wall s per run | peak RSS MiB per run |",
     "| --- | ---: | --- | ---: | --- | ---: | ---: | --- | --- |",
@@ -711,15 +729,18 @@ function renderTable(
       : row.throughputOf === "layer tar"
       ? "layer-tar B/s"
       : "output B/s";
-    const perRun = row.results.map((r) =>
-      r.ok ? fmt(r.wallPrecise) : "FAIL"
-    ).join(" / ");
+    const perRun = row.results.map((r) => r.ok ? fmt(r.wallPrecise) : "FAIL")
+      .join(" / ");
     const rssPerRun = row.results.map((r) => fmt(r.rssKiB / 1024, 0)).join(
       " / ",
     );
-    const label = s.error ? `${row.label} — FAILED: ${s.error.replaceAll("|", "\\|")}` : row.label;
+    const label = s.error
+      ? `${row.label} — FAILED: ${s.error.replaceAll("|", "\\|")}`
+      : row.label;
     lines.push(
-      `| ${label} | ${fmt(s.wall)} | ${fmt(s.mbps, 0)} (${what}) | ${rss} | ${ratio} | ${fmt(s.cpu)} | ${
+      `| ${label} | ${fmt(s.wall)} | ${
+        fmt(s.mbps, 0)
+      } (${what}) | ${rss} | ${ratio} | ${fmt(s.cpu)} | ${
         s.outputBytes ?? ""
       } | ${perRun} | ${rssPerRun} |`,
     );
@@ -742,10 +763,14 @@ function renderTable(
   lines.push(
     "",
     `Peak-RSS target (< ${RSS_TARGET_MIB} MiB on every runtime): ${
-      over.length === 0 ? "met" : `MISSED by ${
-        over.map((r) => `${r.label} (${fmt(summaries.get(r)!.rssMiB, 1)} MiB)`)
-          .join(", ")
-      }`
+      over.length === 0
+        ? "met"
+        : `MISSED by ${
+          over.map((r) =>
+            `${r.label} (${fmt(summaries.get(r)!.rssMiB, 1)} MiB)`
+          )
+            .join(", ")
+        }`
     }.${
       failed.length
         ? ` CLI failures: ${
@@ -765,7 +790,9 @@ async function main(): Promise<void> {
   cleanOutputs();
   const skopeoPresent = options.skopeo && hasSkopeo();
   if (options.skopeo && !skopeoPresent) {
-    console.log("skopeo not found at /usr/bin/skopeo: skipping the skopeo baseline.");
+    console.log(
+      "skopeo not found at /usr/bin/skopeo: skipping the skopeo baseline.",
+    );
   }
   const header = machineLine();
   log(header);
@@ -786,7 +813,9 @@ async function main(): Promise<void> {
     const source = `oci:${fixture.dir}:bench=${TAG}`;
 
     // Warm the page cache: read the blob once.
-    spawnSync("cat", [fixture.blobPath], { stdio: ["ignore", "ignore", "inherit"] });
+    spawnSync("cat", [fixture.blobPath], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     log(`size ${size} MiB: page cache warmed (blob read once)`);
 
     const loadBefore = loadavg();
@@ -803,7 +832,12 @@ async function main(): Promise<void> {
         });
       }
     }
-    const baselineRows: (Row & { argv: string[]; stdout?: string; output: string; env?: NodeJS.ProcessEnv })[] = [];
+    const baselineRows: (Row & {
+      argv: string[];
+      stdout?: string;
+      output: string;
+      env?: NodeJS.ProcessEnv;
+    })[] = [];
     if (options.baselines) {
       baselineRows.push(
         {
@@ -891,9 +925,9 @@ async function main(): Promise<void> {
         log(
           `size ${size} run ${run}/${options.runs} ${row.label}: ${
             r.ok ? "ok" : `FAILED ${r.error}`
-          } wall ${fmt(r.wallPrecise)} s, peak RSS ${fmt(r.rssKiB / 1024, 1)} MiB, output ${
-            r.outputBytes ?? "-"
-          } B`,
+          } wall ${fmt(r.wallPrecise)} s, peak RSS ${
+            fmt(r.rssKiB / 1024, 1)
+          } MiB, output ${r.outputBytes ?? "-"} B`,
         );
       }
     }
@@ -905,17 +939,24 @@ async function main(): Promise<void> {
       `before timing ${loadBefore}, after ${loadavg()} (other work on this 2-core machine inflates walls)`,
     );
     const took = (performance.now() - sizeStart) / 1000;
-    sections.push(`${table}\n\nThis size took ${fmt(took, 0)} s (including fixture generation, if any).`);
+    sections.push(
+      `${table}\n\nThis size took ${
+        fmt(took, 0)
+      } s (including fixture generation, if any).`,
+    );
     console.log(`\n${sections.at(-1)}\n`);
   }
 
   const notes = [
     "Notes: MB/s = 10^6 bytes/s. Our rows run `-o /tmp/docker-save-bench/out.tar --layers MODE oci:DIR:bench=bench/x:1` with verification on (the default); " +
-      "uncompressed rows count output-tarball bytes/s, compressed rows and `cat`/`sha256sum` count blob bytes/s, `zcat` counts layer-tar bytes/s. " +
-      "Wall is measured around `/usr/bin/time -f '%e %M %U %S'` (which gives the peak RSS: the largest single process of the tree, as wait4 reports it); outputs are deleted after each run. " +
-      "Per README, an OCI layout does not record the uncompressed size, so uncompressed mode learns it by a first streaming gunzip pass and gunzips again while writing: expect about 2× the zcat CPU.",
+    "uncompressed rows count output-tarball bytes/s, compressed rows and `cat`/`sha256sum` count blob bytes/s, `zcat` counts layer-tar bytes/s. " +
+    "Wall is measured around `/usr/bin/time -f '%e %M %U %S'` (which gives the peak RSS: the largest single process of the tree, as wait4 reports it); outputs are deleted after each run. " +
+    "Per README, an OCI layout does not record the uncompressed size, so uncompressed mode learns it by a first streaming gunzip pass and gunzips again while writing (two inflates and two sha256 passes of CPU; zlib inflates about twice as fast as `zcat`). " +
+    "With a load average above 2 on this 2-core machine the walls are inflated; the CPU column is the steadier number.",
   ];
-  const command = `node --import tsx bench/save.bench.ts ${process.argv.slice(2).join(" ")}`.trim();
+  const command = `node --import tsx bench/save.bench.ts ${
+    process.argv.slice(2).join(" ")
+  }`.trim();
   const totalSeconds = (performance.now() - benchStart) / 1000;
   const document = [
     `## \`${command}\``,
@@ -936,7 +977,10 @@ async function main(): Promise<void> {
     mkdirSync(dirname(path), { recursive: true });
     if (options.append && existsSync(path)) {
       writeFileSync(path, `${readFileSync(path, "utf8")}\n${document}`);
-    } else writeFileSync(path, `# docker-save benchmark results\n\n${document}`);
+    } else {writeFileSync(
+        path,
+        `# docker-save benchmark results\n\n${document}`,
+      );}
     log(`wrote ${path}`);
   }
 }
