@@ -38,6 +38,12 @@ import {
 } from "./sources/registry.ts";
 import { parseTag } from "./tag.ts";
 
+export type { LayerMode, SaveFormat } from "./save.ts";
+export type {
+  RegistryCredentials,
+  UncompressedSizes,
+} from "./sources/registry.ts";
+
 /**
  * The `--help` text.
  *

@@ -34,8 +34,10 @@ export async function saveSize(
 }
 
 /** A parsed single `Range: bytes=` request, inclusive end. */
-interface ByteRange {
+export interface HttpRange {
+  /** First byte. */
   start: number;
+  /** Last byte (inclusive). */
   end: number;
 }
 
@@ -113,7 +115,7 @@ export async function saveResponse(
 export function parseRange(
   header: string | null,
   total: number,
-): ByteRange | "unsatisfiable" | undefined {
+): HttpRange | "unsatisfiable" | undefined {
   const match = header?.trim().match(/^bytes=(\d*)-(\d*)$/);
   if (!match || (match[1] === "" && match[2] === "")) return undefined;
   if (match[1] === "") {

@@ -1,0 +1,109 @@
+/**
+ * `npm run build` (and `prepack`): compiles `mod.ts` and `src/cli.ts` with
+ * everything they import into ESM JavaScript and `.d.ts` under `dist/`, for
+ * the npm package (Node 20 cannot run `.ts`).
+ *
+ * - `tsc -p tsconfig.build.json` emits `dist/mod.js`, `dist/src/**` and their
+ *   declarations; `rewriteRelativeImportExtensions` turns the sources'
+ *   `./x.ts` imports into `./x.js`.
+ * - tsc leaves `.ts` specifiers in declaration files; they are rewritten to
+ *   `.js` so that TypeScript versions before 5 (and other tools) resolve them.
+ * - `dist/bin/docker-save.js`, the npm `bin`: a `#!/usr/bin/env node` script
+ *   that runs the CLI's `main`. npm links bins as `node_modules/.bin/NAME`,
+ *   under which name `src/cli.ts` would not recognise itself as the entry
+ *   module on Node 20 (no `import.meta.main`).
+ * - Everything is written to `.build-PID/` first and renamed to `dist/` at the
+ *   end.
+ *
+ * ```sh
+ * node --import tsx scripts/build.ts
+ * ```
+ *
+ * @module
+ */
+
+import { execFileSync } from "node:child_process";
+import {
+  chmod,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  writeFile,
+} from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const DIST = join(ROOT, "dist");
+
+/** The bin script; `main` returns the exit status. */
+const BIN = `#!/usr/bin/env node
+import process from "node:process";
+import { main } from "../src/cli.js";
+
+process.exitCode = await main(process.argv.slice(2));
+`;
+
+/**
+ * Rewrites relative `.ts` module specifiers of a declaration file to `.js`
+ * (code lines only; JSDoc examples are left as written).
+ */
+function rewriteDeclaration(text: string): string {
+  return text.split("\n").map((line) =>
+    /^\s*(\*|\/\/)/.test(line) ? line : line.replace(
+      /((?:from\s+|import\s*\(\s*|import\s+)["'])(\.{1,2}\/[^"']*?)\.ts(["'])/g,
+      "$1$2.js$3",
+    )
+  ).join("\n");
+}
+
+async function* files(dir: string): AsyncGenerator<string> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* files(path);
+    else yield path;
+  }
+}
+
+async function build(): Promise<void> {
+  // Built beside dist/ and swapped in at the end, so that a concurrent build
+  // (two test runs packing at once) never leaves another a half-written dist/.
+  const out = join(ROOT, `.build-${process.pid}`);
+  await rm(out, { recursive: true, force: true });
+  try {
+    const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+    execFileSync(
+      process.execPath,
+      [tsc, "-p", "tsconfig.build.json", "--outDir", out],
+      { cwd: ROOT, stdio: ["ignore", process.stderr, process.stderr] },
+    );
+    for await (const path of files(out)) {
+      if (!path.endsWith(".d.ts")) continue;
+      const text = await readFile(path, "utf8");
+      const rewritten = rewriteDeclaration(text);
+      if (rewritten !== text) await writeFile(path, rewritten);
+    }
+    await mkdir(join(out, "bin"), { recursive: true });
+    const bin = join(out, "bin", "docker-save.js");
+    await writeFile(bin, BIN);
+    await chmod(bin, 0o755);
+    for (let attempt = 0;; attempt++) {
+      await rm(DIST, { recursive: true, force: true });
+      try {
+        await rename(out, DIST);
+        return;
+      } catch (error) {
+        // Another build put its dist/ back in between: replace it again.
+        if (attempt >= 5) throw error;
+      }
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+await build();
