@@ -5,7 +5,7 @@
  *
  * ```sh
  * node --import tsx bench/save.bench.ts [--sizes 256,1024] [--runs 3] \
- *   [--runtimes node,deno,bun[,node-bundle]] [--modes uncompressed,compressed] \
+ *   [--runtimes node,deno,bun[,node-tsx]] [--modes uncompressed,compressed] \
  *   [--out bench/results.md [--append]] [--no-skopeo] [--no-baselines] \
  *   [--live]
  * ```
@@ -73,13 +73,13 @@ const FILE_NAME = "bench.bin";
 
 type Mode = "uncompressed" | "compressed";
 /**
- * `node-bundle` is opt-in: the CLI bundled by esbuild into one .mjs under
- * /tmp and run by plain `node`, to separate tsx's own cost (its loader-hooks
- * thread) from the library's.
+ * `node` runs the npm package's built CLI (`dist/bin/docker-save.js`, from
+ * `npm run build`) with plain Node, as npm users do. `node-tsx` is opt-in:
+ * the TypeScript sources through tsx, whose loader-hooks thread alone costs
+ * ~35 MiB of RSS.
  */
-type Runtime = "node" | "deno" | "bun" | "node-bundle";
-const RUNTIMES: Runtime[] = ["node", "deno", "bun", "node-bundle"];
-const BUNDLE = join(ROOT, "cli.bundle.mjs");
+type Runtime = "node" | "deno" | "bun" | "node-tsx";
+const RUNTIMES: Runtime[] = ["node", "deno", "bun", "node-tsx"];
 const SNAPSHOT = join(ROOT, "snapshot");
 /** Where the CLI runs from: the snapshot, or the work tree with --live. */
 let cliDir = REPO;
@@ -173,7 +173,7 @@ function parseOptions(argv: string[]): Options {
       case "--help":
         console.log(
           "node --import tsx bench/save.bench.ts [--sizes 256,1024] [--runs 3] " +
-            "[--runtimes node,deno,bun[,node-bundle]] [--modes uncompressed,compressed] " +
+            "[--runtimes node,deno,bun[,node-tsx]] [--modes uncompressed,compressed] " +
             "[--out FILE [--append]] [--no-skopeo] [--no-baselines] [--live]",
         );
         process.exit(0);
@@ -471,26 +471,23 @@ function cleanOutputs(): void {
 function runtimeArgv(runtime: Runtime): string[] {
   switch (runtime) {
     case "node":
+      return [process.execPath, join(REPO, "dist/bin/docker-save.js")];
+    case "node-tsx":
       return [process.execPath, "--import", "tsx", "src/cli.ts"];
     case "deno":
       return [join(REPO, "node_modules/.bin/deno"), "run", "-A", "src/cli.ts"];
     case "bun":
       return [join(REPO, "node_modules/.bin/bun"), "src/cli.ts"];
-    case "node-bundle":
-      return [process.execPath, BUNDLE];
   }
 }
 
-function buildBundle(): void {
-  const r = spawnSync(join(REPO, "node_modules/.bin/esbuild"), [
-    "src/cli.ts",
-    "--bundle",
-    "--platform=node",
-    "--format=esm",
-    "--log-level=warning",
-    `--outfile=${BUNDLE}`,
-  ], { cwd: cliDir, stdio: ["ignore", "inherit", "inherit"] });
-  if (r.status !== 0) throw new Error("esbuild could not bundle src/cli.ts");
+// The npm build of the work tree (what `node` runs).
+function buildDist(): void {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/build.ts"], {
+    cwd: REPO,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (r.status !== 0) throw new Error("npm run build failed");
 }
 
 /** sha256 over the snapshot's file names and contents, short. */
@@ -533,7 +530,7 @@ async function prepareSources(options: Options): Promise<string> {
       takeSnapshot();
       cliDir = SNAPSHOT;
     }
-    if (options.runtimes.includes("node-bundle")) buildBundle();
+    if (options.runtimes.includes("node")) buildDist();
     const failures: string[] = [];
     for (const runtime of options.runtimes) {
       for (const mode of options.modes) {
