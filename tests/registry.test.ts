@@ -20,6 +20,7 @@ import { DockerSaveError } from "../src/errors.ts";
 import type { Image } from "../src/image.ts";
 import { MEDIA_TYPES } from "../src/image.ts";
 import { save, type SaveOptions } from "../src/save.ts";
+import { saveResponse } from "../src/save_response.ts";
 import { fromMemory } from "../src/sources/memory.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import {
@@ -1226,5 +1227,40 @@ registryTest(
       dockerConfig: join(dir, "config.json"),
     });
     assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
+  },
+);
+
+registryTest(
+  "saveResponse() serves a range of a registry image with a Range request for the blob",
+  async (cleanup) => {
+    const { registry, built, big } = await bigRegistry(cleanup);
+    const proxy = await startProxy(cleanup, registry.url, () => undefined);
+    const image = await fromRegistry(`${proxy.host}/big/app:v1`, FAST);
+    const options = { layers: "compressed" } as const;
+    const full = await saved("big/app:v1", built.image, options);
+    const n = full.byteLength;
+    // 1000 bytes from the middle of the big blob's member.
+    const start = n - 10240 - Math.floor(big.blob.length / 2);
+    const response = await saveResponse(
+      new Request("http://127.0.0.1/", {
+        headers: { range: `bytes=${start}-${start + 999}` },
+      }),
+      [["big/app:v1", image]],
+      options,
+    );
+    assert.equal(response.status, 206);
+    assertSameBytes(
+      new Uint8Array(await response.arrayBuffer()),
+      full.subarray(start, start + 1000),
+    );
+    const blobRequests = proxy.requests.filter((r) =>
+      r.path.endsWith(big.digest)
+    );
+    assert.equal(blobRequests.length, 1);
+    assert.match(blobRequests[0].range ?? "", /^bytes=\d+-$/);
+    assert.ok(
+      Number(blobRequests[0].range!.slice(6, -1)) > 0,
+      "the blob is asked for from an offset",
+    );
   },
 );

@@ -234,14 +234,16 @@ export class RegistryClient {
   }
 
   /**
-   * A blob as a pull-based stream of exactly the bytes the registry serves;
-   * an interrupted transfer resumes with `Range: bytes=N-`, or restarts and
-   * skips N bytes when the registry ignores `Range`.
+   * A blob as a pull-based stream of exactly the bytes the registry serves,
+   * from byte `start` (a `Range` request); an interrupted transfer resumes
+   * with `Range: bytes=N-`, or restarts and skips N bytes when the registry
+   * ignores `Range`.
    */
   openBlob(
     repository: string,
     descriptor: Descriptor,
     what: string,
+    start = 0,
   ): ReadableStream<Uint8Array> {
     const url = new URL(
       `/v2/${repository}/blobs/${descriptor.digest}`,
@@ -252,6 +254,7 @@ export class RegistryClient {
       (headers, attempt) => this.#request(url, headers, target, attempt),
       descriptor.size,
       what,
+      start,
     );
   }
 
@@ -470,9 +473,10 @@ export class RegistryClient {
     ) => Promise<Response>,
     size: number,
     what: string,
+    start = 0,
   ): ReadableStream<Uint8Array> {
     const config = this.#config;
-    let offset = 0; // bytes passed on
+    let offset = start; // the blob's bytes passed on (or skipped at start)
     let skip = 0; // bytes of the current response already passed on
     let received = 0; // bytes of the current response
     let length: number | undefined; // its Content-Length

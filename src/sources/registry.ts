@@ -9,6 +9,7 @@
  */
 
 import { sha256Hex } from "../digest.ts";
+import { skipBytes } from "../_streams.ts";
 import { DockerSaveError } from "../errors.ts";
 import {
   type Descriptor,
@@ -327,6 +328,12 @@ export async function fromRegistry(
         client.openBlob(repository, layer, layerWhat(layer)),
       );
     },
+    openLayerFrom: (layer, offset) =>
+      isForeignLayer(layer.mediaType) && options.allowForeignLayers
+        ? image.openLayer(layer).then((blob) => skipBytes(blob, offset))
+        : Promise.resolve(
+          client.openBlob(repository, layer, layerWhat(layer), offset),
+        ),
     uncompressedSize: (layer) => {
       if ((options.uncompressedSizes ?? "trailer") !== "trailer") {
         return Promise.resolve(undefined);
