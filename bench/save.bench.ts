@@ -471,11 +471,20 @@ function cleanOutputs(): void {
 function runtimeArgv(runtime: Runtime): string[] {
   switch (runtime) {
     case "node":
-      return [process.execPath, join(REPO, "dist/bin/docker-save.js")];
+      // The npm bin as npm users run it: its shebang caps V8's young
+      // generation (--max-semi-space-size=1).
+      return [join(REPO, "dist/bin/docker-save.js")];
     case "node-tsx":
       return [process.execPath, "--import", "tsx", "src/cli.ts"];
     case "deno":
-      return [join(REPO, "node_modules/.bin/deno"), "run", "-A", "src/cli.ts"];
+      // As the `deno task cli` runs it.
+      return [
+        join(REPO, "node_modules/.bin/deno"),
+        "run",
+        "--v8-flags=--max-semi-space-size=1",
+        "-A",
+        "src/cli.ts",
+      ];
     case "bun":
       return [join(REPO, "node_modules/.bin/bun"), "src/cli.ts"];
   }

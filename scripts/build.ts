@@ -9,6 +9,7 @@
  * - tsc leaves `.ts` specifiers in declaration files; they are rewritten to
  *   `.js` so that TypeScript versions before 5 (and other tools) resolve them.
  * - `dist/bin/docker-save.js`, the npm `bin`: a `#!/usr/bin/env node` script
+ *   (with `--max-semi-space-size=1`, see `BIN`)
  *   that runs the CLI's `main`. npm links bins as `node_modules/.bin/NAME`,
  *   under which name `src/cli.ts` would not recognise itself as the entry
  *   module on Node 20 (no `import.meta.main`).
@@ -40,8 +41,13 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DIST = join(ROOT, "dist");
 
-/** The bin script; `main` returns the exit status. */
-const BIN = `#!/usr/bin/env node
+/**
+ * The bin script; `main` returns the exit status. V8's young generation is
+ * capped at 1 MiB: streaming churns through short-lived chunk objects, and
+ * the default lets it grow to tens of MiB (measured: 4 GiB layer, peak RSS
+ * 120 MiB by default, ~71 MiB capped, same speed).
+ */
+const BIN = `#!/usr/bin/env -S node --max-semi-space-size=1
 import process from "node:process";
 import { main } from "../src/cli.js";
 
