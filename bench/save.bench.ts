@@ -492,10 +492,14 @@ function runtimeArgv(runtime: Runtime): string[] {
 
 // The npm build of the work tree (what `node` runs).
 function buildDist(): void {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/build.ts"], {
-    cwd: REPO,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const r = spawnSync(
+    process.execPath,
+    ["--import", "tsx", "scripts/build.ts"],
+    {
+      cwd: REPO,
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
   if (r.status !== 0) throw new Error("npm run build failed");
 }
 

@@ -412,7 +412,10 @@ test(
       // The bin: executable, a node shebang, usage on --help, and a save.
       const bin = join(installed, "dist", "bin", "docker-save.js");
       assert.ok(((await stat(bin)).mode & 0o111) !== 0, "bin not executable");
-      assert.match(await readFile(bin, "utf8"), /^#!\/usr\/bin\/env node\n/);
+      assert.match(
+        await readFile(bin, "utf8"),
+        /^#!\/usr\/bin\/env (-S )?node( --max-semi-space-size=1)?\n/,
+      );
       const help = await ok("npx", ["docker-save", "--help"], project);
       assert.match(help, /^Usage: docker-save/);
       const linked = join(project, "node_modules", ".bin", "docker-save");
