@@ -1,5 +1,6 @@
 /**
- * Small pull-based stream helpers shared by the pipeline and the sources.
+ * Small pull-based stream and byte helpers shared by the pipeline and the
+ * sources.
  *
  * @module
  */
@@ -65,4 +66,23 @@ export function skipBytes(
     },
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
+}
+
+/**
+ * The chunks as one new byte array (a copy, even of a single chunk).
+ *
+ * @example
+ * ```ts
+ * import { concatBytes } from "./_streams.ts";
+ * concatBytes([new Uint8Array([1]), new Uint8Array([2, 3])]); // [1, 2, 3]
+ * ```
+ */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   mkdirSync,
@@ -268,4 +269,30 @@ export function tempCopy(dir: string): { path: string; dispose(): void } {
     path,
     dispose: () => rmSync(root, { recursive: true, force: true }),
   };
+}
+
+/** A temp dir for the callback, removed afterwards. */
+export async function withTemp<T>(
+  prefix: string,
+  fn: (dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Asserts two byte arrays are equal, naming what differs. */
+export function sameBytes(
+  actual: Uint8Array,
+  expected: Uint8Array,
+  what: string,
+): void {
+  assert.equal(actual.byteLength, expected.byteLength, `${what}: length`);
+  assert.ok(
+    Buffer.from(actual).equals(Buffer.from(expected)),
+    `${what}: bytes differ`,
+  );
 }

@@ -10,15 +10,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { packTar } from "modern-tar";
@@ -39,29 +33,18 @@ import {
 } from "../src/sources/_archive_index.ts";
 import type { ByteRange } from "../src/runtime/fs.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
-import { digestOf, memberText, readTar, type TarMember } from "./_fixtures.ts";
+import {
+  digestOf,
+  memberText,
+  readTar,
+  sameBytes,
+  type TarMember,
+  withTemp,
+} from "./_fixtures.ts";
 import { requireSkopeo, skip, skopeo, TIMEOUT } from "./_skopeo.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** A temp dir for the callback, removed afterwards. */
-async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), "docker-save-archive-"));
-  try {
-    return await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function sameBytes(actual: Uint8Array, expected: Uint8Array, what: string) {
-  assert.equal(actual.byteLength, expected.byteLength, `${what}: length`);
-  assert.ok(
-    Buffer.from(actual).equals(Buffer.from(expected)),
-    `${what}: bytes differ`,
-  );
-}
 
 /** Each tag of a golden case read from `path`, in the case's order. */
 async function archiveEntries(
@@ -149,7 +132,7 @@ for (const golden of goldens) {
   });
 
   test(`fromDockerArchive() reads golden "${golden.name}" gzip-compressed`, async () => {
-    await withTemp(async (dir) => {
+    await withTemp("docker-save-archive-", async (dir) => {
       const path = join(dir, "golden.tar.gz");
       writeFileSync(path, gzipSync(golden.expected));
       const entries = await archiveEntries(path, tagsOf(golden));
@@ -158,7 +141,7 @@ for (const golden of goldens) {
   });
 
   test(`fromDockerArchive() keeps the v1 form of golden "${golden.name}" saved with compressed layers`, async () => {
-    await withTemp(async (dir) => {
+    await withTemp("docker-save-archive-", async (dir) => {
       const path = join(dir, "compressed.tar");
       writeFileSync(
         path,
@@ -179,7 +162,7 @@ for (const golden of goldens) {
 
 for (const golden of goldens) {
   test(`fromDockerArchive() reads golden "${golden.name}" saved as docker+oci with compressed layers to the golden bytes`, async () => {
-    await withTemp(async (dir) => {
+    await withTemp("docker-save-archive-", async (dir) => {
       const path = join(dir, "docker-oci.tar");
       const archive = await saved(await goldenEntries(golden), {
         format: "docker+oci",
@@ -198,7 +181,7 @@ for (const golden of goldens) {
   });
 
   test(`fromDockerArchive() reads golden "${golden.name}" saved as docker+oci with plain layers`, async () => {
-    await withTemp(async (dir) => {
+    await withTemp("docker-save-archive-", async (dir) => {
       const path = join(dir, "docker-oci-plain.tar");
       writeFileSync(
         path,
@@ -254,7 +237,7 @@ test("fromDockerArchive() describes stored layers and keeps foreign LayerSources
 });
 
 test("fromDockerArchive() is lenient: no repositories, Parent, no LayerSources", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const members = (await readTar(basic.expected)).filter((member) =>
       member.name !== "repositories"
     );
@@ -308,7 +291,7 @@ function basicManifest(): {
 }
 
 test("fromDockerArchive() reads a docker ≥ 25 archive that keeps the original blobs", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const blobs = basicBlobs();
     const { digest, size, value } = basicManifest();
     const path = join(dir, "docker25.tar");
@@ -446,7 +429,7 @@ async function plainLayerArchive(withV1Dirs: boolean): Promise<{
 }
 
 test("fromDockerArchive() reads a docker ≥ 25 archive of plain layers", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const path = join(dir, "docker25-plain.tar");
     const { archive, manifest } = await plainLayerArchive(false);
     writeFileSync(path, archive);
@@ -467,7 +450,7 @@ test("fromDockerArchive() reads a docker ≥ 25 archive of plain layers", async 
 });
 
 test("fromDockerArchive() keeps v1 directories whose layer.tar links into blobs/", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const path = join(dir, "docker25-v1.tar");
     writeFileSync(path, (await plainLayerArchive(true)).archive);
     const image = await fromDockerArchive(path, "oracle/basic:v1");
@@ -506,7 +489,7 @@ test(
     for (const name of shared) {
       assert.equal(names.filter((n) => n === name).length, 1);
     }
-    await withTemp(async (dir) => {
+    await withTemp("docker-save-archive-", async (dir) => {
       const path = join(dir, "merged.tar");
       writeFileSync(path, out);
       for (const [i, [tag]] of entries.entries()) {
@@ -539,7 +522,7 @@ function archiveError(code: string, message: string) {
 }
 
 test("fromDockerArchive() rejects bad archives with clear errors", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const missing = join(dir, "missing.tar");
     await assert.rejects(
       fromDockerArchive(missing),
@@ -661,7 +644,7 @@ test("fromDockerArchive() rejects bad archives with clear errors", async () => {
 });
 
 test("fromDockerArchive() reports a layer.tar that does not match its diff_id while streaming", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const members = await readTar(basic.expected);
     const entry = JSON.parse(memberText(members, "manifest.json"))[0];
     const path = join(dir, "corrupt.tar");
@@ -683,7 +666,7 @@ test("fromDockerArchive() reports a layer.tar that does not match its diff_id wh
 });
 
 test("fromDockerArchive() errors the save stream when the archive is cut short after indexing", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const path = join(dir, "cut.tar");
     writeFileSync(path, basic.expected);
     const image = await fromDockerArchive(path);
@@ -762,7 +745,7 @@ test("fromDockerArchive() streams a layer from its offset, in chunks, cancellabl
   const archive = await saved([["big/layer:v1", built]]);
   const offset = Buffer.from(archive).indexOf(Buffer.from(layer));
   assert.ok(offset > 0 && offset % 512 === 0);
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     for (const gzip of [false, true]) {
       const path = join(dir, gzip ? "big.tar.gz" : "big.tar");
       writeFileSync(path, gzip ? gzipSync(archive) : archive);
@@ -822,7 +805,7 @@ test("fromDockerArchive() streams a layer from its offset, in chunks, cancellabl
 });
 
 test("parseDockerArchiveSource() splits FILE[:TAG][=NEWTAG] at the longest existing file", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const file = join(dir, "a:b=c.tar");
     writeFileSync(file, "");
     const prefix = "docker-archive:";
@@ -862,7 +845,7 @@ test("fromDockerArchive() errors are DockerSaveErrors", async () => {
   const error = await fromDockerArchive("/nonexistent/x.tar").catch((e) => e);
   assert.ok(error instanceof DockerSaveError);
   // The gzip magic alone is not an archive.
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-archive-", async (dir) => {
     const path = join(dir, "bad.tar.gz");
     writeFileSync(path, gzipSync(encoder.encode("not a tar")).subarray(0, 12));
     const bad = await fromDockerArchive(path).catch((e) => e);

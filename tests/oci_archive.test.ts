@@ -9,14 +9,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { packTar } from "modern-tar";
@@ -29,27 +23,17 @@ import {
 } from "../mod.ts";
 import { indexArchive } from "../src/sources/_archive_index.ts";
 import { goldenCases, readAll } from "./_golden.ts";
-import { digestOf, memberText, readTar, type TarMember } from "./_fixtures.ts";
+import {
+  digestOf,
+  memberText,
+  readTar,
+  sameBytes,
+  type TarMember,
+  withTemp,
+} from "./_fixtures.ts";
 import { requireSkopeo, skip, skopeo, TIMEOUT } from "./_skopeo.ts";
 
 const encoder = new TextEncoder();
-
-async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), "docker-save-oci-archive-"));
-  try {
-    return await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function sameBytes(actual: Uint8Array, expected: Uint8Array, what: string) {
-  assert.equal(actual.byteLength, expected.byteLength, `${what}: length`);
-  assert.ok(
-    Buffer.from(actual).equals(Buffer.from(expected)),
-    `${what}: bytes differ`,
-  );
-}
 
 /** The files of an OCI layout directory, relative paths and bytes. */
 function layoutFiles(dir: string): [string, Uint8Array][] {
@@ -92,7 +76,7 @@ const two = goldens.find((golden) => golden.name === "same-image-two-tags")!;
 for (const golden of goldens) {
   for (const variant of ["plain", "gzip", "./-prefixed"] as const) {
     test(`fromOciArchive() reads golden "${golden.name}" (${variant}) to the golden bytes`, async () => {
-      await withTemp(async (dir) => {
+      await withTemp("docker-save-oci-archive-", async (dir) => {
         let archive = await layoutTar(
           layoutFiles(`${golden.dir}/oci`),
           variant === "./-prefixed",
@@ -116,7 +100,7 @@ for (const golden of goldens) {
 }
 
 test("fromOciArchive() takes the only entry without a ref", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-oci-archive-", async (dir) => {
     const path = join(dir, "basic.tar");
     writeFileSync(path, await layoutTar(layoutFiles(`${basic.dir}/oci`)));
     const image = await fromOciArchive(path);
@@ -169,7 +153,7 @@ function multiPlatformArchive(): Promise<Uint8Array> {
 }
 
 test("fromOciArchive() resolves a nested index by platform", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-oci-archive-", async (dir) => {
     const path = join(dir, "multi.tar");
     writeFileSync(path, await multiPlatformArchive());
     const index = await indexOciArchive(path);
@@ -203,7 +187,7 @@ test("fromOciArchive() resolves a nested index by platform", async () => {
 });
 
 test("fromOciArchive() rejects bad archives with clear errors", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-oci-archive-", async (dir) => {
     const files = layoutFiles(`${basic.dir}/oci`);
     const path = join(dir, "basic.tar");
     writeFileSync(path, await layoutTar(files));
@@ -261,7 +245,7 @@ test("fromOciArchive() rejects bad archives with clear errors", async () => {
 });
 
 test("ArchiveIndex reads a member whose offset it does not know by decoding again", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-oci-archive-", async (dir) => {
     for (const gzip of [false, true]) {
       const path = join(dir, gzip ? "basic.tar.gz" : "basic.tar");
       writeFileSync(path, gzip ? gzipSync(basic.expected) : basic.expected);
@@ -280,7 +264,7 @@ test("ArchiveIndex reads a member whose offset it does not know by decoding agai
 });
 
 test("parseOciArchiveSource() splits FILE[:REF][=TAG] at the longest existing file", async () => {
-  await withTemp(async (dir) => {
+  await withTemp("docker-save-oci-archive-", async (dir) => {
     const file = join(dir, "x:y.tar");
     writeFileSync(file, "");
     const prefix = "oci-archive:";
@@ -311,7 +295,7 @@ test(
   { skip, timeout: TIMEOUT },
   async () => {
     requireSkopeo();
-    await withTemp(async (dir) => {
+    await withTemp("docker-save-oci-archive-", async (dir) => {
       const path = join(dir, "skopeo-oci.tar");
       await skopeo([
         "--insecure-policy",

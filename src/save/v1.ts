@@ -6,6 +6,7 @@
  * @module
  */
 
+import { concatBytes } from "../_streams.ts";
 import { hexOf, sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, V1Form } from "../image.ts";
@@ -81,7 +82,7 @@ export async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
     const isTop = i === history.length - 1;
     const id = isTop
       ? await sha256Hex(
-        concat(encoder.encode(`${hex} ${parent} `), image.configBytes),
+        concatBytes([encoder.encode(`${hex} ${parent} `), image.configBytes]),
       )
       : await sha256Hex(encoder.encode(`${hex} ${parent}`));
     const json: JsonObject = { id };
@@ -173,11 +174,4 @@ function historyOf(image: DigestedImage): JsonObject[] {
 function dedupeById(layers: V1Layer[]): V1Layer[] {
   const seen = new Set<string>();
   return layers.filter((layer) => !seen.has(layer.id) && seen.add(layer.id));
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
 }

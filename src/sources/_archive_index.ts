@@ -21,7 +21,7 @@
  */
 
 import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
-import { mapErrors } from "../_streams.ts";
+import { concatBytes, mapErrors } from "../_streams.ts";
 import { parseTag } from "../tag.ts";
 import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
@@ -384,9 +384,9 @@ async function indexMember(
     }
     next = await reader.read();
   }
-  member.head = concat(head);
+  member.head = concatBytes(head);
   if (hasher) member.digest = `sha256:${hasher.hexDigest()}`;
-  if (kept) member.data = concat(kept);
+  if (kept) member.data = concatBytes(kept);
   return member;
 }
 
@@ -600,7 +600,7 @@ async function sniffGzip(
     head.push(next.value);
     length += next.value.byteLength;
   }
-  const first = concat(head);
+  const first = concatBytes(head);
   const gzip = first[0] === 0x1f && first[1] === 0x8b;
   let pending: Uint8Array[] = head;
   return {
@@ -679,15 +679,4 @@ function looksLikeJson(chunk: Uint8Array): boolean {
     return byte === 0x7b || byte === 0x5b; // { or [
   }
   return false;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0].slice();
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }
