@@ -195,14 +195,20 @@ export async function collect(
 }
 
 /** The chunks as one byte array. */
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+export { concatBytes as concat } from "../src/_streams.ts";
+
+/** Asserts equal bytes, naming the first offset where they differ. */
+export function assertSameBytes(
+  actual: Uint8Array,
+  expected: Uint8Array,
+): void {
+  const limit = Math.min(actual.length, expected.length);
+  let at = 0;
+  while (at < limit && actual[at] === expected[at]) at++;
+  assert.ok(
+    at === limit && actual.length === expected.length,
+    `bytes differ at offset ${at} (lengths ${actual.length} vs ${expected.length})`,
+  );
 }
 
 /** Whether bytes end with a tar's end: two 512-byte zero blocks. */

@@ -18,7 +18,7 @@ import { createSha256, type HashBackend } from "../src/runtime/hash.ts";
 import { createGunzip, type GunzipBackend } from "../src/runtime/gunzip.ts";
 import { isNotFound, nodeFileSystem } from "../src/runtime/fs.ts";
 import { readAll } from "./_golden.ts";
-import { concat } from "./_fixtures.ts";
+import { assertSameBytes, concat } from "./_fixtures.ts";
 
 const TIMEOUT = 60_000;
 const MiB = 1024 * 1024;
@@ -59,16 +59,6 @@ function streamOf(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
       else controller.close();
     },
   }, { highWaterMark: 0 });
-}
-
-function assertSameBytes(actual: Uint8Array, expected: Uint8Array): void {
-  const limit = Math.min(actual.length, expected.length);
-  let at = 0;
-  while (at < limit && actual[at] === expected[at]) at++;
-  assert.ok(
-    at === limit && actual.length === expected.length,
-    `bytes differ at offset ${at} (lengths ${actual.length} vs ${expected.length})`,
-  );
 }
 
 // --- createSha256 ---------------------------------------------------------
