@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { createSha256, type HashBackend } from "../src/runtime/hash.ts";
-import { createGunzip, type GunzipBackend } from "../src/runtime/gunzip.ts";
+import { createGunzip, type GunzipBackend } from "../src/runtime/decompress.ts";
 import { isNotFound, nodeFileSystem } from "../src/runtime/fs.ts";
 import { readAll } from "./_golden.ts";
 import { assertSameBytes, concat } from "./_fixtures.ts";

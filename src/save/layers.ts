@@ -18,7 +18,7 @@
 
 import { DockerSaveError } from "../errors.ts";
 import { type Descriptor, type Image, layerCompression } from "../image.ts";
-import { createGunzip } from "../runtime/gunzip.ts";
+import { createDecompressor } from "../runtime/decompress.ts";
 import { mapErrors } from "../_streams.ts";
 import {
   isDeferredEntry,
@@ -88,17 +88,11 @@ export async function openLayerContent(
   const direct = await image.openUncompressedLayer?.(layer);
   if (direct) return verifyContent(direct, layer, diffId, checks);
   const compression = layerCompression(layer.mediaType);
-  if (compression !== "none" && compression !== "gzip") {
-    throw new DockerSaveError(
-      "UNSUPPORTED_MEDIA_TYPE",
-      `Cannot uncompress layer ${layer.digest}: media type "${layer.mediaType}" is not supported; use layers: "compressed"`,
-    );
-  }
   let stream = await openBlob(image, layer, checks.blobDigest);
-  if (compression === "gzip") {
+  if (compression && compression !== "none") {
     // zlib's errors name no layer; say which one failed.
     stream = mapErrors(
-      stream.pipeThrough(await createGunzip()),
+      stream.pipeThrough(await createDecompressor(compression)),
       (error) =>
         error instanceof DockerSaveError ? error : new DockerSaveError(
           "BAD_LAYER",

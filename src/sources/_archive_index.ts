@@ -26,7 +26,7 @@ import { parseTag } from "../tag.ts";
 import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
-import { createGunzip } from "../runtime/gunzip.ts";
+import { createGunzip } from "../runtime/decompress.ts";
 import { createSha256, type Hasher } from "../runtime/hash.ts";
 
 /** The file access an archive source needs: whole or ranged streaming reads. */
