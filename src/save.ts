@@ -6,12 +6,11 @@
  */
 
 import type { Image } from "./image.ts";
-import { ConfigDigestStream } from "./save/config_digest.ts";
 import type { PlannedEntry } from "./save/entries.ts";
 import { type LayerMode, LayerResolver } from "./save/layers.ts";
-import { PlanStream, type SaveFormat } from "./save/plan.ts";
+import { planStream } from "./save/pipeline.ts";
+import type { SaveFormat } from "./save/plan.ts";
 import { type TarEntry, tarStream } from "./save/tar_writer.ts";
-import { V1Stream } from "./save/v1.ts";
 
 /** Options for `save()`. */
 export interface SaveOptions {
@@ -71,11 +70,7 @@ export function save(
     );
   }
   // Built on the first read, so nothing is asked of an image before then.
-  const plan = () =>
-    iterableStream(entries)
-      .pipeThrough(new ConfigDigestStream())
-      .pipeThrough(new V1Stream())
-      .pipeThrough(new PlanStream(options));
+  const plan = () => planStream(entries, options);
   return tarStream(tarEntries(plan, new LayerResolver(options)));
 }
 
@@ -105,21 +100,4 @@ function tarEntries(
       return { done: true, value: undefined };
     },
   };
-}
-
-function iterableStream<T>(items: Iterable<T>): ReadableStream<T> {
-  let iterator: Iterator<T>;
-  return new ReadableStream<T>({
-    start() {
-      iterator = items[Symbol.iterator]();
-    },
-    pull(controller) {
-      const { done, value } = iterator.next();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel() {
-      iterator.return?.();
-    },
-  }, { highWaterMark: 0 });
 }

@@ -13,7 +13,6 @@ import { skipBytes } from "../_streams.ts";
 import { sha256Hex } from "../digest.ts";
 import { type Descriptor, type Image, layerCompression } from "../image.ts";
 import type { SaveEntries, SaveOptions } from "../save.ts";
-import { ConfigDigestStream } from "./config_digest.ts";
 import {
   isDeferredEntry,
   isLayerEntry,
@@ -22,8 +21,8 @@ import {
   type PlannedEntry,
 } from "./entries.ts";
 import { openBlob, openLayerContent } from "./layers.ts";
-import { PlanStream } from "./plan.ts";
-import { type ConvertedImage, V1Stream } from "./v1.ts";
+import { planStream } from "./pipeline.ts";
+import type { ConvertedImage } from "./v1.ts";
 
 /** A member whose size is known and whose body can be opened at an offset. */
 export interface SizedMember {
@@ -66,18 +65,7 @@ export async function sizedPlan(
 ): Promise<SizedPlan> {
   const images: ConvertedImage[] = [];
   const planned: PlannedEntry[] = [];
-  await iterableStream(entries)
-    .pipeThrough(new ConfigDigestStream())
-    .pipeThrough(new V1Stream())
-    .pipeThrough(
-      new TransformStream<ConvertedImage, ConvertedImage>({
-        transform(image, controller) {
-          images.push(image);
-          controller.enqueue(image);
-        },
-      }),
-    )
-    .pipeThrough(new PlanStream(options))
+  await planStream(entries, options, (image) => images.push(image))
     .pipeTo(
       new WritableStream({ write: (entry) => void planned.push(entry) }),
     );
@@ -210,15 +198,4 @@ async function etagOf(
   });
   const hex = await sha256Hex(new TextEncoder().encode(identity));
   return `"${hex.slice(0, 40)}"`;
-}
-
-function iterableStream<T>(items: Iterable<T>): ReadableStream<T> {
-  const iterator = items[Symbol.iterator]();
-  return new ReadableStream<T>({
-    pull(controller) {
-      const { done, value } = iterator.next();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-  });
 }
