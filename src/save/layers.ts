@@ -214,7 +214,8 @@ export class LayerResolver {
   #verify: boolean;
   #compressed: boolean;
   #sizes = new LayerSizes();
-  #checkedBlobs = new LayerSizes();
+  // Blobs whose digest a counting pass already checked.
+  #checkedBlobs = new Set<string>();
   #abort = new AbortController();
 
   /** @param options layer mode and verification */
@@ -240,9 +241,9 @@ export class LayerResolver {
       );
       size = learnt.size;
       this.#sizes.set(layer, diffId, size);
-      if (learnt.blobChecked) this.#checkedBlobs.set(layer, diffId, 1);
+      if (learnt.blobChecked) this.#checkedBlobs.add(layer.digest);
     }
-    const blobDigest = this.#verify && !this.#checkedBlobs.get(layer, diffId);
+    const blobDigest = this.#verify && !this.#checkedBlobs.has(layer.digest);
     return uncompressedEntry(entry, size, blobDigest, this.#verify);
   }
 
