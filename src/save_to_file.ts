@@ -35,15 +35,23 @@ export async function writeFileAtomic(
   const file = await fs.open(temp, "wx");
   try {
     const reader = stream.getReader();
+    const writeAll = async (chunk: Uint8Array) => {
+      // write() may write less than asked; loop until the chunk is out.
+      for (let offset = 0; offset < chunk.byteLength;) {
+        const { bytesWritten } = await file.write(chunk, offset);
+        offset += bytesWritten;
+      }
+    };
     try {
+      // One write in flight while the next chunk is produced: the disk and
+      // the pipeline overlap, and at most one chunk waits.
+      let writing: Promise<void> = Promise.resolve();
       for (;;) {
         const { done, value } = await reader.read();
+        await writing;
         if (done) break;
-        // write() may write less than asked; loop until the chunk is out.
-        for (let offset = 0; offset < value.byteLength;) {
-          const { bytesWritten } = await file.write(value, offset);
-          offset += bytesWritten;
-        }
+        writing = writeAll(value);
+        writing.catch(() => {}); // awaited (and rethrown) on the next turn
       }
     } catch (error) {
       await reader.cancel(error).catch(() => {});

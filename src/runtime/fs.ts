@@ -74,15 +74,24 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
         closed = true;
         await handle.close();
       };
+      const readNext = async (): Promise<Uint8Array | null> => {
+        const want = Math.min(READ_SIZE, remaining);
+        if (want === 0) return null;
+        const buffer = new Uint8Array(want);
+        const { bytesRead } = await handle.read(buffer, 0, want, position);
+        if (bytesRead === 0) return null;
+        position += bytesRead;
+        remaining -= bytesRead;
+        return buffer.subarray(0, bytesRead);
+      };
+      // One read ahead, so the disk works while the chunk before is used.
+      let next: Promise<Uint8Array | null> | undefined;
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
           try {
-            const want = Math.min(READ_SIZE, remaining);
-            const buffer = new Uint8Array(want);
-            const { bytesRead } = want === 0
-              ? { bytesRead: 0 }
-              : await handle.read(buffer, 0, want, position);
-            if (bytesRead === 0) {
+            const chunk = await (next ?? readNext());
+            next = undefined;
+            if (chunk === null) {
               await close();
               if (remaining !== Infinity && remaining > 0) {
                 controller.error(
@@ -93,15 +102,18 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
               } else controller.close();
               return;
             }
-            position += bytesRead;
-            remaining -= bytesRead;
-            controller.enqueue(buffer.subarray(0, bytesRead));
+            controller.enqueue(chunk);
+            next = readNext();
+            next.catch(() => {}); // reported by the next pull
           } catch (error) {
             await close().catch(() => {});
             controller.error(error);
           }
         },
-        cancel: () => close(),
+        async cancel() {
+          await next?.catch(() => {});
+          await close();
+        },
       }, { highWaterMark: 0 });
     },
   };
