@@ -212,18 +212,7 @@ ${authYaml}`,
     running.add(child);
     const stop = async () => {
       running.delete(child);
-      if (child.exitCode === null && child.signalCode === null && child.pid) {
-        try {
-          process.kill(child.pid, "SIGTERM");
-        } catch { /* gone */ }
-        const timer = setTimeout(() => {
-          try {
-            process.kill(child.pid!, "SIGKILL");
-          } catch { /* gone */ }
-        }, 5000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await stopChild(child, exited);
       child.stderr!.destroy();
     };
     const ready = await waitReady(`http://${host}/v2/`, exited);
@@ -665,4 +654,50 @@ export async function tokenHeaders(
   const { token } = await response.json();
   server.requests.length = 0;
   return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * Stops a child process by its PID: SIGTERM, then SIGKILL after 5 s;
+ * resolves once it has exited (`exited`).
+ */
+export async function stopChild(
+  child: import("node:child_process").ChildProcess,
+  exited: Promise<void>,
+): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || !child.pid) {
+    return;
+  }
+  try {
+    process.kill(child.pid, "SIGTERM");
+  } catch { /* gone */ }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(child.pid!, "SIGKILL");
+    } catch { /* gone */ }
+  }, 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * A registry with token auth (USER/PASS at its token server) holding the
+ * OCI layout `layout`'s `ref` as `oracle/basic:v1`.
+ */
+export async function tokenRegistryWithBasic(
+  cleanup: Cleanup,
+  layout: string,
+  username: string,
+  password: string,
+): Promise<{ tokens: TokenServer; registry: Registry }> {
+  const tokens = await startTokenServer(cleanup, { username, password });
+  const registry = await startRegistry(cleanup, { token: tokens });
+  await pushLayout(
+    layout,
+    "basic",
+    registry.url,
+    "oracle/basic",
+    "v1",
+    await tokenHeaders(tokens, username, password, "oracle/basic"),
+  );
+  return { tokens, registry };
 }

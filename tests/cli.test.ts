@@ -23,9 +23,8 @@ import {
   skip as skipRegistry,
   startProxy,
   startRegistry,
-  startTokenServer,
   tempDir,
-  tokenHeaders,
+  tokenRegistryWithBasic,
 } from "./_registry.ts";
 
 const CLI = new URL("../src/cli.ts", import.meta.url).pathname;
@@ -492,18 +491,11 @@ registryTest(
 registryTest(
   "cli pulls from a token-auth registry with credentials from DOCKER_CONFIG",
   async (cleanup) => {
-    const tokens = await startTokenServer(cleanup, {
-      username: USER,
-      password: PASS,
-    });
-    const registry = await startRegistry(cleanup, { token: tokens });
-    await pushLayout(
+    const { tokens, registry } = await tokenRegistryWithBasic(
+      cleanup,
       layout,
-      "basic",
-      registry.url,
-      "oracle/basic",
-      "v1",
-      await tokenHeaders(tokens, USER, PASS, "oracle/basic"),
+      USER,
+      PASS,
     );
     const config = await tempDir(cleanup, "docker-config");
     await writeFile(

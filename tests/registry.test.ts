@@ -45,9 +45,8 @@ import {
   skip,
   startProxy,
   startRegistry,
-  startTokenServer,
   tempDir,
-  tokenHeaders,
+  tokenRegistryWithBasic,
 } from "./_registry.ts";
 
 const TIMEOUT = 60_000;
@@ -686,18 +685,11 @@ registryTest(
 registryTest(
   "fromRegistry() pulls with token auth, one token per scope, refreshed when refused",
   async (cleanup) => {
-    const tokens = await startTokenServer(cleanup, {
-      username: USER,
-      password: PASS,
-    });
-    const registry = await startRegistry(cleanup, { token: tokens });
-    await pushLayout(
+    const { tokens, registry } = await tokenRegistryWithBasic(
+      cleanup,
       LAYOUT,
-      "basic",
-      registry.url,
-      "oracle/basic",
-      "v1",
-      await tokenHeaders(tokens, USER, PASS, "oracle/basic"),
+      USER,
+      PASS,
     );
     const basicConfigDigest =
       (await (await fromOciLayout(LAYOUT, "basic")).manifest()).config.digest;

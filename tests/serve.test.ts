@@ -47,6 +47,7 @@ import {
   requireTools as requireRegistryTools,
   skip as registrySkip,
   startRegistry,
+  stopChild,
 } from "./_registry.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -150,18 +151,7 @@ async function withServer(
     throw error;
   } finally {
     running.delete(child);
-    if (child.exitCode === null && child.signalCode === null && child.pid) {
-      try {
-        process.kill(child.pid, "SIGTERM");
-      } catch { /* gone */ }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(child.pid!, "SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(child, exited);
     child.stdout!.destroy();
     child.stderr!.destroy();
   }
