@@ -69,6 +69,38 @@ export function skipBytes(
 }
 
 /**
+ * The first `count` bytes of a stream; the rest is not read (the stream is
+ * cancelled once they are out). A stream that ends before them ends early.
+ *
+ * @example
+ * ```ts
+ * import { takeBytes } from "./_streams.ts";
+ * takeBytes(new Blob(["abcdef"]).stream(), 2); // "ab"
+ * ```
+ */
+export function takeBytes(
+  stream: ReadableStream<Uint8Array>,
+  count: number,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  let left = count;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (left <= 0) {
+        await reader.cancel().catch(() => {});
+        return controller.close();
+      }
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      const chunk = value.byteLength > left ? value.subarray(0, left) : value;
+      left -= chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
  * The chunks as one new byte array (a copy, even of a single chunk).
  *
  * @example

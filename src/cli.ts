@@ -459,14 +459,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     const entries: [string, Image][] = [];
     const indexes = new Map<string, Promise<ArchiveIndex>>();
     for (const source of sources) {
-      let [tag, image] = await openSource(source, args, indexes);
-      if (progress) image = await progress.track(image, tag);
+      const [tag, image] = await openSource(source, args, indexes);
+      await progress?.expect(image, tag);
       entries.push([tag, image]);
     }
     const tar = save(entries, {
       verify: args.verify,
       layers: args.layers,
       format: args.format,
+      onProgress: progress?.listener,
     });
     if (toStdout) await writeStdout(tar);
     else await writeFileAtomic(args.output!, tar);

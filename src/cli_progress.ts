@@ -1,15 +1,17 @@
 /**
- * Progress for the command line, added as a wrapper (after ggcr's
- * `progress.go`): `Progress.track()` wraps an image so that each layer stream
- * it opens is counted as `save()` reads it; the pipeline never sees progress.
- * On a terminal it redraws a live view (per-layer bytes, total, rate, ETA);
- * elsewhere it prints one line per layer, once the layer has been read (a
- * layer read twice in a row, a counting pass then the write, is one line).
+ * Progress for the command line, as an observer of `save()` (after ggcr's
+ * `progress.go`): `save(entries, { onProgress: progress.listener })` reports
+ * how far each layer has been read, and this view shows it. Images are
+ * never wrapped, so what is saved cannot depend on whether progress is
+ * shown. On a terminal it redraws a live view (per-layer bytes, total,
+ * rate, ETA); elsewhere it prints one line per layer once it is written (a
+ * counting pass and the write are one line, "read 2 times").
  *
  * @module
  */
 
-import type { Descriptor, Image } from "./image.ts";
+import type { Image } from "./image.ts";
+import type { ProgressListener, ProgressUpdate } from "./save/progress.ts";
 
 /**
  * Where and how progress is shown.
@@ -52,7 +54,12 @@ interface LayerState {
   digest: string;
   size: number;
   label: string;
+  /** Bytes of the current pass so far. */
   bytes: number;
+  /** Bytes the current pass reads; the blob size before any pass. */
+  passTotal: number;
+  /** Bytes of the passes already finished. */
+  doneTotal: number;
   passes: number;
   state: "waiting" | "reading" | "done" | "failed";
 }
@@ -63,7 +70,7 @@ const MAX_LINES = 12;
 const RATE_WINDOW = 5000;
 
 /**
- * Counts layer bytes read through tracked images and shows them.
+ * Shows the progress `save()` reports through {@linkcode Progress.listener}.
  *
  * @example Show progress while saving
  * ```ts
@@ -72,8 +79,9 @@ const RATE_WINDOW = 5000;
  * import type { Image } from "./image.ts";
  * declare const image: Image;
  * const progress = new Progress({ write: (s) => console.error(s), tty: false });
- * const tracked = await progress.track(image, "app:v1");
- * await save([["app:v1", tracked]]).pipeTo(new WritableStream());
+ * await progress.expect(image, "app:v1");
+ * await save([["app:v1", image]], { onProgress: progress.listener })
+ *   .pipeTo(new WritableStream());
  * progress.finish();
  * ```
  */
@@ -85,12 +93,11 @@ export class Progress {
   #interval: number;
   #layers = new Map<string, LayerState>();
   #transferred = 0;
-  #total = 0;
   #samples: [number, number][] = [];
   #drawn = 0; // lines of the last live view
   #lastDraw = -Infinity;
   #printed = 0;
-  #pending: LayerState | undefined; // read, its line not printed yet
+  #finished = false;
 
   /**
    * Creates an empty view.
@@ -111,109 +118,83 @@ export class Progress {
   }
 
   /**
-   * Bytes expected: each distinct layer blob once, plus again for each
-   * further time it is opened (a counting pass).
+   * Bytes expected: each distinct layer once (its blob size until a pass
+   * says more), plus each further pass over it (a counting pass).
    */
   get total(): number {
-    return this.#total;
+    let total = 0;
+    for (const layer of this.#layers.values()) {
+      total += layer.doneTotal + layer.passTotal;
+    }
+    return total;
   }
 
   /**
-   * Registers the image's layers (for the total) and returns an image whose
-   * `openLayer` streams are counted. `label` names the image in the view.
+   * Registers an image's layers ahead of the save, for the total and to
+   * name the image in the view. Reads only the manifest.
    */
-  async track(image: Image, label: string): Promise<Image> {
-    const manifest = await image.manifest();
-    for (const layer of manifest.layers) this.#layer(layer, label);
-    const tracked: Image = {
-      rawManifest: () => image.rawManifest(),
-      manifest: () => image.manifest(),
-      rawConfig: () => image.rawConfig(),
-      openLayer: async (layer) =>
-        this.#count(await image.openLayer(layer), this.#layer(layer, label)),
-    };
-    if (image.uncompressedSize) {
-      tracked.uncompressedSize = (layer) => image.uncompressedSize!(layer);
-    }
-    return tracked;
-  }
-
-  /** Prints what is pending, or draws the final live view. */
-  finish(): void {
-    this.#flush();
-    if (this.#tty && this.#layers.size) {
-      this.#draw(true);
-      this.#drawn = 0;
-    }
-  }
-
-  #layer(layer: Descriptor, label: string): LayerState {
-    let state = this.#layers.get(layer.digest);
-    if (!state) {
-      state = {
+  async expect(image: Image, label: string): Promise<void> {
+    for (const layer of (await image.manifest()).layers) {
+      if (this.#layers.has(layer.digest)) continue;
+      this.#layers.set(layer.digest, {
         digest: layer.digest,
         size: layer.size,
         label,
         bytes: 0,
+        passTotal: layer.size,
+        doneTotal: 0,
+        passes: 0,
+        state: "waiting",
+      });
+    }
+  }
+
+  /** The listener to give `save()` as `onProgress`. */
+  readonly listener: ProgressListener = (update) => this.#update(update);
+
+  /** Draws the final live view; nothing is drawn after it. */
+  finish(): void {
+    if (this.#finished) return;
+    if (this.#tty && this.#layers.size) {
+      this.#draw(true);
+      this.#drawn = 0;
+    }
+    this.#finished = true;
+  }
+
+  #update(update: ProgressUpdate): void {
+    if (this.#finished) return;
+    let layer = this.#layers.get(update.digest);
+    if (!layer) {
+      layer = {
+        digest: update.digest,
+        size: update.total,
+        label: update.name,
+        bytes: 0,
+        passTotal: update.total,
+        doneTotal: 0,
         passes: 0,
         state: "waiting",
       };
-      this.#layers.set(layer.digest, state);
-      this.#total += layer.size;
+      this.#layers.set(update.digest, layer);
     }
-    return state;
+    if (layer.state !== "reading" && update.state === "reading") {
+      // A new pass over this layer.
+      if (layer.state === "done") layer.doneTotal += layer.passTotal;
+      layer.passes++;
+      layer.bytes = 0;
+      layer.passTotal = update.total;
+    }
+    this.#transferred += update.complete - layer.bytes;
+    layer.bytes = update.complete;
+    layer.state = update.state;
+    if (update.state === "done" && update.phase === "writing" && !this.#tty) {
+      this.#print(layer);
+    }
+    this.#changed(update.state !== "reading");
   }
 
-  #count(
-    stream: ReadableStream<Uint8Array>,
-    layer: LayerState,
-  ): ReadableStream<Uint8Array> {
-    if (this.#pending !== layer) this.#flush();
-    layer.passes++;
-    if (layer.passes > 1) this.#total += layer.size;
-    layer.bytes = 0;
-    layer.state = "reading";
-    this.#changed();
-    const reader = stream.getReader();
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        let next: ReadableStreamReadResult<Uint8Array>;
-        try {
-          next = await reader.read();
-        } catch (error) {
-          layer.state = "failed";
-          this.#changed(true);
-          throw error;
-        }
-        if (next.done) {
-          layer.state = "done";
-          this.#done(layer);
-          controller.close();
-          return;
-        }
-        layer.bytes += next.value.byteLength;
-        this.#transferred += next.value.byteLength;
-        this.#changed();
-        controller.enqueue(next.value);
-      },
-      cancel: (reason) => {
-        if (layer.state === "reading") layer.state = "failed";
-        return reader.cancel(reason);
-      },
-    }, { highWaterMark: 0 });
-  }
-
-  #done(layer: LayerState): void {
-    if (this.#tty) return this.#changed(true);
-    // Held until another layer is opened: it may be read again first.
-    if (this.#pending !== layer) this.#flush();
-    this.#pending = layer;
-  }
-
-  #flush(): void {
-    const layer = this.#pending;
-    this.#pending = undefined;
-    if (!layer || this.#tty) return;
+  #print(layer: LayerState): void {
     this.#printed++;
     const times = layer.passes > 1 ? `, read ${layer.passes} times` : "";
     this.#write(
@@ -261,10 +242,10 @@ export class Progress {
   }
 
   #layerLine(layer: LayerState, width: number): string {
-    const size = `${bytes(layer.bytes)}/${bytes(layer.size)}`;
+    const size = `${bytes(layer.bytes)}/${bytes(layer.passTotal)}`;
     const w = barWidth(width);
     const status = layer.state === "reading"
-      ? bar(layer.bytes, layer.size, w)
+      ? bar(layer.bytes, layer.passTotal, w)
       : layer.state.padEnd(w + 2);
     return `${layer.digest.slice(7, 19)} ${status} ${size}  ${layer.label}`;
   }
@@ -273,17 +254,16 @@ export class Progress {
     const [t0, b0] = this.#samples[0];
     const seconds = (now - t0) / 1000;
     const rate = seconds > 0 ? (this.#transferred - b0) / seconds : 0;
-    const left = Math.max(0, this.#total - this.#transferred);
+    const total = this.total;
+    const left = Math.max(0, total - this.#transferred);
     const eta = final
       ? "done"
       : rate > 0
       ? `ETA ${duration(left / rate)}`
       : "ETA --";
-    return `total        ${
-      bar(this.#transferred, this.#total, barWidth(width))
-    } ${bytes(this.#transferred)}/${bytes(this.#total)}  ${
-      bytes(rate)
-    }/s  ${eta}`;
+    return `total        ${bar(this.#transferred, total, barWidth(width))} ${
+      bytes(this.#transferred)
+    }/${bytes(total)}  ${bytes(rate)}/s  ${eta}`;
   }
 }
 

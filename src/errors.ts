@@ -24,7 +24,9 @@ export type DockerSaveErrorCode =
   | "MANIFEST_NOT_FOUND"
   | "PLATFORM_NOT_FOUND"
   | "REGISTRY_ERROR"
-  | "FOREIGN_LAYER";
+  | "FOREIGN_LAYER"
+  /** A kept v1 id names two different layers, or not the config's layer. */
+  | "V1_ID_CONFLICT";
 
 /**
  * An input or verification failure. The output stream of `save()` errors with

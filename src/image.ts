@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { LayerAccess } from "./layer.ts";
+
 /** A content descriptor as it appears in a manifest or index. */
 export interface Descriptor {
   /** Media type of the referenced content. */
@@ -73,60 +75,12 @@ export interface Image {
   /** Opens one of the manifest's layer blobs, as stored (usually gzip). */
   openLayer(layer: Descriptor): Promise<ReadableStream<Uint8Array>>;
   /**
-   * Opens a layer blob from a byte offset, for a source that can seek (a
-   * file, an HTTP `Range` request). Without it, a ranged read of the tarball
-   * opens the blob and skips to the offset.
+   * What the source can do beyond `openLayer` for one layer: seek into the
+   * blob, tell its uncompressed size, serve the uncompressed tar it stores.
+   * Read only through `describeLayer()` (layer.ts), the one probe point;
+   * without it, every layer takes the slow paths.
    */
-  openLayerFrom?(
-    layer: Descriptor,
-    offset: number,
-  ): Promise<ReadableStream<Uint8Array>>;
-  /**
-   * The uncompressed byte length of a layer when the source knows it without
-   * reading the blob; `undefined` makes the pipeline count it in a first pass.
-   */
-  uncompressedSize?(layer: Descriptor): Promise<number | undefined>;
-  /**
-   * Opens a layer's uncompressed tar directly, for a source that stores it
-   * so (a docker-save archive). `undefined`, or no method, makes the
-   * pipeline open the blob and decompress it. Used with `uncompressedSize`.
-   */
-  openUncompressedLayer?(
-    layer: Descriptor,
-  ): Promise<ReadableStream<Uint8Array> | undefined>;
-  /**
-   * The v1 form the image already carries, e.g. read from a docker-save
-   * archive; the docker writer keeps its ids and v1 json instead of
-   * converting again (the reference's `tag_to_v1_image`). `undefined`, or no
-   * method, means convert.
-   */
-  v1Form?(): Promise<V1Form | undefined>;
-}
-
-/**
- * An image's existing v1 form: what `repositories` names and the layer
- * directories written for it.
- */
-export interface V1Form {
-  /**
-   * The top of the v1 ancestry, as `repositories` names it. It may be a
-   * throwaway id that has no directory.
-   */
-  topId: string;
-  /** The v1 layers that have a directory, newest (top) first. */
-  layers: V1FormLayer[];
-}
-
-/** One directory of an existing v1 form. */
-export interface V1FormLayer {
-  /** The v1 id (64 hex). */
-  id: string;
-  /** The v1 json's exact bytes. */
-  json: Uint8Array;
-  /** The manifest layer whose content is this directory's `layer.tar`. */
-  layer: Descriptor;
-  /** That layer's diff_id. */
-  diffId: string;
+  layerAccess?(layer: Descriptor): Promise<LayerAccess | undefined>;
 }
 
 /** Media types the pipeline understands. */

@@ -6,11 +6,11 @@
  */
 
 import type { Image } from "./image.ts";
-import type { PlannedEntry } from "./save/entries.ts";
-import { type LayerMode, LayerResolver } from "./save/layers.ts";
-import { planStream } from "./save/pipeline.ts";
+import type { LayerMode } from "./save/layers.ts";
+import { planSave } from "./save/pipeline.ts";
 import type { SaveFormat } from "./save/plan.ts";
-import { type TarEntry, tarStream } from "./save/tar_writer.ts";
+import type { ProgressListener, ProgressUpdate } from "./save/progress.ts";
+import { writePlan } from "./save/write.ts";
 
 /** Options for `save()`. */
 export interface SaveOptions {
@@ -39,9 +39,24 @@ export interface SaveOptions {
    * @default {"docker"}
    */
   format?: SaveFormat;
+  /**
+   * Told how far each layer has been read, as the tarball is pulled: an
+   * observer only, the bytes are the same with or without it.
+   *
+   * @example Log each finished layer
+   * ```ts
+   * import { save } from "../mod.ts";
+   * import type { Image } from "../mod.ts";
+   * declare const image: Image;
+   * save([["app:v1", image]], {
+   *   onProgress: (u) => u.state === "done" && console.error(u.name, u.total),
+   * });
+   * ```
+   */
+  onProgress?: ProgressListener;
 }
 
-export type { LayerMode, SaveFormat };
+export type { LayerMode, ProgressListener, ProgressUpdate, SaveFormat };
 
 /** `[tag, image]` pairs in order; a `Map<string, Image>` works too. */
 export type SaveEntries = Iterable<readonly [string, Image]>;
@@ -69,35 +84,6 @@ export function save(
       "Cannot save: entries is not an iterable of [tag, image] pairs",
     );
   }
-  // Built on the first read, so nothing is asked of an image before then.
-  const plan = () => planStream(entries, options);
-  return tarStream(tarEntries(plan, new LayerResolver(options)));
-}
-
-// The planned members as tar entries. return() acts at once, even while
-// next() waits on a layer's counting pass, and cancels what is open.
-function tarEntries(
-  plan: () => ReadableStream<PlannedEntry>,
-  layers: LayerResolver,
-): AsyncIterableIterator<TarEntry> {
-  let reader: ReadableStreamDefaultReader<PlannedEntry> | undefined;
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    async next() {
-      reader ??= plan().getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return { done: true, value: undefined };
-        const entry = await layers.resolve(value);
-        if (entry) return { done: false, value: entry };
-      }
-    },
-    async return() {
-      layers.cancel();
-      await reader?.cancel().catch(() => {});
-      return { done: true, value: undefined };
-    },
-  };
+  // Planned on the first read, so nothing is asked of an image before then.
+  return writePlan(() => planSave(entries, options), options);
 }

@@ -8,9 +8,12 @@
  * @module
  */
 
-import { save, type SaveEntries, type SaveOptions } from "./save.ts";
-import { sizedPlan } from "./save/sized_plan.ts";
-import { tarLength, tarRangeStream } from "./save/tar_range.ts";
+import type { SaveEntries, SaveOptions } from "./save.ts";
+import { etagOf } from "./save/etag.ts";
+import { planSave } from "./save/pipeline.ts";
+import { tarRangeStream } from "./save/tar_range.ts";
+import { tarSize } from "./save/tar_writer.ts";
+import { sizePlan, writePlan } from "./save/write.ts";
 
 /**
  * The exact byte length of `save(entries, options)`, when it can be known
@@ -29,8 +32,8 @@ export async function saveSize(
   entries: SaveEntries,
   options: SaveOptions = {},
 ): Promise<number | undefined> {
-  const { members } = await sizedPlan([...entries], options);
-  return members && tarLength(members);
+  const members = await sizePlan(await planSave(entries, options), options);
+  return members && tarSize(members);
 }
 
 /** A parsed single `Range: bytes=` request, inclusive end. */
@@ -65,9 +68,11 @@ export async function saveResponse(
   entries: SaveEntries,
   options: SaveOptions = {},
 ): Promise<Response> {
-  const pairs = [...entries];
-  const { members, etag } = await sizedPlan(pairs, options);
-  const total = members && tarLength(members);
+  // Planned once: the sizes, the ETag and the body all read this plan.
+  const plan = await planSave(entries, options);
+  const members = await sizePlan(plan, options);
+  const etag = await etagOf(plan.images, options);
+  const total = members && tarSize(members);
   const headers = new Headers({
     "content-type": "application/x-tar",
     "etag": etag,
@@ -94,7 +99,8 @@ export async function saveResponse(
     );
   }
   if (total !== undefined) headers.set("content-length", String(total));
-  return new Response(head ? null : save(pairs, options), {
+  const body = head ? null : writePlan(() => Promise.resolve(plan), options);
+  return new Response(body, {
     status: 200,
     headers,
   });

@@ -298,17 +298,20 @@ export function testImage(specs: LayerSpec[]): TestImage {
         instrumentedStream(spec.tamper?.(source) ?? source, streamStats),
       );
     },
-    uncompressedSize: (descriptor) => {
-      stats.calls.push(`uncompressedSize ${descriptor.digest}`);
-      const answer = specOf(descriptor).uncompressedSize ?? "unknown";
-      return Promise.resolve(
-        answer === "known"
-          ? specOf(descriptor).layer.uncompressedSize
-          : answer === "unknown"
-          ? undefined
-          : answer,
-      );
-    },
+    layerAccess: (descriptor) =>
+      Promise.resolve({
+        uncompressedSize: () => {
+          stats.calls.push(`uncompressedSize ${descriptor.digest}`);
+          const answer = specOf(descriptor).uncompressedSize ?? "unknown";
+          return Promise.resolve(
+            answer === "known"
+              ? specOf(descriptor).layer.uncompressedSize
+              : answer === "unknown"
+              ? undefined
+              : answer,
+          );
+        },
+      }),
   };
   return { image, stats, descriptors, diffIds, configBytes };
 }

@@ -13,9 +13,8 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
 import { parseArgs, parseSource } from "../src/cli.ts";
-import { bytes, Progress } from "../src/cli_progress.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import { goldenCases, readAll } from "./_golden.ts";
+import { goldenCases } from "./_golden.ts";
 import {
   Cleanup,
   pushLayout,
@@ -304,78 +303,6 @@ test("parseArgs() reads the registry options", () => {
   assert.throws(() => parseArgs(["--creds", "nocolon"]), {
     message: "--creds takes USER:PASS (see --help)",
   });
-});
-
-test("Progress draws per-layer bytes, total, rate and ETA on a terminal", async () => {
-  let now = 0;
-  let out = "";
-  const progress = new Progress({
-    write: (text) => out += text,
-    tty: true,
-    now: () => now,
-    interval: 0,
-    columns: () => 100,
-  });
-  const image = await progress.track(
-    await fromOciLayout(layout, "basic"),
-    "oracle/basic:v1",
-  );
-  const layers = (await image.manifest()).layers;
-  const total = layers.reduce((sum, layer) => sum + layer.size, 0);
-  assert.equal(progress.total, total);
-  for (const layer of layers) {
-    now += 1000;
-    await readAll(await image.openLayer(layer));
-  }
-  progress.finish();
-  assert.equal(progress.transferred, total);
-  const frames = out.split("\x1b[4F");
-  const last = frames.at(-1)!.split("\n").map((line) =>
-    line.replace("\x1b[2K", "")
-  );
-  assert.equal(last.length, 5);
-  for (const [i, layer] of layers.entries()) {
-    assert.equal(
-      last[i],
-      `${layer.digest.slice(7, 19)} done${" ".repeat(28)} ${
-        bytes(layer.size)
-      }/${bytes(layer.size)}  oracle/basic:v1`,
-    );
-  }
-  assert.match(
-    last[3],
-    new RegExp(
-      `^total {8}\\[={30}\\] ${bytes(total)}/${bytes(total)}  \\d+ B/s  done$`,
-    ),
-  );
-  assert.match(out, /ETA \d+s/);
-});
-
-test("Progress prints one line per layer when not on a terminal", async () => {
-  const lines: string[] = [];
-  const progress = new Progress({ write: (text) => lines.push(text) });
-  const image = await progress.track(
-    await fromOciLayout(layout, "basic"),
-    "oracle/basic:v1",
-  );
-  const layers = (await image.manifest()).layers;
-  // The first layer twice (a counting pass, then the write), then the next.
-  await readAll(await image.openLayer(layers[0]));
-  await readAll(await image.openLayer(layers[0]));
-  await readAll(await image.openLayer(layers[1]));
-  assert.equal(lines.length, 1);
-  progress.finish();
-  assert.deepEqual(lines, [
-    `${layers[0].digest.slice(0, 19)} ${
-      bytes(layers[0].size)
-    } (oracle/basic:v1, read 2 times) [1/3]\n`,
-    `${layers[1].digest.slice(0, 19)} ${
-      bytes(layers[1].size)
-    } (oracle/basic:v1) [2/3]\n`,
-  ]);
-  const sizes = layers.map((layer) => layer.size);
-  assert.equal(progress.total, 2 * sizes[0] + sizes[1] + sizes[2]);
-  assert.equal(progress.transferred, 2 * sizes[0] + sizes[1]);
 });
 
 // ------------------------------------------------------ against a registry

@@ -27,6 +27,7 @@ import {
   save,
   type SaveOptions,
 } from "../mod.ts";
+import { describeLayer } from "../src/layer.ts";
 import {
   type ArchiveFileSystem,
   nodeArchiveFileSystem,
@@ -221,7 +222,7 @@ test("fromDockerArchive() describes stored layers and keeps foreign LayerSources
     digest: digestOf(stored),
   });
   assert.equal(
-    await image.uncompressedSize!(foreignLayer),
+    await (await describeLayer(image, foreignLayer)).uncompressedSize(),
     members.find((m) => m.name === entry.Layers[0])!.data.byteLength,
   );
   // The foreign blob itself is not in an uncompressed archive.
@@ -763,11 +764,11 @@ test("fromDockerArchive() streams a layer from its offset, in chunks, cancellabl
       });
       const [descriptor] = (await image.manifest()).layers;
       assert.equal(descriptor.digest, digestOf(layer));
-      assert.equal(await image.uncompressedSize!(descriptor), layer.byteLength);
+      const described = await describeLayer(image, descriptor);
+      assert.equal(await described.uncompressedSize(), layer.byteLength);
 
       spy.opens.length = 0;
-      const reader = (await image.openUncompressedLayer!(descriptor))!
-        .getReader();
+      const reader = (await described.uncompressed!.open(0)).getReader();
       assert.deepEqual(
         spy.opens,
         gzip ? [{ path }] : [{

@@ -57,10 +57,15 @@ async function countedImage(layerSize: number) {
       stats.offsets.push(0);
       return counted(await inner.openLayer(layer));
     },
-    openLayerFrom: async (layer: Descriptor, offset: number) => {
-      stats.opens++;
-      stats.offsets.push(offset);
-      return counted(await inner.openLayerFrom!(layer, offset));
+    layerAccess: async (layer: Descriptor) => {
+      const access = await inner.layerAccess!(layer);
+      return {
+        openBlobFrom: async (offset: number) => {
+          stats.opens++;
+          stats.offsets.push(offset);
+          return counted(await access!.openBlobFrom!(offset));
+        },
+      };
     },
   };
   return { image, stats };

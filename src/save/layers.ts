@@ -1,25 +1,30 @@
 /**
- * Stage 4 of `save()`: turn planned layer members into tar entries.
+ * Stage 4 of `save()`, the one place planned members become members with a
+ * size and a body that opens at any offset. The full stream (`save()`) and
+ * the sized plan behind `saveSize()`/`saveResponse()` both read it; they
+ * differ only in whether a layer may be read to learn its size.
  *
- * In `"uncompressed"` mode (the reference's) a layer's uncompressed size must
- * be in its tar header, before its body, so it comes from the cheapest place
- * that knows it: the descriptor (plain tar blobs), the source
- * (`Image.uncompressedSize`), or a first streaming pass that gunzips and
- * counts without keeping anything. In `"compressed"` mode the blob is written
- * as stored, its size taken from the descriptor, in one pass.
+ * Where a layer's bytes come from is asked once (`describeLayer`). In
+ * `"compressed"` mode a member is the blob as stored, sized from its
+ * descriptor. In `"uncompressed"` mode (the reference's) its uncompressed
+ * size must be in the tar header, before the body, so it comes from the
+ * cheapest place that knows it: the uncompressed tar the source stores (a
+ * plain blob, a docker archive's `layer.tar`), the source's own answer (a
+ * gzip trailer), or a first streaming pass that decompresses and counts
+ * without keeping anything.
  *
- * Every byte is hashed once: the blob against its digest (in the counting
- * pass when there is one, else while writing), the written layer against its
- * diff_id while writing. Bodies are opened only when the tar writer reaches
- * them.
+ * Every byte written from offset 0 is verified: the blob against its digest
+ * and size (in the counting pass when there is one, else while writing),
+ * the uncompressed bytes against the diff_id and size. A body opened at a
+ * later offset cannot be hashed whole and is not.
  *
  * @module
  */
 
 import { DockerSaveError } from "../errors.ts";
-import { type Descriptor, type Image, layerCompression } from "../image.ts";
+import { describeLayer, type LayerDescription } from "../layer.ts";
 import { createDecompressor } from "../runtime/decompress.ts";
-import { mapErrors } from "../_streams.ts";
+import { mapErrors, skipBytes } from "../_streams.ts";
 import {
   isDeferredEntry,
   isLayerEntry,
@@ -27,7 +32,11 @@ import {
   LayerSizes,
   type PlannedEntry,
 } from "./entries.ts";
-import type { TarEntry } from "./tar_writer.ts";
+import {
+  type ProgressListener,
+  progressStream,
+  type ProgressUpdate,
+} from "./progress.ts";
 import { VerifyStream } from "./verify.ts";
 
 /** How layers are stored in the tarball. */
@@ -49,232 +58,285 @@ export interface LayerOptions {
    * @default {"uncompressed"}
    */
   layers?: LayerMode;
+  /** Told how far each layer has been read (see `ProgressUpdate`). */
+  onProgress?: ProgressListener;
 }
 
-/** What `openLayerContent` checks. */
-export interface LayerChecks {
-  /** Hash the blob against its digest. */
-  blobDigest: boolean;
-  /** Hash the uncompressed bytes against the diff_id. */
-  diffId: boolean;
-  /** The exact uncompressed size, when known. */
-  size?: number;
-}
-
-/**
- * Opens a layer's uncompressed bytes: the blob, checked against its
- * descriptor (size always, digest when asked), gunzipped when compressed,
- * checked against its diff_id and `size` when asked. Errors are
- * `DockerSaveError`s naming the layer.
- *
- * @example
- * ```ts
- * import { openLayerContent } from "./layers.ts";
- * import type { Image } from "../image.ts";
- * declare const image: Image;
- * const layer = (await image.manifest()).layers[0];
- * const tar = await openLayerContent(image, layer, "sha256:…", {
- *   blobDigest: true,
- *   diffId: true,
- * });
- * ```
- */
-export async function openLayerContent(
-  image: Image,
-  layer: Descriptor,
-  diffId: string,
-  checks: LayerChecks,
-): Promise<ReadableStream<Uint8Array>> {
-  const direct = await image.openUncompressedLayer?.(layer);
-  if (direct) return verifyContent(direct, layer, diffId, checks);
-  const compression = layerCompression(layer.mediaType);
-  let stream = await openBlob(image, layer, checks.blobDigest);
-  if (compression && compression !== "none") {
-    // zlib's errors name no layer; say which one failed.
-    stream = mapErrors(
-      stream.pipeThrough(await createDecompressor(compression)),
-      (error) =>
-        error instanceof DockerSaveError ? error : new DockerSaveError(
-          "BAD_LAYER",
-          `Cannot uncompress layer ${layer.digest}: ${
-            (error as Error).message
-          }`,
-          { cause: error },
-        ),
-    );
-  }
-  return verifyContent(stream, layer, diffId, checks);
-}
-
-function verifyContent(
-  stream: ReadableStream<Uint8Array>,
-  layer: Descriptor,
-  diffId: string,
-  checks: LayerChecks,
-): ReadableStream<Uint8Array> {
-  if (!checks.diffId && checks.size === undefined) return stream;
-  return stream.pipeThrough(
-    new VerifyStream({
-      digest: checks.diffId ? diffId : undefined,
-      size: checks.size,
-      code: "DIFF_ID_MISMATCH",
-      label: `uncompressed layer ${layer.digest} (diff_id ${diffId})`,
-    }),
-  );
+/** A member whose size is known and whose body can be opened at an offset. */
+export interface SizedMember {
+  /** Member name. */
+  name: string;
+  /** Body size. */
+  size: number;
+  /**
+   * Opens the body from `offset`. From 0 the body is verified; from later
+   * offsets it cannot be hashed whole, so it is not.
+   */
+  open(offset: number): Promise<ReadableStream<Uint8Array>>;
+  /** The body itself, for a small member held in memory. */
+  bytes?: Uint8Array;
 }
 
 /**
- * Opens a blob as stored, checked against its descriptor's size, and its
- * digest when `verifyDigest`.
- *
- * @example
- * ```ts
- * import { openBlob } from "./layers.ts";
- * import type { Image } from "../image.ts";
- * declare const image: Image;
- * const blob = await openBlob(image, (await image.manifest()).layers[0], true);
- * ```
- */
-export async function openBlob(
-  image: Image,
-  layer: Descriptor,
-  verifyDigest: boolean,
-): Promise<ReadableStream<Uint8Array>> {
-  return (await image.openLayer(layer)).pipeThrough(
-    new VerifyStream({
-      digest: verifyDigest ? layer.digest : undefined,
-      size: layer.size,
-      code: "DIGEST_MISMATCH",
-      label: `layer ${layer.digest}`,
-    }),
-  );
-}
-
-/**
- * The byte length of a layer's uncompressed content, from the cheapest place
- * that knows it, and whether the blob's digest was checked on the way. The
- * last resort reads the blob once, checks its digest, and counts.
- *
- * @example
- * ```ts
- * import { uncompressedSize } from "./layers.ts";
- * import type { Image } from "../image.ts";
- * declare const image: Image;
- * const layer = (await image.manifest()).layers[0];
- * const { size } = await uncompressedSize(image, layer, "sha256:…", true);
- * ```
- */
-export async function uncompressedSize(
-  image: Image,
-  layer: Descriptor,
-  diffId: string,
-  verify: boolean,
-  signal?: AbortSignal,
-): Promise<{ size: number; blobChecked: boolean }> {
-  const known = await image.uncompressedSize?.(layer);
-  if (known !== undefined) return { size: known, blobChecked: false };
-  if (layerCompression(layer.mediaType) === "none") {
-    return { size: layer.size, blobChecked: false };
-  }
-  const reader = (await openLayerContent(image, layer, diffId, {
-    blobDigest: verify,
-    diffId: false,
-  })).getReader();
-  const stop = () => reader.cancel(signal?.reason).catch(() => {});
-  if (signal?.aborted) await stop();
-  signal?.addEventListener("abort", stop);
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (signal?.aborted) throw signal.reason;
-      if (done) return { size, blobChecked: verify };
-      size += value.byteLength;
-    }
-  } finally {
-    signal?.removeEventListener("abort", stop);
-  }
-}
-
-/**
- * Stage 4: resolves planned members into tar entries, one at a time as the
- * tar writer asks. Each layer is sized once per blob and diff_id; `cancel()`
- * stops a counting pass that is under way.
+ * Stage 4: resolves planned members, in order, into sized members. With
+ * `count`, a layer whose uncompressed size nothing knows is read once to
+ * count it; without, such a layer resolves to `undefined` (the sized plan
+ * then knows no total). `cancel()` stops a counting pass under way.
  *
  * @example
  * ```ts
  * import { LayerResolver } from "./layers.ts";
  * import type { PlannedEntry } from "./entries.ts";
  * declare const planned: PlannedEntry[];
- * const resolver = new LayerResolver({ layers: "compressed" });
- * for (const entry of planned) await resolver.resolve(entry);
+ * const resolver = new LayerResolver({ layers: "compressed" }, { count: true });
+ * for await (const member of resolver.members(planned)) console.log(member?.name);
  * ```
  */
 export class LayerResolver {
   #verify: boolean;
   #compressed: boolean;
+  #count: boolean;
+  #onProgress: ProgressListener | undefined;
   #sizes = new LayerSizes();
   // Blobs whose digest a counting pass already checked.
   #checkedBlobs = new Set<string>();
   #abort = new AbortController();
 
-  /** @param options layer mode and verification */
-  constructor(options: LayerOptions = {}) {
+  /**
+   * @param options layer mode, verification and progress
+   * @param how whether a layer may be read to learn its size
+   */
+  constructor(options: LayerOptions = {}, how: { count: boolean }) {
     this.#verify = options.verify ?? true;
     this.#compressed = (options.layers ?? "uncompressed") === "compressed";
+    this.#count = how.count;
+    this.#onProgress = options.onProgress;
   }
 
-  /** The tar entry for a planned member; `undefined` to skip it. */
-  async resolve(entry: PlannedEntry): Promise<TarEntry | undefined> {
-    if (isDeferredEntry(entry)) return await entry.build(this.#sizes);
-    if (!isLayerEntry(entry)) return entry;
-    if (this.#compressed) return compressedEntry(entry, this.#verify);
-    const { layer, diffId } = entry;
-    let size = this.#sizes.get(layer, diffId);
-    if (size === undefined) {
-      const learnt = await uncompressedSize(
-        entry.image,
-        layer,
-        diffId,
-        this.#verify,
-        this.#abort.signal,
-      );
-      size = learnt.size;
-      this.#sizes.set(layer, diffId, size);
-      if (learnt.blobChecked) this.#checkedBlobs.add(layer.digest);
+  /**
+   * Every planned member, resolved in order as it is asked for; a layer
+   * whose size is unknown (without `count`) gives `undefined`.
+   */
+  async *members(
+    planned: Iterable<PlannedEntry>,
+  ): AsyncGenerator<SizedMember | undefined, void, undefined> {
+    for (const entry of planned) {
+      if (isDeferredEntry(entry)) {
+        const built = await entry.build(this.#sizes);
+        if (built) yield bytesMember(built.name, built.body as Uint8Array);
+      } else if (isLayerEntry(entry)) {
+        yield await this.#layerMember(entry);
+      } else {
+        yield bytesMember(entry.name, entry.body as Uint8Array);
+      }
     }
-    const blobDigest = this.#verify && !this.#checkedBlobs.has(layer.digest);
-    return uncompressedEntry(entry, size, blobDigest, this.#verify);
   }
 
   /** Stops a counting pass under way (the output was cancelled). */
   cancel(reason?: unknown): void {
     this.#abort.abort(reason);
   }
-}
 
-function compressedEntry(entry: LayerEntry, verify: boolean): TarEntry {
-  return {
-    name: entry.name,
-    size: entry.layer.size,
-    body: () => openBlob(entry.image, entry.layer, verify),
-  };
-}
-
-function uncompressedEntry(
-  entry: LayerEntry,
-  size: number,
-  blobDigest: boolean,
-  diffId: boolean,
-): TarEntry {
-  return {
-    name: entry.name,
-    size,
-    body: () =>
-      openLayerContent(entry.image, entry.layer, entry.diffId, {
-        blobDigest,
-        diffId,
+  async #layerMember(entry: LayerEntry): Promise<SizedMember | undefined> {
+    const layer = await describeLayer(entry.image, entry.layer);
+    const progress = (phase: ProgressUpdate["phase"], total: number) =>
+      this.#onProgress &&
+      ((stream: ReadableStream<Uint8Array>) =>
+        progressStream(stream, this.#onProgress!, {
+          name: entry.name,
+          digest: entry.layer.digest,
+          phase,
+          total,
+        }));
+    if (this.#compressed) {
+      const size = entry.layer.size;
+      return {
+        name: entry.name,
         size,
-      }),
+        open: async (offset) => {
+          if (offset > 0) return await layer.blob.open(offset);
+          return observe(
+            await openBlob(layer, this.#verify),
+            progress("writing", size),
+          );
+        },
+      };
+    }
+    const size = await this.#uncompressedSize(entry, layer, progress);
+    if (size === undefined) return undefined;
+    this.#sizes.set(entry.layer, entry.diffId, size);
+    const checks: ContentChecks = {
+      blobDigest: this.#verify && !this.#checkedBlobs.has(entry.layer.digest),
+      diffId: this.#verify ? entry.diffId : undefined,
+      size,
+    };
+    return {
+      name: entry.name,
+      size,
+      open: async (offset) => {
+        if (offset > 0) {
+          if (layer.uncompressed?.seeks) {
+            return await layer.uncompressed.open(offset);
+          }
+          const whole = await openContent(layer, NO_CHECKS);
+          return skipBytes(whole, offset);
+        }
+        return observe(
+          await openContent(layer, checks),
+          progress("writing", size),
+        );
+      },
+    };
+  }
+
+  // The size from the cheapest place that knows it; a counting pass when
+  // allowed and nothing else does.
+  async #uncompressedSize(
+    entry: LayerEntry,
+    layer: LayerDescription,
+    progress: (
+      phase: ProgressUpdate["phase"],
+      total: number,
+    ) =>
+      | ((s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>)
+      | undefined,
+  ): Promise<number | undefined> {
+    const learnt = this.#sizes.get(entry.layer, entry.diffId) ??
+      await layer.uncompressedSize();
+    if (learnt !== undefined || !this.#count) return learnt;
+    const blob = observe(
+      await openBlob(layer, this.#verify),
+      progress("counting", entry.layer.size),
+    );
+    const size = await countBytes(
+      await decompress(blob, layer),
+      this.#abort.signal,
+    );
+    if (this.#verify) this.#checkedBlobs.add(entry.layer.digest);
+    return size;
+  }
+}
+
+/** What `openContent` checks of a layer's uncompressed bytes. */
+interface ContentChecks {
+  /** Hash the blob against its digest (when it is read). */
+  blobDigest: boolean;
+  /** The diff_id the uncompressed bytes must hash to; omit to skip. */
+  diffId: string | undefined;
+  /** The exact uncompressed size; omit to skip. */
+  size: number | undefined;
+}
+
+const NO_CHECKS: ContentChecks = {
+  blobDigest: false,
+  diffId: undefined,
+  size: undefined,
+};
+
+function observe(
+  stream: ReadableStream<Uint8Array>,
+  observer:
+    | ((s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>)
+    | undefined,
+): ReadableStream<Uint8Array> {
+  return observer ? observer(stream) : stream;
+}
+
+// The blob as stored, checked against its descriptor's size, and its digest
+// when asked.
+async function openBlob(
+  layer: LayerDescription,
+  verifyDigest: boolean,
+): Promise<ReadableStream<Uint8Array>> {
+  const { descriptor } = layer;
+  return (await layer.blob.open(0)).pipeThrough(
+    new VerifyStream({
+      digest: verifyDigest ? descriptor.digest : undefined,
+      size: descriptor.size,
+      code: "DIGEST_MISMATCH",
+      label: `layer ${descriptor.digest}`,
+    }),
+  );
+}
+
+// The layer's uncompressed bytes: the stored tar when there is one, else the
+// blob decompressed; checked as asked.
+async function openContent(
+  layer: LayerDescription,
+  checks: ContentChecks,
+): Promise<ReadableStream<Uint8Array>> {
+  const { descriptor } = layer;
+  const stored = layer.uncompressed;
+  let stream: ReadableStream<Uint8Array>;
+  if (stored && !stored.isBlob) {
+    stream = await stored.open(0);
+  } else {
+    stream = await openBlob(layer, checks.blobDigest);
+    if (!stored) stream = await decompress(stream, layer);
+  }
+  if (checks.diffId === undefined && checks.size === undefined) return stream;
+  return stream.pipeThrough(
+    new VerifyStream({
+      digest: checks.diffId,
+      size: checks.size,
+      code: "DIFF_ID_MISMATCH",
+      label: `uncompressed layer ${descriptor.digest} (diff_id ${
+        checks.diffId ?? "unchecked"
+      })`,
+    }),
+  );
+}
+
+async function decompress(
+  blob: ReadableStream<Uint8Array>,
+  layer: LayerDescription,
+): Promise<ReadableStream<Uint8Array>> {
+  const { compression, descriptor } = layer;
+  if (!compression || compression === "none") return blob;
+  // zlib's errors name no layer; say which one failed.
+  return mapErrors(
+    blob.pipeThrough(await createDecompressor(compression)),
+    (error) =>
+      error instanceof DockerSaveError ? error : new DockerSaveError(
+        "BAD_LAYER",
+        `Cannot uncompress layer ${descriptor.digest}: ${
+          (error as Error).message
+        }`,
+        { cause: error },
+      ),
+  );
+}
+
+// Reads a stream to its end, counting, stopping when `signal` aborts.
+async function countBytes(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<number> {
+  const reader = stream.getReader();
+  const stop = () => reader.cancel(signal.reason).catch(() => {});
+  if (signal.aborted) await stop();
+  signal.addEventListener("abort", stop);
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw signal.reason;
+      if (done) return size;
+      size += value.byteLength;
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
+}
+
+function bytesMember(name: string, body: Uint8Array): SizedMember {
+  return {
+    name,
+    size: body.byteLength,
+    bytes: body,
+    open: (offset) =>
+      Promise.resolve(
+        new Blob([body.subarray(offset) as Uint8Array<ArrayBuffer>]).stream(),
+      ),
   };
 }

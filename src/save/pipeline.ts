@@ -1,7 +1,7 @@
 /**
  * Stages 1–3 of `save()` composed: `[tag, image]` pairs in, the tarball's
- * planned members out. Shared by `save()` and the sized plan behind
- * `saveSize()`/`saveResponse()`.
+ * planned members out, made once and read by both the full stream and the
+ * sized plan behind `saveSize()`/`saveResponse()`.
  *
  * @module
  */
@@ -12,37 +12,47 @@ import type { PlannedEntry } from "./entries.ts";
 import { type PlanOptions, PlanStream } from "./plan.ts";
 import { type ConvertedImage, V1Stream } from "./v1.ts";
 
+/** A save, planned: every member in order, and the images behind them. */
+export interface SavePlan {
+  /** The tarball's members, in order, layers still to be opened. */
+  entries: PlannedEntry[];
+  /** Each image once converted (its digests, v1 ancestry), in input order. */
+  images: ConvertedImage[];
+}
+
 /**
- * The planned members of the tarball of `entries`, as a stream. Each image
- * is passed to `onImage` once converted (its digests, v1 ancestry).
+ * Plans the tarball of `entries`: reads each manifest and config, converts,
+ * and lays out the members. No layer body is read.
  *
  * @example
  * ```ts
- * import { planStream } from "./pipeline.ts";
+ * import { planSave } from "./pipeline.ts";
  * import type { Image } from "../image.ts";
  * declare const image: Image;
- * const members = planStream([["app:v1", image]], { format: "docker" });
+ * const { entries } = await planSave([["app:v1", image]], { format: "docker" });
  * ```
  */
-export function planStream(
+export async function planSave(
   entries: Iterable<readonly [string, Image]>,
   options: PlanOptions,
-  onImage?: (image: ConvertedImage) => void,
-): ReadableStream<PlannedEntry> {
-  let converted = iterableStream(entries)
+): Promise<SavePlan> {
+  const plan: SavePlan = { entries: [], images: [] };
+  await iterableStream(entries)
     .pipeThrough(new ConfigDigestStream())
-    .pipeThrough(new V1Stream());
-  if (onImage) {
-    converted = converted.pipeThrough(
+    .pipeThrough(new V1Stream())
+    .pipeThrough(
       new TransformStream<ConvertedImage, ConvertedImage>({
         transform(image, controller) {
-          onImage(image);
+          plan.images.push(image);
           controller.enqueue(image);
         },
       }),
+    )
+    .pipeThrough(new PlanStream(options))
+    .pipeTo(
+      new WritableStream({ write: (entry) => void plan.entries.push(entry) }),
     );
-  }
-  return converted.pipeThrough(new PlanStream(options));
+  return plan;
 }
 
 function iterableStream<T>(items: Iterable<T>): ReadableStream<T> {

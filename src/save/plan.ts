@@ -13,7 +13,7 @@ import { manifestEntryOf, repositoriesOf } from "./docker_json.ts";
 import { bytesEntry, type PlannedEntry, textEntry } from "./entries.ts";
 import type { LayerMode } from "./layers.ts";
 import { planOciEntries } from "./plan_oci.ts";
-import type { ConvertedImage } from "./v1.ts";
+import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
 
 const VERSION = new TextEncoder().encode("1.0");
 
@@ -25,7 +25,7 @@ const VERSION = new TextEncoder().encode("1.0");
  * @example
  * ```ts
  * import { planEntries } from "./plan.ts";
- * import type { ConvertedImage } from "./v1.ts";
+ * import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
  * declare const images: ConvertedImage[];
  * for (const entry of planEntries(images)) console.log(entry.name);
  * ```
@@ -75,7 +75,7 @@ export interface PlanOptions {
  * @example
  * ```ts
  * import { PlanStream } from "./plan.ts";
- * import type { ConvertedImage } from "./v1.ts";
+ * import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
  * declare const converted: ReadableStream<ConvertedImage>;
  * const members = converted.pipeThrough(new PlanStream({ format: "oci" }));
  * ```
@@ -96,6 +96,7 @@ export class PlanStream extends TransformStream<ConvertedImage, PlannedEntry> {
           );
         }
         assertUniqueRepoTags(images);
+        assertOneLayerPerV1Id(images);
         const format = options.format ?? "docker";
         const entries = format === "docker"
           ? planEntries(images)

@@ -6,26 +6,13 @@
  * @module
  */
 
-import { BLOCK_SIZE, RECORD_SIZE, tarHeader } from "./tar_writer.ts";
-import type { SizedMember } from "./sized_plan.ts";
+import type { SizedMember } from "./layers.ts";
+import { endOfArchive, padding, tarHeader } from "./tar_writer.ts";
 
 /** One stretch of the tarball: bytes at hand, or a body to open. */
 type Piece =
   | { start: number; bytes: Uint8Array }
   | { start: number; length: number; member: SizedMember };
-
-/**
- * The total length of the tarball of `members`.
- *
- * @example
- * ```ts
- * import { tarLength } from "./tar_range.ts";
- * tarLength([]); // 10240
- * ```
- */
-export function tarLength(members: readonly SizedMember[]): number {
-  return layout(members).length;
-}
 
 /**
  * Bytes `start` (inclusive) to `end` (exclusive) of the tarball of
@@ -34,7 +21,7 @@ export function tarLength(members: readonly SizedMember[]): number {
  * @example
  * ```ts
  * import { tarRangeStream } from "./tar_range.ts";
- * import type { SizedMember } from "./sized_plan.ts";
+ * import type { SizedMember } from "./layers.ts";
  * declare const members: SizedMember[];
  * const tail = tarRangeStream(members, 1024, 4096);
  * ```
@@ -44,7 +31,7 @@ export function tarRangeStream(
   start: number,
   end: number,
 ): ReadableStream<Uint8Array> {
-  const { pieces } = layout(members);
+  const pieces = layout(members);
   const iterator = rangeChunks(pieces, start, end);
   let open: ReadableStreamDefaultReader<Uint8Array> | undefined;
   return new ReadableStream<Uint8Array>({
@@ -98,7 +85,9 @@ export function tarRangeStream(
   }
 }
 
-function layout(members: readonly SizedMember[]) {
+// The tarball as pieces, with the same header, padding and end math as the
+// writer (tar_writer.ts), so a range is the same slice of the full stream.
+function layout(members: readonly SizedMember[]): Piece[] {
   const pieces: Piece[] = [];
   let offset = 0;
   const add = (piece: Piece, length: number) => {
@@ -109,11 +98,10 @@ function layout(members: readonly SizedMember[]) {
     const header = tarHeader(member.name, member.size);
     add({ start: offset, bytes: header }, header.byteLength);
     add({ start: offset, length: member.size, member }, member.size);
-    const pad = (BLOCK_SIZE - member.size % BLOCK_SIZE) % BLOCK_SIZE;
+    const pad = padding(member.size);
     add({ start: offset, bytes: new Uint8Array(pad) }, pad);
   }
-  const end = 2 * BLOCK_SIZE;
-  const total = Math.ceil((offset + end) / RECORD_SIZE) * RECORD_SIZE;
-  add({ start: offset, bytes: new Uint8Array(total - offset) }, total - offset);
-  return { pieces, length: offset };
+  const end = endOfArchive(offset);
+  add({ start: offset, bytes: new Uint8Array(end) }, end);
+  return pieces;
 }

@@ -94,8 +94,32 @@ function validate(name: unknown, size: unknown): void {
   }
 }
 
-function padding(length: number): number {
+/**
+ * The zero bytes after a body of `length` bytes, up to the next block.
+ *
+ * @example
+ * ```ts
+ * import { padding } from "./tar_writer.ts";
+ * padding(6); // 506
+ * ```
+ */
+export function padding(length: number): number {
   return (BLOCK_SIZE - length % BLOCK_SIZE) % BLOCK_SIZE;
+}
+
+/**
+ * The zero bytes that end an archive whose members take `length` bytes:
+ * two end blocks, then padding to a whole record (as Python's `close()`).
+ *
+ * @example
+ * ```ts
+ * import { endOfArchive } from "./tar_writer.ts";
+ * endOfArchive(0); // 10240
+ * ```
+ */
+export function endOfArchive(length: number): number {
+  return END_OF_ARCHIVE +
+    (RECORD_SIZE - (length + END_OF_ARCHIVE) % RECORD_SIZE) % RECORD_SIZE;
 }
 
 function isAscii(text: string): boolean {
@@ -245,8 +269,7 @@ export function tarSize(
     validate(name, size);
     total += headerLength(name, size) + size + padding(size);
   }
-  total += END_OF_ARCHIVE;
-  total += (RECORD_SIZE - total % RECORD_SIZE) % RECORD_SIZE;
+  total += endOfArchive(total);
   if (!Number.isSafeInteger(total)) {
     throw new RangeError(
       `Cannot compute tar size: total ${total} is not a safe integer`,
@@ -398,9 +421,7 @@ export function tarStream(
       }
     }
 
-    const end = END_OF_ARCHIVE +
-      (RECORD_SIZE - (offset + END_OF_ARCHIVE) % RECORD_SIZE) % RECORD_SIZE;
-    yield new Uint8Array(end);
+    yield new Uint8Array(endOfArchive(offset));
   }
 
   const steps = generate();

@@ -9,7 +9,8 @@
 import { concatBytes } from "../_streams.ts";
 import { hexOf, sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
-import type { Descriptor, V1Form } from "../image.ts";
+import type { Descriptor } from "../image.ts";
+import { hasV1Form, type V1Form } from "../v1_form.ts";
 import { dumpJson, isJsonObject, type JsonObject } from "../json.ts";
 import type { DigestedImage } from "./config_digest.ts";
 
@@ -128,9 +129,11 @@ export class V1Stream extends TransformStream<DigestedImage, ConvertedImage> {
   constructor() {
     super({
       transform: async (image, controller) => {
-        const form = await image.image.v1Form?.();
+        const form = hasV1Form(image.image)
+          ? await image.image.v1Form()
+          : undefined;
         if (form) {
-          controller.enqueue({ ...image, ...fromV1Form(form) });
+          controller.enqueue({ ...image, ...fromV1Form(form, image) });
         } else {
           const ancestry = await v1Ancestry(image);
           controller.enqueue({ ...image, ancestry, topId: ancestry[0].id });
@@ -140,8 +143,26 @@ export class V1Stream extends TransformStream<DigestedImage, ConvertedImage> {
   }
 }
 
-// An existing v1 form is kept as it is (the reference's tag_to_v1_image).
-function fromV1Form(form: V1Form): { ancestry: V1Layer[]; topId: string } {
+// An existing v1 form is kept as it is (the reference's tag_to_v1_image),
+// once it is checked: its directories, base first, are the manifest's
+// layers with the config's diff_ids, so each id's layer.tar is the layer
+// this image's config names (stage 4 then hashes it against that diff_id).
+function fromV1Form(
+  form: V1Form,
+  image: DigestedImage,
+): { ancestry: V1Layer[]; topId: string } {
+  const base = [...form.layers].reverse();
+  const { layers } = image.manifest;
+  const mismatch = base.length !== layers.length ||
+    base.some((v1, i) =>
+      v1.layer.digest !== layers[i].digest || v1.diffId !== image.diffIds[i]
+    );
+  if (mismatch) {
+    throw new DockerSaveError(
+      "V1_ID_CONFLICT",
+      `Cannot keep the v1 ids of "${image.tag}": its layer directories are not the layers its config names`,
+    );
+  }
   return {
     topId: form.topId,
     ancestry: form.layers.map((layer) => ({ ...layer, throwaway: false })),
@@ -168,6 +189,39 @@ function historyOf(image: DigestedImage): JsonObject[] {
     );
   }
   return padded;
+}
+
+/**
+ * Checks that no v1 id names two different layers across the images saved
+ * together: the tarball holds one directory per id, so a second layer under
+ * the same id would be silently replaced by the first.
+ *
+ * @example
+ * ```ts
+ * import { assertOneLayerPerV1Id } from "./v1.ts";
+ * import type { ConvertedImage } from "./v1.ts";
+ * declare const images: ConvertedImage[];
+ * assertOneLayerPerV1Id(images);
+ * ```
+ */
+export function assertOneLayerPerV1Id(
+  images: readonly ConvertedImage[],
+): void {
+  const seen = new Map<string, { diffId: string; tag: string }>();
+  for (const image of images) {
+    for (const v1 of image.ancestry) {
+      if (v1.throwaway) continue;
+      const first = seen.get(v1.id);
+      if (!first) {
+        seen.set(v1.id, { diffId: v1.diffId!, tag: image.tag });
+      } else if (first.diffId !== v1.diffId) {
+        throw new DockerSaveError(
+          "V1_ID_CONFLICT",
+          `Cannot save "${image.tag}": v1 id ${v1.id} holds layer ${v1.diffId} here but ${first.diffId} in "${first.tag}"`,
+        );
+      }
+    }
+  }
 }
 
 // The seed keeps the first (newest) of two entries with the same id.

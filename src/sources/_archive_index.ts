@@ -21,7 +21,7 @@
  */
 
 import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
-import { concatBytes, mapErrors } from "../_streams.ts";
+import { concatBytes, mapErrors, skipBytes } from "../_streams.ts";
 import { parseTag } from "../tag.ts";
 import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
@@ -166,15 +166,19 @@ export class ArchiveIndex {
 
   /**
    * A member's body as a pull-based stream of exactly `member.size` bytes,
-   * read from its offset (see the module notes for gzip archives).
-   * Cancelling the stream closes the file.
+   * read from its offset (see the module notes for gzip archives); from
+   * `from` on, when given: a plain archive seeks there, a gzip one reads and
+   * drops what comes before. Cancelling the stream closes the file.
    */
-  async open(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
-    if (member.size === 0) return new Blob([]).stream();
+  async open(
+    member: ArchiveMember,
+    from = 0,
+  ): Promise<ReadableStream<Uint8Array>> {
+    if (member.size - from <= 0) return new Blob([]).stream();
     const what = `"${member.name}" of ${this.label}`;
     let stream: ReadableStream<Uint8Array>;
     try {
-      stream = await this.#openBody(member);
+      stream = await this.#openBody(member, from);
     } catch (error) {
       throw new DockerSaveError(
         "BLOB_NOT_FOUND",
@@ -194,15 +198,20 @@ export class ArchiveIndex {
     );
   }
 
-  #openBody(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
-    if (member.offset === undefined) return this.#scan(member);
-    if (this.compression === "none") {
-      return this.#fs.openRead(this.path, {
-        start: member.offset,
-        length: member.size,
+  async #openBody(
+    member: ArchiveMember,
+    from: number,
+  ): Promise<ReadableStream<Uint8Array>> {
+    if (member.offset !== undefined && this.compression === "none") {
+      return await this.#fs.openRead(this.path, {
+        start: member.offset + from,
+        length: member.size - from,
       });
     }
-    return this.#openGzipSlice(member.offset, member.size);
+    const whole = member.offset === undefined
+      ? await this.#scan(member)
+      : await this.#openGzipSlice(member.offset, member.size);
+    return from === 0 ? whole : skipBytes(whole, from);
   }
 
   // The file stream is piped by hand so that cancelling the slice can wait

@@ -17,14 +17,8 @@
 
 import { sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
-import {
-  type Descriptor,
-  type Image,
-  type Manifest,
-  MEDIA_TYPES,
-  type V1Form,
-  type V1FormLayer,
-} from "../image.ts";
+import { type Descriptor, type Manifest, MEDIA_TYPES } from "../image.ts";
+import type { ImageWithV1Form, V1Form, V1FormLayer } from "../v1_form.ts";
 import { dumpJson, isJsonObject, type JsonValue, parseJson } from "../json.ts";
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
 import { createSha256 } from "../runtime/hash.ts";
@@ -57,8 +51,11 @@ export interface FromDockerArchiveOptions {
   index?: ArchiveIndex;
 }
 
-/** An image read from a docker archive, with the tags it had there. */
-export interface DockerArchiveImage extends Image {
+/**
+ * An image read from a docker archive, with the tags it had there and the
+ * v1 form it was written in (kept when it is saved again).
+ */
+export interface DockerArchiveImage extends ImageWithV1Form {
   /** The `RepoTags` of its `manifest.json` entry (may be empty). */
   readonly repoTags: readonly string[];
 }
@@ -307,11 +304,16 @@ export async function fromDockerArchive(
       }
       return archive.open(member);
     },
-    uncompressedSize: (layer: Descriptor) =>
-      Promise.resolve(plain.get(layer.digest)?.size),
-    openUncompressedLayer: (layer: Descriptor) => {
+    layerAccess: (layer: Descriptor) => {
+      const blob = blobs.get(layer.digest);
       const member = plain.get(layer.digest);
-      return member ? archive.open(member) : Promise.resolve(undefined);
+      return Promise.resolve({
+        openBlobFrom: blob && ((offset: number) => archive.open(blob, offset)),
+        uncompressed: member && {
+          size: member.size,
+          openFrom: (offset: number) => archive.open(member, offset),
+        },
+      });
     },
     v1Form: () => Promise.resolve(v1Form),
   };

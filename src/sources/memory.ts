@@ -73,8 +73,10 @@ export function fromMemory(parts: MemoryImageParts): Image {
     },
     rawConfig: () => Promise.resolve(parts.config),
     openLayer: (layer: Descriptor) => openBlob(layer, 0),
-    openLayerFrom: (layer: Descriptor, offset: number) =>
-      openBlob(layer, offset),
+    layerAccess: (layer: Descriptor) =>
+      Promise.resolve({
+        openBlobFrom: (offset: number) => openBlob(layer, offset),
+      }),
   };
 }
 

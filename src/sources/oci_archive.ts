@@ -8,7 +8,7 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
+import { takeBytes } from "../_streams.ts";
 import type { Image } from "../image.ts";
 import type { FileSystem } from "../runtime/fs.ts";
 import {
@@ -104,32 +104,17 @@ export async function fromOciArchive(
   };
   const fs: FileSystem = {
     readFile: (file) => archive.read(find(file)),
-    openRead: (file) => archive.open(find(file)),
+    // The layout seeks into blobs (ranges of a saved tarball): honour it.
+    openRead: async (file, range) => {
+      const body = await archive.open(find(file), range?.start);
+      return range?.length === undefined ? body : takeBytes(body, range.length);
+    },
   };
-  const rename = (error: unknown) =>
-    error instanceof DockerSaveError
-      ? new DockerSaveError(
-        error.code,
-        error.message.replaceAll(
-          `OCI layout "${path}"`,
-          `OCI archive "${path}"`,
-        ),
-        { cause: error.cause },
-      )
-      : error;
-  let image: Image;
-  try {
-    image = await fromOciLayout(path, ref, { fs, platform: options.platform });
-  } catch (error) {
-    throw rename(error);
-  }
-  return {
-    ...image,
-    openLayer: (layer) =>
-      image.openLayer(layer).catch((error) => {
-        throw rename(error);
-      }),
-  };
+  return await fromOciLayout(path, ref, {
+    fs,
+    platform: options.platform,
+    label: `OCI archive "${path}"`,
+  });
 }
 
 /**

@@ -26,6 +26,11 @@ export interface FromOciLayoutOptions {
    * @default {"linux/amd64"}
    */
   platform?: string;
+  /**
+   * What error messages call the layout, e.g. an archive that holds it.
+   * @default {`OCI layout "<dir>"`}
+   */
+  label?: string;
 }
 
 interface Index {
@@ -56,7 +61,8 @@ export async function fromOciLayout(
       "Cannot open OCI layout: no file system; pass options.fs",
     );
   }
-  const what = `OCI layout "${dir}"${ref === undefined ? "" : ` ref "${ref}"`}`;
+  const label = options.label ?? `OCI layout "${dir}"`;
+  const what = `${label}${ref === undefined ? "" : ` ref "${ref}"`}`;
   const readJson = async (path: string): Promise<unknown> => {
     let bytes: Uint8Array;
     try {
@@ -135,7 +141,10 @@ export async function fromOciLayout(
     manifest: () => Promise.resolve(manifest),
     rawConfig: () => Promise.resolve(rawConfig),
     openLayer: (layer) => openBlob(layer.digest, 0),
-    openLayerFrom: (layer, offset) => openBlob(layer.digest, offset),
+    layerAccess: (layer) =>
+      Promise.resolve({
+        openBlobFrom: (offset: number) => openBlob(layer.digest, offset),
+      }),
   };
 }
 

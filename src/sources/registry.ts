@@ -9,7 +9,6 @@
  */
 
 import { sha256Hex } from "../digest.ts";
-import { skipBytes } from "../_streams.ts";
 import { DockerSaveError } from "../errors.ts";
 import {
   type Descriptor,
@@ -328,22 +327,28 @@ export async function fromRegistry(
         client.openBlob(repository, layer, layerWhat(layer)),
       );
     },
-    openLayerFrom: (layer, offset) =>
-      isForeignLayer(layer.mediaType) && options.allowForeignLayers
-        ? image.openLayer(layer).then((blob) => skipBytes(blob, offset))
-        : Promise.resolve(
-          client.openBlob(repository, layer, layerWhat(layer), offset),
-        ),
-    uncompressedSize: (layer) => {
-      if ((options.uncompressedSizes ?? "trailer") !== "trailer") {
-        return Promise.resolve(undefined);
-      }
-      let size = sizes.get(layer.digest);
-      if (!size) {
-        size = trailerSize(client, repository, layer, layerWhat(layer));
-        sizes.set(layer.digest, size);
-      }
-      return size;
+    layerAccess: (layer) => {
+      // A foreign layer is read from its URLs, which we don't ask for
+      // ranges: it takes the slow path (read and skip).
+      const foreign = isForeignLayer(layer.mediaType) &&
+        options.allowForeignLayers;
+      return Promise.resolve({
+        openBlobFrom: foreign ? undefined : (offset: number) =>
+          Promise.resolve(
+            client.openBlob(repository, layer, layerWhat(layer), offset),
+          ),
+        uncompressedSize: () => {
+          if ((options.uncompressedSizes ?? "trailer") !== "trailer") {
+            return Promise.resolve(undefined);
+          }
+          let size = sizes.get(layer.digest);
+          if (!size) {
+            size = trailerSize(client, repository, layer, layerWhat(layer));
+            sizes.set(layer.digest, size);
+          }
+          return size;
+        },
+      });
     },
   };
   return image;

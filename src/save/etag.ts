@@ -1,0 +1,52 @@
+/**
+ * A strong validator for the bytes of a save: a digest over the options that
+ * shape them, the tags, each manifest and config digest, and the v1 json.
+ * Options that change only what is displayed (progress) are left out, so
+ * they never change it.
+ *
+ * @module
+ */
+
+import { sha256Hex } from "../digest.ts";
+import type { SaveOptions } from "../save.ts";
+import type { ConvertedImage } from "./v1.ts";
+
+/**
+ * The `ETag` (quoted) of the tarball of `images` saved with `options`.
+ *
+ * @example
+ * ```ts
+ * import { etagOf } from "./etag.ts";
+ * import type { ConvertedImage } from "./v1.ts";
+ * declare const images: ConvertedImage[];
+ * const etag = await etagOf(images, { format: "docker" });
+ * ```
+ */
+export async function etagOf(
+  images: readonly ConvertedImage[],
+  options: Pick<SaveOptions, "format" | "layers">,
+): Promise<string> {
+  const identity = JSON.stringify({
+    v: 1,
+    format: options.format ?? "docker",
+    layers: options.layers ?? "uncompressed",
+    images: await Promise.all(images.map(async (image) => [
+      image.tag,
+      await sha256Hex(image.rawManifest),
+      image.configHex,
+      image.topId,
+      await sha256Hex(
+        new TextEncoder().encode(JSON.stringify(
+          image.ancestry.map((v1) => [
+            v1.id,
+            typeof v1.json === "string"
+              ? v1.json
+              : new TextDecoder().decode(v1.json),
+          ]),
+        )),
+      ),
+    ])),
+  });
+  const hex = await sha256Hex(new TextEncoder().encode(identity));
+  return `"${hex.slice(0, 40)}"`;
+}
