@@ -10,15 +10,29 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { packTar } from "modern-tar";
 import {
+  buildImage,
   DockerSaveError,
   fromDockerArchive,
   fromOciArchive,
+  fromOciLayout,
+  fromRegistry,
+  type Image,
   save,
+  type SaveOptions,
   saveResponse,
+  wrapImage,
 } from "../mod.ts";
+import {
+  Cleanup,
+  pushImage,
+  requireTools,
+  skip as skipRegistry,
+  startRegistry,
+} from "./_registry.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
 import {
   digestOf,
@@ -70,9 +84,8 @@ for (const golden of goldenCases()) {
       const [a, b] = await Promise.all(
         ["quiet", "loud"].map(async (name) =>
           new Uint8Array(
-            await new Response(
-              (await import("node:fs")).readFileSync(`${dir}/${name}.tar`),
-            ).arrayBuffer(),
+            await new Response(readFileSync(`${dir}/${name}.tar`))
+              .arrayBuffer(),
           )
         ),
       );
@@ -206,3 +219,251 @@ test("save() errors with V1_ID_CONFLICT when two kept v1 forms give one id two l
     );
   });
 });
+
+// ------------------------------------------- every source kind × wrapper
+
+/** A seeded generator, so failures repeat. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+/**
+ * A layer tar of `size` bytes of one file: pseudo-random blocks and text, so
+ * that gzip has work to do and the blob is large (tens of MiB).
+ */
+async function bigLayerTar(size: number, seed: number): Promise<Uint8Array> {
+  const next = random(seed);
+  const data = new Uint8Array(size);
+  for (let at = 0; at < size; at += 4) {
+    const word = Math.floor(next() * 2 ** 32);
+    // Every other 64 KiB is text-like, to compress some.
+    const text = (at >> 16) % 2 === 1;
+    data[at] = text ? 97 + (word % 26) : word & 0xff;
+    if (at + 1 < size) data[at + 1] = text ? 32 : (word >> 8) & 0xff;
+    if (at + 2 < size) data[at + 2] = (word >> 16) & 0xff;
+    if (at + 3 < size) data[at + 3] = (word >>> 24) & 0xff;
+  }
+  return await packTar([{
+    header: {
+      name: "data.bin",
+      size,
+      type: "file" as const,
+      mtime: new Date(0),
+    },
+    body: data,
+  }]);
+}
+
+interface SourceKind {
+  name: string;
+  /** Opens the image afresh. */
+  open(): Promise<Image>;
+  /** Whether compressed mode has the original blobs. */
+  blobs: boolean;
+  /** Whether uncompressed sizes are known without reading a layer. */
+  sized: boolean;
+}
+
+const TAG = "contract/app:v1";
+const BIG = 24 * 1024 * 1024;
+
+/** What every wrapper does to an image before it is saved. */
+const WRAPPERS: Record<
+  string,
+  (image: Image) => { image: Image; options: SaveOptions }
+> = {
+  "as is": (image) => ({ image, options: {} }),
+  "wrapImage": (image) => ({
+    image: wrapImage(image, { openLayer: (l) => image.openLayer(l) }),
+    options: {},
+  }),
+  "progress": (image) => ({
+    image,
+    options: { onProgress: () => {} },
+  }),
+};
+
+async function contractSources(
+  dir: string,
+  cleanup: Cleanup,
+): Promise<SourceKind[]> {
+  const memory = await buildImage({
+    layers: [
+      await layerTar({ "etc/hello": "hello\n" }),
+      await bigLayerTar(BIG, 7),
+    ],
+    compression: "gzip",
+  });
+  const ociTar = `${dir}/oci.tar`;
+  writeFileSync(
+    ociTar,
+    await readAll(
+      save([[TAG, memory]], { format: "oci", layers: "compressed" }),
+    ),
+  );
+  const layout = `${dir}/layout`;
+  for (const member of await readTar(readFileSync(ociTar))) {
+    const path = `${layout}/${member.name}`;
+    mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    writeFileSync(path, member.data);
+  }
+  const legacy = `${dir}/legacy.tar`;
+  writeFileSync(legacy, await readAll(save([[TAG, memory]])));
+  const modern = `${dir}/modern.tar`;
+  writeFileSync(
+    modern,
+    await readAll(
+      save([[TAG, memory]], { format: "docker+oci", layers: "compressed" }),
+    ),
+  );
+  const gzipped = `${dir}/legacy.tar.gz`;
+  writeFileSync(gzipped, gzipSync(readFileSync(legacy)));
+  const kinds: SourceKind[] = [
+    {
+      name: "memory",
+      open: () => Promise.resolve(memory),
+      blobs: true,
+      sized: false,
+    },
+    {
+      name: "OCI layout",
+      open: () => fromOciLayout(layout),
+      blobs: true,
+      sized: false,
+    },
+    {
+      name: "OCI archive",
+      open: () => fromOciArchive(ociTar),
+      blobs: true,
+      sized: false,
+    },
+    {
+      name: "docker archive (reference shape)",
+      open: () => fromDockerArchive(legacy),
+      blobs: false,
+      sized: true,
+    },
+    {
+      name: "docker archive (docker+oci)",
+      open: () => fromDockerArchive(modern),
+      blobs: true,
+      // Its layers are the gzip blobs: their sizes need a counting pass.
+      sized: false,
+    },
+    {
+      name: "docker archive (gzipped)",
+      open: () => fromDockerArchive(gzipped),
+      blobs: false,
+      sized: true,
+    },
+  ];
+  if (!skipRegistry) {
+    requireTools();
+    const registry = await startRegistry(cleanup);
+    await pushImage(registry.url, "contract/app", "v1", memory);
+    kinds.push({
+      name: "registry",
+      open: () =>
+        fromRegistry(`${registry.host}/contract/app:v1`, {
+          retry: { delay: 1, maxDelay: 5 },
+          dockerConfig: false,
+        }),
+      blobs: true,
+      // The gzip trailer's size, checked while streaming.
+      sized: true,
+    });
+  }
+  return kinds;
+}
+
+test(
+  "every source kind gives the same bytes whatever wraps it, and ranges are slices of the whole",
+  {
+    timeout: 600_000,
+  },
+  async () => {
+    const cleanup = new Cleanup();
+    try {
+      await withTemp("contract-kinds-", async (dir) => {
+        const kinds = await contractSources(dir, cleanup);
+        const reference = new Map<string, Uint8Array>();
+        const next = random(42);
+        for (const layers of ["uncompressed", "compressed"] as const) {
+          for (const kind of kinds) {
+            if (layers === "compressed" && !kind.blobs) continue;
+            const outputs: Uint8Array[] = [];
+            for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
+              const { image, options } = wrap(await kind.open());
+              const bytes = await readAll(
+                save([[TAG, image]], { ...options, layers }),
+              );
+              outputs.push(bytes);
+              assert.ok(
+                Buffer.from(bytes).equals(Buffer.from(outputs[0])),
+                `${kind.name}, ${layers}: "${wrapper}" changes the bytes`,
+              );
+            }
+            // Every kind gives the reference's bytes in uncompressed mode
+            // (the archives keep the v1 form the first save wrote), and the
+            // kinds with the original blobs agree in compressed mode.
+            const first = reference.get(layers) ?? outputs[0];
+            reference.set(layers, first);
+            assert.ok(
+              Buffer.from(outputs[0]).equals(Buffer.from(first)),
+              `${kind.name}, ${layers}: differs from the memory image`,
+            );
+            await checkRanges(kind, layers, outputs[0], next);
+          }
+        }
+      });
+    } finally {
+      await cleanup.close();
+    }
+  },
+);
+
+// Random ranges, most of them starting inside the big layer's body, must be
+// the same slice of the full tarball, when every size is known up front.
+async function checkRanges(
+  kind: SourceKind,
+  layers: "uncompressed" | "compressed",
+  full: Uint8Array,
+  next: () => number,
+): Promise<void> {
+  const total = full.byteLength;
+  for (let i = 0; i < 4; i++) {
+    const start = Math.floor(next() * (total - 4096));
+    const length = 1 + Math.floor(next() * 300_000);
+    const end = Math.min(total, start + length) - 1;
+    for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
+      const { image, options } = wrap(await kind.open());
+      const response = await saveResponse(
+        new Request("http://127.0.0.1/", {
+          headers: { range: `bytes=${start}-${end}` },
+        }),
+        [[TAG, image]],
+        { ...options, layers },
+      );
+      const body = new Uint8Array(await response.arrayBuffer());
+      const what =
+        `${kind.name}, ${layers}, "${wrapper}", bytes ${start}-${end}`;
+      const ranged = layers === "compressed" || kind.sized;
+      if (!ranged) {
+        // Sizes that need a read: no ranges, the whole verified tarball.
+        assert.equal(response.status, 200, what);
+        assert.equal(response.headers.get("accept-ranges"), null, what);
+        assert.ok(Buffer.from(body).equals(Buffer.from(full)), what);
+        continue;
+      }
+      assert.equal(response.status, 206, what);
+      assert.ok(
+        Buffer.from(body).equals(Buffer.from(full.subarray(start, end + 1))),
+        what,
+      );
+    }
+  }
+}
