@@ -16,8 +16,13 @@ import { stat } from "node:fs/promises";
 import { Progress } from "./cli_progress.ts";
 import { DockerSaveError } from "./errors.ts";
 import type { Image } from "./image.ts";
-import { type LayerMode, save, type SaveFormat } from "./save.ts";
-import { writeFileAtomic } from "./save_to_file.ts";
+import {
+  type LayerMode,
+  save,
+  type SaveFormat,
+  type SaveOptions,
+} from "./save.ts";
+import { saveToFile } from "./save_to_file.ts";
 import type { ArchiveIndex } from "./sources/_archive_index.ts";
 import {
   fromDockerArchive,
@@ -463,14 +468,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       await progress?.expect(image, tag);
       entries.push([tag, image]);
     }
-    const tar = save(entries, {
+    const options: SaveOptions = {
       verify: args.verify,
       layers: args.layers,
       format: args.format,
       onProgress: progress?.listener,
-    });
-    if (toStdout) await writeStdout(tar);
-    else await writeFileAtomic(args.output!, tar);
+    };
+    // A file can seek: each layer is then decompressed once.
+    if (toStdout) await writeStdout(save(entries, options));
+    else await saveToFile(args.output!, entries, options);
     progress?.finish();
     return 0;
   } catch (error) {

@@ -7,7 +7,10 @@
  */
 
 import { importNode } from "./runtime/_import.ts";
-import { save, type SaveEntries, type SaveOptions } from "./save.ts";
+import { fileSink, type WritableFileHandle } from "./runtime/file_sink.ts";
+import type { SaveEntries, SaveOptions } from "./save.ts";
+import { planSave } from "./save/pipeline.ts";
+import { writePlanSeekable } from "./save/write.ts";
 
 /**
  * Writes a stream to `path` atomically: a temporary file in the same folder,
@@ -20,43 +23,55 @@ import { save, type SaveEntries, type SaveOptions } from "./save.ts";
  * await writeFileAtomic("out.bin", new Blob(["data"]).stream());
  * ```
  */
-export async function writeFileAtomic(
+export function writeFileAtomic(
   path: string,
   stream: ReadableStream<Uint8Array>,
+): Promise<void> {
+  return withAtomicFile(path, async (file) => {
+    const sink = fileSink(file);
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        await sink.write(value);
+      }
+      await sink.flush();
+    } catch (error) {
+      await reader.cancel(error).catch(() => {});
+      throw error;
+    }
+  }, () => stream.cancel());
+}
+
+/**
+ * Runs `write` on a new temporary file beside `path`, then renames it over
+ * `path`; on any error the temporary file is removed. Needs `node:fs`.
+ *
+ * @example
+ * ```ts
+ * import { withAtomicFile } from "./save_to_file.ts";
+ * await withAtomicFile("out.bin", async (file) => {
+ *   await file.write(new TextEncoder().encode("data"));
+ * });
+ * ```
+ */
+export async function withAtomicFile(
+  path: string,
+  write: (file: WritableFileHandle) => Promise<void>,
+  unavailable?: () => Promise<void>,
 ): Promise<void> {
   const fs = await importNode<typeof import("node:fs/promises")>(
     "node:fs/promises",
   );
   if (!fs) {
-    await stream.cancel();
+    await unavailable?.();
     throw new TypeError("Cannot write a file: this runtime has no node:fs");
   }
   const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   const file = await fs.open(temp, "wx");
   try {
-    const reader = stream.getReader();
-    const writeAll = async (chunk: Uint8Array) => {
-      // write() may write less than asked; loop until the chunk is out.
-      for (let offset = 0; offset < chunk.byteLength;) {
-        const { bytesWritten } = await file.write(chunk, offset);
-        offset += bytesWritten;
-      }
-    };
-    try {
-      // One write in flight while the next chunk is produced: the disk and
-      // the pipeline overlap, and at most one chunk waits.
-      let writing: Promise<void> = Promise.resolve();
-      for (;;) {
-        const { done, value } = await reader.read();
-        await writing;
-        if (done) break;
-        writing = writeAll(value);
-        writing.catch(() => {}); // awaited (and rethrown) on the next turn
-      }
-    } catch (error) {
-      await reader.cancel(error).catch(() => {});
-      throw error;
-    }
+    await write(file);
     await file.close();
     await fs.rename(temp, path);
   } catch (error) {
@@ -69,7 +84,10 @@ export async function writeFileAtomic(
 /**
  * Saves `[tag, image]` pairs as a docker-save tarball at `path`. The file
  * appears only once the whole tarball is written and verified; a failure
- * leaves nothing at `path` (an existing file there is kept).
+ * leaves nothing at `path` (an existing file there is kept). Since a file
+ * can seek, each layer is read and decompressed once, even where its
+ * uncompressed size is not known up front (the header is patched); the
+ * bytes are those of `save()`.
  *
  * @example
  * ```ts
@@ -77,10 +95,14 @@ export async function writeFileAtomic(
  * await saveToFile("app.tar", [["app:v1", await fromOciLayout("./oci", "app")]]);
  * ```
  */
-export function saveToFile(
+export async function saveToFile(
   path: string,
   entries: SaveEntries,
   options: SaveOptions = {},
 ): Promise<void> {
-  return writeFileAtomic(path, save(entries, options));
+  const plan = await planSave(entries, options);
+  await withAtomicFile(
+    path,
+    (file) => writePlanSeekable(plan, options, fileSink(file)),
+  );
 }

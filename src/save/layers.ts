@@ -78,24 +78,49 @@ export interface SizedMember {
 }
 
 /**
- * Stage 4: resolves planned members, in order, into sized members. With
- * `count`, a layer whose uncompressed size nothing knows is read once to
- * count it; without, such a layer resolves to `undefined` (the sized plan
- * then knows no total). `cancel()` stops a counting pass under way.
+ * A layer member whose size is learnt by writing it (`sizes: "defer"`): a
+ * writer that can seek reserves its header, writes the body, then patches
+ * the header, so the layer is decompressed once. `settle` tells stage 4 the
+ * size, for the members planned after it.
+ */
+export interface UnsizedMember {
+  /** Member name. */
+  name: string;
+  /** Unknown until the body is written. */
+  size: undefined;
+  /** Opens the whole body, verified (blob digest, diff_id). */
+  open(): Promise<ReadableStream<Uint8Array>>;
+  /** Records the size the written body had. */
+  settle(size: number): void;
+  /** The member with its size known, to write it again (a fallback). */
+  sized(size: number): SizedMember;
+}
+
+/**
+ * How stage 4 learns an uncompressed size nothing knows: `"count"` reads
+ * the layer once first (a stream), `"defer"` gives an `UnsizedMember` (a
+ * seekable writer), `"known"` gives `undefined` (the sized plan).
+ */
+export type SizeStrategy = "count" | "defer" | "known";
+
+/**
+ * Stage 4: resolves planned members, in order, into sized members. A layer
+ * whose uncompressed size nothing knows is handled by the `SizeStrategy`.
+ * `cancel()` stops a counting pass under way.
  *
  * @example
  * ```ts
  * import { LayerResolver } from "./layers.ts";
  * import type { PlannedEntry } from "./entries.ts";
  * declare const planned: PlannedEntry[];
- * const resolver = new LayerResolver({ layers: "compressed" }, { count: true });
+ * const resolver = new LayerResolver({ layers: "compressed" }, "count");
  * for await (const member of resolver.members(planned)) console.log(member?.name);
  * ```
  */
 export class LayerResolver {
   #verify: boolean;
   #compressed: boolean;
-  #count: boolean;
+  #strategy: SizeStrategy;
   #onProgress: ProgressListener | undefined;
   #sizes = new LayerSizes();
   // Blobs whose digest a counting pass already checked.
@@ -104,22 +129,26 @@ export class LayerResolver {
 
   /**
    * @param options layer mode, verification and progress
-   * @param how whether a layer may be read to learn its size
+   * @param strategy how a size nothing knows is learnt
    */
-  constructor(options: LayerOptions = {}, how: { count: boolean }) {
+  constructor(options: LayerOptions = {}, strategy: SizeStrategy) {
     this.#verify = options.verify ?? true;
     this.#compressed = (options.layers ?? "uncompressed") === "compressed";
-    this.#count = how.count;
+    this.#strategy = strategy;
     this.#onProgress = options.onProgress;
   }
 
   /**
    * Every planned member, resolved in order as it is asked for; a layer
-   * whose size is unknown (without `count`) gives `undefined`.
+   * whose size is unknown gives what the strategy says.
    */
   async *members(
     planned: Iterable<PlannedEntry>,
-  ): AsyncGenerator<SizedMember | undefined, void, undefined> {
+  ): AsyncGenerator<
+    SizedMember | UnsizedMember | undefined,
+    void,
+    undefined
+  > {
     for (const entry of planned) {
       if (isDeferredEntry(entry)) {
         const built = await entry.build(this.#sizes);
@@ -137,7 +166,9 @@ export class LayerResolver {
     this.#abort.abort(reason);
   }
 
-  async #layerMember(entry: LayerEntry): Promise<SizedMember | undefined> {
+  async #layerMember(
+    entry: LayerEntry,
+  ): Promise<SizedMember | UnsizedMember | undefined> {
     const layer = await describeLayer(entry.image, entry.layer);
     const progress = (phase: ProgressUpdate["phase"], total: number) =>
       this.#onProgress &&
@@ -163,7 +194,20 @@ export class LayerResolver {
       };
     }
     const size = await this.#uncompressedSize(entry, layer, progress);
-    if (size === undefined) return undefined;
+    if (size === undefined) {
+      return this.#strategy === "defer"
+        ? this.#unsizedMember(entry, layer, progress)
+        : undefined;
+    }
+    return this.#sizedMember(entry, layer, size, progress);
+  }
+
+  #sizedMember(
+    entry: LayerEntry,
+    layer: LayerDescription,
+    size: number,
+    progress: ProgressFor,
+  ): SizedMember {
     this.#sizes.set(entry.layer, entry.diffId, size);
     const checks: ContentChecks = {
       blobDigest: this.#verify && !this.#checkedBlobs.has(entry.layer.digest),
@@ -189,21 +233,46 @@ export class LayerResolver {
     };
   }
 
+  // Written once and sized by the writer: the blob and diff_id are checked
+  // as for any member; the size is what the body turns out to have.
+  #unsizedMember(
+    entry: LayerEntry,
+    layer: LayerDescription,
+    progress: ProgressFor,
+  ): UnsizedMember {
+    const checks: ContentChecks = {
+      blobDigest: this.#verify,
+      diffId: this.#verify ? entry.diffId : undefined,
+      size: undefined,
+    };
+    return {
+      name: entry.name,
+      size: undefined,
+      open: async () => {
+        const blob = observe(
+          await layer.blob.open(0),
+          progress("writing", entry.layer.size),
+        );
+        return await openContent(layer, checks, blob);
+      },
+      settle: (size) => this.#sizes.set(entry.layer, entry.diffId, size),
+      sized: (size) => {
+        this.#checkedBlobs.add(entry.layer.digest);
+        return this.#sizedMember(entry, layer, size, progress);
+      },
+    };
+  }
+
   // The size from the cheapest place that knows it; a counting pass when
   // allowed and nothing else does.
   async #uncompressedSize(
     entry: LayerEntry,
     layer: LayerDescription,
-    progress: (
-      phase: ProgressUpdate["phase"],
-      total: number,
-    ) =>
-      | ((s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>)
-      | undefined,
+    progress: ProgressFor,
   ): Promise<number | undefined> {
     const learnt = this.#sizes.get(entry.layer, entry.diffId) ??
       await layer.uncompressedSize();
-    if (learnt !== undefined || !this.#count) return learnt;
+    if (learnt !== undefined || this.#strategy !== "count") return learnt;
     const blob = observe(
       await openBlob(layer, this.#verify),
       progress("counting", entry.layer.size),
@@ -216,6 +285,14 @@ export class LayerResolver {
     return size;
   }
 }
+
+// Wraps a stream in a progress report of a phase, when progress is asked.
+type ProgressFor = (
+  phase: ProgressUpdate["phase"],
+  total: number,
+) =>
+  | ((s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>)
+  | undefined;
 
 /** What `openContent` checks of a layer's uncompressed bytes. */
 interface ContentChecks {
@@ -247,9 +324,10 @@ function observe(
 async function openBlob(
   layer: LayerDescription,
   verifyDigest: boolean,
+  opened?: ReadableStream<Uint8Array>,
 ): Promise<ReadableStream<Uint8Array>> {
   const { descriptor } = layer;
-  return (await layer.blob.open(0)).pipeThrough(
+  return (opened ?? await layer.blob.open(0)).pipeThrough(
     new VerifyStream({
       digest: verifyDigest ? descriptor.digest : undefined,
       size: descriptor.size,
@@ -260,10 +338,11 @@ async function openBlob(
 }
 
 // The layer's uncompressed bytes: the stored tar when there is one, else the
-// blob decompressed; checked as asked.
+// blob (opened here, or given) decompressed; checked as asked.
 async function openContent(
   layer: LayerDescription,
   checks: ContentChecks,
+  blob?: ReadableStream<Uint8Array>,
 ): Promise<ReadableStream<Uint8Array>> {
   const { descriptor } = layer;
   const stored = layer.uncompressed;
@@ -271,7 +350,7 @@ async function openContent(
   if (stored && !stored.isBlob) {
     stream = await stored.open(0);
   } else {
-    stream = await openBlob(layer, checks.blobDigest);
+    stream = await openBlob(layer, checks.blobDigest, blob);
     if (!stored) stream = await decompress(stream, layer);
   }
   if (checks.diffId === undefined && checks.size === undefined) return stream;

@@ -1,8 +1,10 @@
 /**
- * The one writer: a planned save as tar bytes, whole (`writePlan`) or with
- * every size known up front for ranges (`sizePlan`). Both resolve layers
- * through the same stage 4 (`LayerResolver`); `save()`, `saveToFile()`,
- * `saveSize()` and `saveResponse()` are thin sugar over these.
+ * The writers of a planned save: a pull-based stream (`writePlan`), a file
+ * that can seek (`writePlanSeekable`), and every size known up front for
+ * ranges (`sizePlan`). All resolve layers through the same stage 4
+ * (`LayerResolver`) and lay out bytes with the same tar functions, so they
+ * give the same bytes; `save()`, `saveToFile()`, `saveSize()` and
+ * `saveResponse()` are thin sugar over them.
  *
  * @module
  */
@@ -13,7 +15,13 @@ import {
   type SizedMember,
 } from "./layers.ts";
 import type { SavePlan } from "./pipeline.ts";
-import { type TarEntry, tarStream } from "./tar_writer.ts";
+import {
+  endOfArchive,
+  padding,
+  type TarEntry,
+  tarHeader,
+  tarStream,
+} from "./tar_writer.ts";
 
 /**
  * The tarball of a plan as one pull-based stream. The plan is made on the
@@ -33,8 +41,8 @@ export function writePlan(
   plan: () => Promise<SavePlan>,
   options: LayerOptions,
 ): ReadableStream<Uint8Array> {
-  const resolver = new LayerResolver(options, { count: true });
-  let members: AsyncGenerator<SizedMember | undefined> | undefined;
+  const resolver = new LayerResolver(options, "count");
+  let members: ReturnType<LayerResolver["members"]> | undefined;
   // return() acts at once, even while next() waits on a counting pass, and
   // cancels what is open.
   const entries: AsyncIterableIterator<TarEntry> = {
@@ -45,7 +53,7 @@ export function writePlan(
       members ??= resolver.members((await plan()).entries);
       const { done, value } = await members.next();
       if (done) return { done: true, value: undefined };
-      return { done: false, value: tarEntryOf(value!) };
+      return { done: false, value: tarEntryOf(value as SizedMember) };
     },
     async return() {
       resolver.cancel();
@@ -72,10 +80,10 @@ export async function sizePlan(
   plan: SavePlan,
   options: LayerOptions,
 ): Promise<SizedMember[] | undefined> {
-  const resolver = new LayerResolver(options, { count: false });
+  const resolver = new LayerResolver(options, "known");
   const members: SizedMember[] = [];
   for await (const member of resolver.members(plan.entries)) {
-    if (!member) return undefined;
+    if (member?.size === undefined) return undefined;
     members.push(member);
   }
   return members;
@@ -87,4 +95,115 @@ function tarEntryOf(member: SizedMember): TarEntry {
     size: member.size,
     body: member.bytes ?? (() => member.open(0)),
   };
+}
+
+/**
+ * What `writePlanSeekable` writes to: a file it appends to and may patch.
+ * Each call waits for the one before; `write` may return before its bytes
+ * are on disk (one write in flight), `writeAt` and `truncate` after.
+ */
+export interface SeekableSink {
+  /** Appends bytes at the end. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Overwrites bytes already written, at `position`. */
+  writeAt(position: number, bytes: Uint8Array): Promise<void>;
+  /** Cuts the file to `length` bytes; later writes append from there. */
+  truncate(length: number): Promise<void>;
+  /** Waits until every write is done. */
+  flush(): Promise<void>;
+}
+
+/**
+ * The tarball of a plan written to a sink that can seek, each layer read
+ * once: where the uncompressed size is not known up front, the header is
+ * reserved, the body written while it is decompressed and verified, then
+ * the header patched (a layer of 8 GiB or more, whose header needs a PAX
+ * size record, is written again with its size known). The bytes are those
+ * of `writePlan`.
+ *
+ * @example
+ * ```ts
+ * import { type SeekableSink, writePlanSeekable } from "./write.ts";
+ * import type { SavePlan } from "./pipeline.ts";
+ * declare const plan: SavePlan, sink: SeekableSink;
+ * await writePlanSeekable(plan, {}, sink);
+ * ```
+ */
+export async function writePlanSeekable(
+  plan: SavePlan,
+  options: LayerOptions,
+  sink: SeekableSink,
+): Promise<void> {
+  const resolver = new LayerResolver(options, "defer");
+  let offset = 0;
+  const put = async (bytes: Uint8Array) => {
+    offset += bytes.byteLength;
+    if (bytes.byteLength > 0) await sink.write(bytes);
+  };
+  const putBody = async (body: ReadableStream<Uint8Array>) => {
+    let written = 0;
+    for await (const chunk of iterate(body)) {
+      written += chunk.byteLength;
+      await put(chunk);
+    }
+    return written;
+  };
+  const putSized = async (member: SizedMember) => {
+    await put(tarHeader(member.name, member.size));
+    const written = member.bytes
+      ? (await put(member.bytes), member.bytes.byteLength)
+      : await putBody(await member.open(0));
+    if (written !== member.size) {
+      throw new RangeError(
+        `Cannot write tar entry ${
+          JSON.stringify(member.name)
+        }: body has ${written} bytes, expected ${member.size}`,
+      );
+    }
+    await put(new Uint8Array(padding(member.size)));
+  };
+  for await (const member of resolver.members(plan.entries)) {
+    if (!member) continue;
+    if (member.size !== undefined) {
+      await putSized(member);
+      continue;
+    }
+    // The header's length does not depend on the size below 8 GiB.
+    const start = offset;
+    const reserved = tarHeader(member.name, 0).byteLength;
+    await put(new Uint8Array(reserved));
+    const size = await putBody(await member.open());
+    const header = tarHeader(member.name, size);
+    if (header.byteLength === reserved) {
+      await sink.writeAt(start, header);
+      member.settle(size);
+      await put(new Uint8Array(padding(size)));
+    } else {
+      await sink.truncate(start);
+      offset = start;
+      await putSized(member.sized(size));
+    }
+  }
+  await put(new Uint8Array(endOfArchive(offset)));
+  await sink.flush();
+}
+
+// A stream's chunks; the stream is cancelled if the loop stops early.
+async function* iterate(
+  stream: ReadableStream<Uint8Array>,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const reader = stream.getReader();
+  let done = false;
+  try {
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) {
+        done = true;
+        return;
+      }
+      yield next.value;
+    }
+  } finally {
+    if (!done) await reader.cancel().catch(() => {});
+  }
 }

@@ -1,0 +1,75 @@
+/**
+ * A `SeekableSink` over a `node:fs` file handle (Node, Deno and Bun all
+ * have one): appends with one write in flight, patches and truncates in
+ * order after it.
+ *
+ * @module
+ */
+
+import type { SeekableSink } from "../save/write.ts";
+
+/** The part of a `node:fs/promises` `FileHandle` the sink uses. */
+export interface WritableFileHandle {
+  /** Writes `buffer` from `offset` at `position` (the end when null). */
+  write(
+    buffer: Uint8Array,
+    offset?: number,
+    length?: number,
+    position?: number | null,
+  ): Promise<{ bytesWritten: number }>;
+  /** Cuts the file. */
+  truncate(length?: number): Promise<void>;
+}
+
+/**
+ * A sink writing to `file` from position 0.
+ *
+ * @example
+ * ```ts
+ * import { fileSink } from "./file_sink.ts";
+ * import { open } from "node:fs/promises";
+ * const sink = fileSink(await open("out.tar", "w"));
+ * await sink.write(new Uint8Array(512));
+ * ```
+ */
+export function fileSink(file: WritableFileHandle): SeekableSink {
+  let position = 0;
+  // Writes go out in order; at most one is in flight while the next chunk
+  // is produced, so the disk and the pipeline overlap.
+  let pending: Promise<void> = Promise.resolve();
+  const writeFully = async (bytes: Uint8Array, at: number) => {
+    // write() may write less than asked; loop until the bytes are out.
+    for (let done = 0; done < bytes.byteLength;) {
+      const { bytesWritten } = await file.write(
+        bytes,
+        done,
+        bytes.byteLength - done,
+        at + done,
+      );
+      done += bytesWritten;
+    }
+  };
+  const then = (step: () => Promise<void>) => {
+    const previous = pending;
+    pending = previous.then(step);
+    pending.catch(() => {}); // reported to the next caller
+    return previous;
+  };
+  return {
+    write(bytes) {
+      const at = position;
+      position += bytes.byteLength;
+      return then(() => writeFully(bytes, at));
+    },
+    async writeAt(at, bytes) {
+      then(() => writeFully(bytes, at));
+      await pending;
+    },
+    async truncate(length) {
+      then(() => file.truncate(length));
+      await pending;
+      position = length;
+    },
+    flush: () => pending,
+  };
+}
