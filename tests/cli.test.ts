@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import {
   cp,
   mkdtemp,
@@ -10,11 +9,11 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import process from "node:process";
 import { join } from "node:path";
 import { parseArgs, parseSource } from "../src/cli.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import { goldenCases } from "./_golden.ts";
+import { runCli } from "./_cli.ts";
 import {
   Cleanup,
   pushLayout,
@@ -26,46 +25,7 @@ import {
   tokenRegistryWithBasic,
 } from "./_registry.ts";
 
-const CLI = new URL("../src/cli.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url).pathname;
-
-// The CLI runs on the runtime running this test.
-function runtimeCommand(): string[] {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  if (g.Deno) return [process.execPath, "run", "-A", CLI];
-  if (g.Bun) return [process.execPath, CLI];
-  return [process.execPath, "--import", "tsx", CLI];
-}
-
-interface Run {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const [cmd, ...pre] = runtimeCommand();
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      [...pre, ...args],
-      {
-        cwd: ROOT,
-        encoding: "buffer",
-        maxBuffer: 64 << 20,
-        // No docker config of the machine's user leaks into the tests.
-        env: { ...process.env, DOCKER_CONFIG: "/nonexistent", ...env },
-      },
-      (error, stdout, stderr) => {
-        resolve({
-          code: error ? (typeof error.code === "number" ? error.code : 1) : 0,
-          stdout,
-          stderr: stderr.toString(),
-        });
-      },
-    );
-  });
-}
+const run = runCli;
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
 const layout = `${basic.dir}/oci`;

@@ -9,7 +9,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { packTar } from "modern-tar";
@@ -34,6 +33,7 @@ import {
   startRegistry,
 } from "./_registry.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
+import { runCli } from "./_cli.ts";
 import {
   digestOf,
   layerTar,
@@ -43,32 +43,6 @@ import {
   withTemp,
 } from "./_fixtures.ts";
 
-const CLI = new URL("../src/cli.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url).pathname;
-
-// The CLI runs on the runtime running this test.
-function cliCommand(): string[] {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  if (g.Deno) return [process.execPath, "run", "-A", CLI];
-  if (g.Bun) return [process.execPath, CLI];
-  return [process.execPath, "--import", "tsx", CLI];
-}
-
-function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  const [cmd, ...pre] = cliCommand();
-  return new Promise((resolve) => {
-    execFile(cmd, [...pre, ...args], {
-      cwd: ROOT,
-      encoding: "buffer",
-      env: { ...process.env, DOCKER_CONFIG: "/nonexistent" },
-    }, (error, _stdout, stderr) =>
-      resolve({
-        code: error ? (typeof error.code === "number" ? error.code : 1) : 0,
-        stderr: stderr.toString(),
-      }));
-  });
-}
-
 for (const golden of goldenCases()) {
   test(`cli gives the same bytes with and without -q for docker-archive "${golden.name}"`, async () => {
     await withTemp("contract-cli-", async (dir) => {
@@ -77,9 +51,9 @@ for (const golden of goldenCases()) {
       const sources = golden.save.map(({ tag }) =>
         `docker-archive:${archive}:${tag}`
       );
-      const quiet = await cli(["-q", "-o", `${dir}/quiet.tar`, ...sources]);
+      const quiet = await runCli(["-q", "-o", `${dir}/quiet.tar`, ...sources]);
       assert.equal(quiet.code, 0, quiet.stderr);
-      const loud = await cli(["-o", `${dir}/loud.tar`, ...sources]);
+      const loud = await runCli(["-o", `${dir}/loud.tar`, ...sources]);
       assert.equal(loud.code, 0, loud.stderr);
       const [a, b] = await Promise.all(
         ["quiet", "loud"].map(async (name) =>

@@ -1,0 +1,55 @@
+/**
+ * Runs the CLI (src/cli.ts) as a child process on the runtime running the
+ * test, with no docker config of the machine's user.
+ *
+ * @module
+ */
+
+import { execFile } from "node:child_process";
+import process from "node:process";
+
+const CLI = new URL("../src/cli.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** What one CLI run gave. */
+export interface Run {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** The command line that runs the CLI on this runtime. */
+export function runtimeCommand(): string[] {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+  if (g.Deno) return [process.execPath, "run", "-A", CLI];
+  if (g.Bun) return [process.execPath, CLI];
+  return [process.execPath, "--import", "tsx", CLI];
+}
+
+/** Runs the CLI with `args` (and extra environment), from the repo root. */
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Run> {
+  const [cmd, ...pre] = runtimeCommand();
+  return new Promise((resolve) => {
+    execFile(
+      cmd,
+      [...pre, ...args],
+      {
+        cwd: ROOT,
+        encoding: "buffer",
+        maxBuffer: 64 << 20,
+        // No docker config of the machine's user leaks into the tests.
+        env: { ...process.env, DOCKER_CONFIG: "/nonexistent", ...env },
+      },
+      (error, stdout, stderr) => {
+        resolve({
+          code: error ? (typeof error.code === "number" ? error.code : 1) : 0,
+          stdout,
+          stderr: stderr.toString(),
+        });
+      },
+    );
+  });
+}
