@@ -178,7 +178,7 @@ test("fromOciArchive() resolves a nested index by platform", async () => {
       fromOciArchive(path, "multi", { index, platform: "linux/s390x" }),
       {
         name: "DockerSaveError",
-        code: "BAD_LAYOUT",
+        code: "PLATFORM_NOT_FOUND",
         message:
           `Cannot choose platform linux/s390x from OCI archive "${path}" ref "multi": it has linux/arm64/v8, linux/amd64`,
       },

@@ -7,9 +7,10 @@
 
 import { assertSha256Digest, hexOf } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
-import type { Descriptor, Image, Platform } from "../image.ts";
+import type { Descriptor, Image } from "../image.ts";
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
+import { choosePlatform as chooseIndexPlatform } from "../platform.ts";
 
 /** The annotation an index entry is chosen by. */
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
@@ -176,28 +177,17 @@ function chooseEntry(
   return found[0];
 }
 
+// One platform rule for every source: see src/platform.ts.
 function choosePlatform(
   index: Index,
   wanted: string,
   what: string,
 ): Descriptor {
-  const entries = Array.isArray(index?.manifests) ? index.manifests : [];
-  const name = (p: Platform | undefined) =>
-    p ? [p.os, p.architecture, p.variant].filter(Boolean).join("/") : "unknown";
-  const found = entries.find((entry) => {
-    const have = name(entry.platform);
-    return have === wanted ||
-      (wanted.split("/").length === 2 && have.startsWith(`${wanted}/`));
-  });
-  if (!found) {
-    throw new DockerSaveError(
-      "BAD_LAYOUT",
-      `Cannot choose platform ${wanted} from ${what}: it has ${
-        entries.map((e) => name(e.platform)).join(", ") || "none"
-      }`,
-    );
-  }
-  return found;
+  return chooseIndexPlatform(
+    Array.isArray(index?.manifests) ? index.manifests : [],
+    wanted,
+    what,
+  );
 }
 
 function listRefs(refs: (string | undefined)[]): string {

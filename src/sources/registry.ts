@@ -8,7 +8,7 @@
  * @module
  */
 
-import { sha256Hex } from "../digest.ts";
+import { assertSha256Digest, sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import {
   type Descriptor,
@@ -19,6 +19,13 @@ import {
   type Platform,
 } from "../image.ts";
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
+import {
+  choosePlatform,
+  formatPlatform,
+  parsePlatform,
+  platformMatches,
+} from "../platform.ts";
+import { untrustedText } from "../_untrusted_text.ts";
 import {
   apiHost,
   formatReference,
@@ -260,7 +267,7 @@ export async function fromRegistry(
         `Cannot read manifest of ${what}: indexes nest too deep`,
       );
     }
-    const entry = choosePlatform(pulled.bytes, wanted, what);
+    const entry = chooseEntry(pulled.bytes, wanted, what);
     platform = entry.platform;
     const child = `manifest ${entry.digest} of ${what}`;
     pulled = await client.manifest(repository, entry.digest, child);
@@ -419,50 +426,14 @@ async function checkDigest(
   return actual;
 }
 
-const ARCH_ALIASES: Record<string, string> = {
-  x86_64: "amd64",
-  "x86-64": "amd64",
-  aarch64: "arm64",
-};
-// The variant an index entry without one means (containerd's platforms).
-const DEFAULT_VARIANTS: Record<string, string> = { arm64: "v8", arm: "v7" };
-
-function parsePlatform(text: string, what: string): Platform {
-  const [os, architecture, variant, ...rest] = text.split("/");
-  if (!os || !architecture || rest.length || variant === "") {
-    throw new DockerSaveError(
-      "PLATFORM_NOT_FOUND",
-      `Cannot choose a platform for ${what}: "${text}" is not os/arch[/variant]`,
-    );
-  }
-  return {
-    os: os.toLowerCase(),
-    architecture: ARCH_ALIASES[architecture.toLowerCase()] ??
-      architecture.toLowerCase(),
-    variant: variant?.toLowerCase(),
-  };
-}
-
-function platformName(p: Platform | undefined): string {
-  return p
-    ? [p.os, p.architecture, p.variant].filter(Boolean).join("/")
-    : "unknown";
-}
-
-function matches(have: Platform | undefined, want: Platform): boolean {
-  if (!have) return false;
-  const arch = ARCH_ALIASES[have.architecture] ?? have.architecture;
-  if (have.os !== want.os || arch !== want.architecture) return false;
-  if (want.variant === undefined) return true;
-  return (have.variant ?? DEFAULT_VARIANTS[arch]) === want.variant;
-}
-
-function choosePlatform(
+// An index entry chosen by platform (src/platform.ts), with a digest that
+// can be verified and put into a URL path, and a size.
+function chooseEntry(
   bytes: Uint8Array,
   wanted: string,
   what: string,
 ): Descriptor {
-  let index: { manifests?: unknown };
+  let index: unknown;
   try {
     index = JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
@@ -471,31 +442,22 @@ function choosePlatform(
       `Cannot read index of ${what}: ${(error as Error).message}`,
     );
   }
-  const entries = (Array.isArray(index.manifests) ? index.manifests : [])
-    .filter((entry): entry is Descriptor =>
-      typeof entry?.digest === "string" && Number.isSafeInteger(entry?.size)
-    );
-  const want = parsePlatform(wanted, what);
-  const found = entries.filter((entry) => matches(entry.platform, want));
-  // Without a variant, prefer the architecture's default one.
-  const best = found.find((entry) =>
-    want.variant === undefined &&
-    DEFAULT_VARIANTS[want.architecture] !== undefined &&
-    (entry.platform?.variant ?? DEFAULT_VARIANTS[want.architecture]) ===
-      DEFAULT_VARIANTS[want.architecture]
-  ) ?? found[0];
-  if (!best) {
-    // Attestation manifests are listed as unknown/unknown: not platforms.
-    const available = entries.map((entry) => platformName(entry.platform))
-      .filter((name) => name !== "unknown/unknown" && name !== "unknown");
+  const manifests = (index as { manifests?: unknown })?.manifests;
+  const entry = choosePlatform(
+    Array.isArray(manifests) ? manifests : [],
+    wanted,
+    what,
+  );
+  assertSha256Digest(entry.digest, `the ${wanted} entry of ${what}`);
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) {
     throw new DockerSaveError(
-      "PLATFORM_NOT_FOUND",
-      `Cannot choose platform ${wanted} from ${what}: it has ${
-        [...new Set(available)].join(", ") || "no platforms"
-      }`,
+      "BAD_MANIFEST",
+      `Cannot read index of ${what}: the ${wanted} entry's size ${
+        untrustedText(JSON.stringify(entry.size) ?? "undefined")
+      } is not a byte count`,
     );
   }
-  return best;
+  return entry;
 }
 
 function checkConfigPlatform(
@@ -515,11 +477,11 @@ function checkConfigPlatform(
     architecture: String(config.architecture ?? ""),
     variant: typeof config.variant === "string" ? config.variant : undefined,
   };
-  if (!matches(have, parsePlatform(wanted, what))) {
+  if (!platformMatches(have, parsePlatform(wanted))) {
     throw new DockerSaveError(
       "PLATFORM_NOT_FOUND",
       `Cannot choose platform ${wanted} from ${what}: it is a single ${
-        platformName(have)
+        formatPlatform(have)
       } image`,
     );
   }
