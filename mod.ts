@@ -18,6 +18,7 @@ export * from "./src/save.ts";
 export * from "./src/save_to_file.ts";
 export * from "./src/save_response.ts";
 export * from "./src/image.ts";
+export * from "./src/image_index.ts";
 export * from "./src/layer.ts";
 export * from "./src/v1_form.ts";
 export * from "./src/errors.ts";

@@ -26,7 +26,9 @@ export type DockerSaveErrorCode =
   | "REGISTRY_ERROR"
   | "FOREIGN_LAYER"
   /** A kept v1 id names two different layers, or not the config's layer. */
-  | "V1_ID_CONFLICT";
+  | "V1_ID_CONFLICT"
+  /** The input cannot be written in the asked format (several platforms, docker). */
+  | "UNSUPPORTED_FORMAT";
 
 /**
  * An input or verification failure. The output stream of `save()` errors with

@@ -6,6 +6,7 @@
  */
 
 import type { Image } from "./image.ts";
+import type { ImageIndex } from "./image_index.ts";
 import type { LayerMode } from "./save/layers.ts";
 import { planSave } from "./save/pipeline.ts";
 import type { SaveFormat } from "./save/plan.ts";
@@ -40,6 +41,13 @@ export interface SaveOptions {
    */
   format?: SaveFormat;
   /**
+   * Which platform of an image index `manifest.json` names in the
+   * `docker+oci` format (classic `docker load` and podman load that one),
+   * `os/arch[/variant]`; the first image of the index when none matches.
+   * @default {"linux/amd64"}
+   */
+  defaultPlatform?: string;
+  /**
    * Told how far each layer has been read, as the tarball is pulled: an
    * observer only, the bytes are the same with or without it.
    *
@@ -58,8 +66,12 @@ export interface SaveOptions {
 
 export type { LayerMode, ProgressListener, ProgressUpdate, SaveFormat };
 
-/** `[tag, image]` pairs in order; a `Map<string, Image>` works too. */
-export type SaveEntries = Iterable<readonly [string, Image]>;
+/**
+ * `[tag, image]` pairs in order; a `Map<string, Image>` works too. An image
+ * index (a multi-platform image) may stand in for an image in the `oci` and
+ * `docker+oci` formats.
+ */
+export type SaveEntries = Iterable<readonly [string, Image | ImageIndex]>;
 
 /**
  * The `docker save`-compatible tarball of the given `[tag, image]` pairs,

@@ -15,6 +15,8 @@ import {
   parseJson,
 } from "../json.ts";
 import { assertValidManifest } from "../manifest.ts";
+import { type ImageIndex, isImageIndex } from "../image_index.ts";
+import { type DigestedIndex, digestIndex } from "./index_digest.ts";
 import { type ParsedTag, parseTag } from "../tag.ts";
 
 /** One `[tag, image]` pair after stage 1. */
@@ -117,7 +119,7 @@ export async function digestImage(
 
 /**
  * Stage 1 as a Web Streams transform: `[tag, image]` pairs in, checked and
- * digested images out.
+ * digested images (or indexes, with every child) out.
  *
  * @example
  * ```ts
@@ -127,12 +129,18 @@ export async function digestImage(
  * const digested = pairs.pipeThrough(new ConfigDigestStream());
  * ```
  */
-export class ConfigDigestStream
-  extends TransformStream<readonly [string, Image], DigestedImage> {
+export class ConfigDigestStream extends TransformStream<
+  readonly [string, Image | ImageIndex],
+  DigestedImage | DigestedIndex
+> {
   constructor() {
     super({
       transform: async ([tag, image], controller) => {
-        controller.enqueue(await digestImage(tag, image));
+        controller.enqueue(
+          isImageIndex(image)
+            ? await digestIndex(tag, image)
+            : await digestImage(tag, image),
+        );
       },
     });
   }

@@ -19,6 +19,11 @@ export interface LayerEntry {
   layer: Descriptor;
   /** The layer's diff_id from the config. */
   diffId: string;
+  /**
+   * Written as stored whatever the layer mode: a blob of an artifact (an
+   * attestation's statement) that is not a layer tar.
+   */
+  asStored?: boolean;
 }
 
 /**

@@ -9,7 +9,7 @@
 
 import { sha256Hex } from "../digest.ts";
 import type { SaveOptions } from "../save.ts";
-import type { ConvertedImage } from "./v1.ts";
+import type { SaveItem } from "./plan_oci.ts";
 
 /**
  * The `ETag` (quoted) of the tarball of `images` saved with `options`.
@@ -17,35 +17,43 @@ import type { ConvertedImage } from "./v1.ts";
  * @example
  * ```ts
  * import { etagOf } from "./etag.ts";
- * import type { ConvertedImage } from "./v1.ts";
+ * import type { SaveItem } from "./plan_oci.ts";
  * declare const images: ConvertedImage[];
  * const etag = await etagOf(images, { format: "docker" });
  * ```
  */
 export async function etagOf(
-  images: readonly ConvertedImage[],
-  options: Pick<SaveOptions, "format" | "layers">,
+  items: readonly SaveItem[],
+  options: Pick<SaveOptions, "format" | "layers" | "defaultPlatform">,
 ): Promise<string> {
   const identity = JSON.stringify({
     v: 1,
     format: options.format ?? "docker",
     layers: options.layers ?? "uncompressed",
-    images: await Promise.all(images.map(async (image) => [
-      image.tag,
-      await sha256Hex(image.rawManifest),
-      image.configHex,
-      image.topId,
-      await sha256Hex(
-        new TextEncoder().encode(JSON.stringify(
-          image.ancestry.map((v1) => [
-            v1.id,
-            typeof v1.json === "string"
-              ? v1.json
-              : new TextDecoder().decode(v1.json),
-          ]),
-        )),
+    // An index's digest covers every child's manifest, config and layers.
+    ...(items.some((item) => "rawIndex" in item)
+      ? { defaultPlatform: options.defaultPlatform ?? "linux/amd64" }
+      : {}),
+    images: await Promise.all(
+      items.map(async (image) =>
+        "rawIndex" in image ? [image.tag, image.descriptor.digest] : [
+          image.tag,
+          await sha256Hex(image.rawManifest),
+          image.configHex,
+          image.topId,
+          await sha256Hex(
+            new TextEncoder().encode(JSON.stringify(
+              image.ancestry.map((v1) => [
+                v1.id,
+                typeof v1.json === "string"
+                  ? v1.json
+                  : new TextDecoder().decode(v1.json),
+              ]),
+            )),
+          ),
+        ]
       ),
-    ])),
+    ),
   });
   const hex = await sha256Hex(new TextEncoder().encode(identity));
   return `"${hex.slice(0, 40)}"`;

@@ -179,7 +179,7 @@ export class LayerResolver {
           phase,
           total,
         }));
-    if (this.#compressed) {
+    if (this.#compressed || entry.asStored) {
       const size = entry.layer.size;
       return {
         name: entry.name,

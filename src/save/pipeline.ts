@@ -7,17 +7,22 @@
  */
 
 import type { Image } from "../image.ts";
+import type { ImageIndex } from "../image_index.ts";
 import { ConfigDigestStream } from "./config_digest.ts";
 import type { PlannedEntry } from "./entries.ts";
 import { type PlanOptions, PlanStream } from "./plan.ts";
-import { type ConvertedImage, V1Stream } from "./v1.ts";
+import type { SaveItem } from "./plan_oci.ts";
+import { V1Stream } from "./v1.ts";
 
 /** A save, planned: every member in order, and the images behind them. */
 export interface SavePlan {
   /** The tarball's members, in order, layers still to be opened. */
   entries: PlannedEntry[];
-  /** Each image once converted (its digests, v1 ancestry), in input order. */
-  images: ConvertedImage[];
+  /**
+   * Each image or index once converted (digests, v1 ancestry), in input
+   * order.
+   */
+  images: SaveItem[];
 }
 
 /**
@@ -28,12 +33,13 @@ export interface SavePlan {
  * ```ts
  * import { planSave } from "./pipeline.ts";
  * import type { Image } from "../image.ts";
+import type { ImageIndex } from "../image_index.ts";
  * declare const image: Image;
  * const { entries } = await planSave([["app:v1", image]], { format: "docker" });
  * ```
  */
 export async function planSave(
-  entries: Iterable<readonly [string, Image]>,
+  entries: Iterable<readonly [string, Image | ImageIndex]>,
   options: PlanOptions,
 ): Promise<SavePlan> {
   const plan: SavePlan = { entries: [], images: [] };
@@ -41,7 +47,7 @@ export async function planSave(
     .pipeThrough(new ConfigDigestStream())
     .pipeThrough(new V1Stream())
     .pipeThrough(
-      new TransformStream<ConvertedImage, ConvertedImage>({
+      new TransformStream<SaveItem, SaveItem>({
         transform(image, controller) {
           plan.images.push(image);
           controller.enqueue(image);

@@ -12,7 +12,8 @@ import { repoTagOf } from "../tag.ts";
 import { manifestEntryOf, repositoriesOf } from "./docker_json.ts";
 import { bytesEntry, type PlannedEntry, textEntry } from "./entries.ts";
 import type { LayerMode } from "./layers.ts";
-import { planOciEntries } from "./plan_oci.ts";
+import { imageEntries, planOciEntries, type SaveItem } from "./plan_oci.ts";
+import { formatPlatform } from "../platform.ts";
 import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
 
 const VERSION = new TextEncoder().encode("1.0");
@@ -66,6 +67,11 @@ export interface PlanOptions {
   format?: SaveFormat;
   /** Layer mode, which names OCI layer blobs. @default {"uncompressed"} */
   layers?: LayerMode;
+  /**
+   * The platform of an index that `manifest.json` names (`docker+oci`).
+   * @default {"linux/amd64"}
+   */
+  defaultPlatform?: string;
 }
 
 /**
@@ -80,37 +86,59 @@ export interface PlanOptions {
  * const members = converted.pipeThrough(new PlanStream({ format: "oci" }));
  * ```
  */
-export class PlanStream extends TransformStream<ConvertedImage, PlannedEntry> {
+export class PlanStream extends TransformStream<SaveItem, PlannedEntry> {
   /** @param options output format and layer mode */
   constructor(options: PlanOptions = {}) {
-    const images: ConvertedImage[] = [];
+    const items: SaveItem[] = [];
     super({
-      transform: (image) => {
-        images.push(image);
+      transform: (item) => {
+        items.push(item);
       },
       flush: (controller) => {
-        if (images.length === 0) {
+        if (items.length === 0) {
           throw new DockerSaveError(
             "EMPTY_INPUT",
             "Cannot save: no images given",
           );
         }
-        assertUniqueRepoTags(images);
-        assertOneLayerPerV1Id(images);
+        assertUniqueRepoTags(items);
         const format = options.format ?? "docker";
-        const entries = format === "docker"
-          ? planEntries(images)
-          : planOciEntries(images, {
+        let entries: Iterable<PlannedEntry>;
+        if (format === "docker") {
+          const images = items.map(onePlatform);
+          assertOneLayerPerV1Id(images);
+          entries = planEntries(images);
+        } else {
+          entries = planOciEntries(items, {
             docker: format === "docker+oci",
             compressed: options.layers === "compressed",
+            defaultPlatform: options.defaultPlatform,
           });
+        }
         for (const entry of entries) controller.enqueue(entry);
       },
     });
   }
 }
 
-function assertUniqueRepoTags(images: readonly ConvertedImage[]): void {
+// The docker format holds one platform per tag: an index of one image is
+// that image; of more, it is refused before any byte is written.
+function onePlatform(item: SaveItem): ConvertedImage {
+  if (!("rawIndex" in item)) return item;
+  const entries = imageEntries(item);
+  if (entries.length !== 1) {
+    throw new DockerSaveError(
+      "UNSUPPORTED_FORMAT",
+      `Cannot save "${item.tag}" in the docker format: it has ${entries.length} platforms (${
+        entries.map((entry) => formatPlatform(entry.descriptor.platform))
+          .join(", ")
+      }) and that format holds one per tag; choose one platform, or use the oci or docker+oci format`,
+    );
+  }
+  return { ...entries[0].image, tag: item.tag, parsedTag: item.parsedTag };
+}
+
+function assertUniqueRepoTags(images: readonly SaveItem[]): void {
   const seen = new Set<string>();
   for (const { tag } of images) {
     const repoTag = repoTagOf(tag);

@@ -23,7 +23,10 @@ import {
   textEntry,
 } from "./entries.ts";
 import { layerSourcesOf, repositoriesOf } from "./docker_json.ts";
-import type { ConvertedImage } from "./v1.ts";
+import { DockerSaveError } from "../errors.ts";
+import { parsePlatform, platformMatches } from "../platform.ts";
+import type { DigestedArtifact } from "./index_digest.ts";
+import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
 
 /** How `planOciEntries` lays the tarball out. */
 export interface OciPlanOptions {
@@ -31,6 +34,11 @@ export interface OciPlanOptions {
   docker: boolean;
   /** Layers are stored as their blobs (else as uncompressed tars). */
   compressed: boolean;
+  /**
+   * The platform of an index that `manifest.json` names, `os/arch[/variant]`.
+   * @default {"linux/amd64"}
+   */
+  defaultPlatform?: string;
 }
 
 /** The annotation containerd names an imported image by. */
@@ -44,15 +52,26 @@ const OCI_LAYER_TYPES: Record<string, string> = {
   [MEDIA_TYPES.dockerForeignLayerGzip]: MEDIA_TYPES.ociForeignLayerGzip,
 };
 
+/** A top-level item of the save: an image, or an index with its children. */
+export type SaveItem = ConvertedImage | ConvertedIndex;
+
 /**
- * All members of an OCI layout tarball for the given images: `oci-layout`,
- * config blobs, layer blobs, manifest blobs, `index.json`, and with
- * `docker`, `manifest.json` and `repositories`.
+ * All members of an OCI layout tarball for the given images and indexes:
+ * `oci-layout`, config blobs, layer blobs, manifest blobs, index blobs,
+ * `index.json`, and with `docker`, `manifest.json` and `repositories`.
+ *
+ * An index is written with every child. Where no child's manifest changes
+ * (compressed layers, nothing to drop), the index and every manifest are
+ * kept byte for byte, so their digests are the source's; with uncompressed
+ * layers the children's manifests are rewritten and so is the index.
  *
  * @example
  * ```ts
  * import { planOciEntries } from "./plan_oci.ts";
- * import type { ConvertedImage } from "./v1.ts";
+ * import { DockerSaveError } from "../errors.ts";
+import { parsePlatform, platformMatches } from "../platform.ts";
+import type { DigestedArtifact } from "./index_digest.ts";
+import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
  * declare const images: ConvertedImage[];
  * for (const entry of planOciEntries(images, { docker: true, compressed: false })) {
  *   console.log("name" in entry ? entry.name : "(built later)");
@@ -60,7 +79,7 @@ const OCI_LAYER_TYPES: Record<string, string> = {
  * ```
  */
 export function* planOciEntries(
-  images: readonly ConvertedImage[],
+  items: readonly SaveItem[],
   options: OciPlanOptions,
 ): Generator<PlannedEntry> {
   const written = new Set<string>();
@@ -69,11 +88,18 @@ export function* planOciEntries(
     blobName(
       options.compressed ? image.manifest.layers[i].digest : image.diffIds[i],
     );
+  const { images, children, artifacts, indexes } = flatten(items);
+  // What each manifest and index is written as, learnt as they are built.
+  const built = new Map<object, Descriptor>();
 
   yield textEntry("oci-layout", '{"imageLayoutVersion": "1.0.0"}');
   for (const image of images) {
     const name = blobName(`sha256:${image.configHex}`);
     if (once(name)) yield bytesEntry(name, image.configBytes);
+  }
+  for (const artifact of artifacts) {
+    const name = blobName(artifact.config.digest);
+    if (once(name)) yield bytesEntry(name, artifact.rawConfig);
   }
   for (const image of images) {
     for (const [i, layer] of image.manifest.layers.entries()) {
@@ -83,22 +109,66 @@ export function* planOciEntries(
       }
     }
   }
-  const manifests: Descriptor[] = [];
+  for (const artifact of artifacts) {
+    for (const blob of artifact.blobs) {
+      const name = blobName(blob.digest);
+      if (once(name)) {
+        yield {
+          name,
+          image: artifact.image,
+          layer: blob,
+          diffId: blob.digest,
+          asStored: true,
+        };
+      }
+    }
+  }
   for (const image of images) {
     yield {
       build: async (sizes) => {
-        const bytes = manifestBytes(image, options.compressed, sizes);
-        const digest = `sha256:${await sha256Hex(bytes)}`;
-        manifests.push({
-          mediaType: MEDIA_TYPES.ociManifest,
-          digest,
-          size: bytes.byteLength,
-        });
-        const name = blobName(digest);
+        // An index child keeps its manifest when its blobs are unchanged.
+        const bytes = children.has(image) && options.compressed &&
+            !image.manifest.layers.some((layer) => layer.urls)
+          ? image.rawManifest
+          : manifestBytes(image, options.compressed, sizes);
+        const descriptor = await descriptorOf(
+          bytes,
+          bytes === image.rawManifest
+            ? image.manifest.mediaType ?? MEDIA_TYPES.ociManifest
+            : MEDIA_TYPES.ociManifest,
+        );
+        built.set(image, descriptor);
+        const name = blobName(descriptor.digest);
         return once(name) ? bytesEntry(name, bytes) : undefined;
       },
     };
   }
+  for (const artifact of artifacts) {
+    yield {
+      build: async () => {
+        const { digest } = await descriptorOf(artifact.rawManifest, "");
+        const name = blobName(digest);
+        return once(name) ? bytesEntry(name, artifact.rawManifest) : undefined;
+      },
+    };
+  }
+  // Nested indexes before the ones naming them.
+  for (const index of indexes) {
+    yield {
+      build: async () => {
+        const bytes = indexBytes(index, built);
+        const descriptor = bytes === index.rawIndex
+          ? index.descriptor
+          : await descriptorOf(bytes, MEDIA_TYPES.ociIndex);
+        built.set(index, descriptor);
+        const name = blobName(descriptor.digest);
+        return once(name) ? bytesEntry(name, bytes) : undefined;
+      },
+    };
+  }
+  const tops = items.map((item) =>
+    "rawIndex" in item ? defaultImage(item, options.defaultPlatform) : item
+  );
   yield {
     build: () =>
       Promise.resolve(textEntry(
@@ -106,15 +176,15 @@ export function* planOciEntries(
         JSON.stringify({
           schemaVersion: 2,
           mediaType: MEDIA_TYPES.ociIndex,
-          manifests: images.map((image, i) => ({
-            ...manifests[i],
+          manifests: items.map((item) => ({
+            ...built.get(item)!,
             annotations: {
               ...(options.docker
                 ? {
-                  [CONTAINERD_NAME_ANNOTATION]: containerdName(image.parsedTag),
+                  [CONTAINERD_NAME_ANNOTATION]: containerdName(item.parsedTag),
                 }
                 : {}),
-              [OCI_REF_NAME_ANNOTATION]: repoTagOf(image.tag),
+              [OCI_REF_NAME_ANNOTATION]: repoTagOf(item.tag),
             },
           })),
         }),
@@ -123,19 +193,145 @@ export function* planOciEntries(
   if (options.docker) {
     yield textEntry(
       "manifest.json",
-      dumpJson(images.map((image): JsonValue => {
+      dumpJson(tops.map((image, i): JsonValue => {
         const entry: { [key: string]: JsonValue } = {
           Config: blobName(`sha256:${image.configHex}`),
-          Layers: image.manifest.layers.map((_, i) => layerBlobName(image, i)),
-          RepoTags: [repoTagOf(image.tag)],
+          Layers: image.manifest.layers.map((_, j) => layerBlobName(image, j)),
+          RepoTags: [repoTagOf(items[i].tag)],
         };
         const sources = layerSourcesOf(image);
         if (sources) entry.LayerSources = sources;
         return entry;
       })),
     );
-    yield textEntry("repositories", dumpJson(repositoriesOf(images)));
+    yield textEntry(
+      "repositories",
+      dumpJson(repositoriesOf(tops.map((image, i) => ({
+        ...image,
+        tag: items[i].tag,
+        parsedTag: items[i].parsedTag,
+      })))),
+    );
   }
+}
+
+// Every image, artifact and index of the save, each once; nested indexes
+// before their parents. `children` are the images inside an index.
+function flatten(items: readonly SaveItem[]) {
+  const images: ConvertedImage[] = [];
+  const children = new Set<ConvertedImage>();
+  const artifacts: DigestedArtifact[] = [];
+  const indexes: ConvertedIndex[] = [];
+  const visit = (index: ConvertedIndex) => {
+    for (const entry of index.entries) {
+      if (entry.kind === "image") {
+        images.push(entry.image);
+        children.add(entry.image);
+      } else if (entry.kind === "index") visit(entry.index);
+      else artifacts.push(entry.artifact);
+    }
+    indexes.push(index);
+  };
+  for (const item of items) {
+    if ("rawIndex" in item) visit(item);
+    else images.push(item);
+  }
+  return { images, children, artifacts, indexes };
+}
+
+// The index as written: its own bytes when every child is written as the
+// source has it, else a new OCI index naming the children as written.
+function indexBytes(
+  index: ConvertedIndex,
+  written: Map<object, Descriptor>,
+): Uint8Array {
+  const entries = index.entries.map((entry) => {
+    const child = entry.kind === "image"
+      ? written.get(entry.image)
+      : entry.kind === "index"
+      ? written.get(entry.index)
+      : entry.descriptor;
+    return { entry: entry.descriptor, child: child! };
+  });
+  if (entries.every(({ entry, child }) => entry.digest === child.digest)) {
+    return index.rawIndex;
+  }
+  const value = JSON.parse(new TextDecoder().decode(index.rawIndex));
+  return new TextEncoder().encode(JSON.stringify({
+    ...value,
+    mediaType: MEDIA_TYPES.ociIndex,
+    manifests: entries.map(({ entry, child }) => ({
+      ...entry,
+      mediaType: child.mediaType,
+      digest: child.digest,
+      size: child.size,
+    })),
+  }));
+}
+
+/**
+ * The image child of an index that classic loaders get (`manifest.json`):
+ * the one matching `platform` (default `linux/amd64`), else the first image.
+ *
+ * @example
+ * ```ts
+ * import { defaultImage } from "./plan_oci.ts";
+ * import type { ConvertedIndex } from "./v1.ts";
+ * declare const index: ConvertedIndex;
+ * defaultImage(index, "linux/arm64").configHex;
+ * ```
+ */
+export function defaultImage(
+  index: ConvertedIndex,
+  platform = "linux/amd64",
+): ConvertedImage {
+  const candidates = imageEntries(index);
+  if (candidates.length === 0) {
+    throw new DockerSaveError(
+      "PLATFORM_NOT_FOUND",
+      `Cannot save "${index.tag}": its index holds no image`,
+    );
+  }
+  const want = parsePlatform(platform);
+  const chosen =
+    candidates.find((entry) =>
+      platformMatches(entry.descriptor.platform, want)
+    ) ?? candidates[0];
+  return chosen.image;
+}
+
+/**
+ * Every image entry of an index, nested ones included, in index order.
+ *
+ * @example
+ * ```ts
+ * import { imageEntries } from "./plan_oci.ts";
+ * import type { ConvertedIndex } from "./v1.ts";
+ * declare const index: ConvertedIndex;
+ * imageEntries(index).map((entry) => entry.descriptor.platform);
+ * ```
+ */
+export function imageEntries(
+  index: ConvertedIndex,
+): { descriptor: Descriptor; image: ConvertedImage }[] {
+  return index.entries.flatMap((entry) =>
+    entry.kind === "image"
+      ? [entry]
+      : entry.kind === "index"
+      ? imageEntries(entry.index)
+      : []
+  );
+}
+
+async function descriptorOf(
+  bytes: Uint8Array,
+  mediaType: string,
+): Promise<Descriptor> {
+  return {
+    mediaType,
+    digest: `sha256:${await sha256Hex(bytes)}`,
+    size: bytes.byteLength,
+  };
 }
 
 /**

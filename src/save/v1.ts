@@ -13,6 +13,7 @@ import type { Descriptor } from "../image.ts";
 import { hasV1Form, type V1Form } from "../v1_form.ts";
 import { dumpJson, isJsonObject, type JsonObject } from "../json.ts";
 import type { DigestedImage } from "./config_digest.ts";
+import type { DigestedEntry, DigestedIndex } from "./index_digest.ts";
 
 /** The digest the seed gives an empty layer: gzip of an empty 1024-byte tar. */
 export const EMPTY_LAYER_DIGEST =
@@ -30,6 +31,39 @@ export interface V1Layer {
   layer: Descriptor | undefined;
   /** That layer's diff_id; `undefined` when throwaway. */
   diffId: string | undefined;
+}
+
+/** An index after stage 2: every image child converted. */
+export type ConvertedIndex = DigestedIndex<ConvertedImage>;
+
+/**
+ * An index with each image child (nested ones too) given its v1 ancestry.
+ *
+ * @example
+ * ```ts
+ * import { convertIndex } from "./v1.ts";
+ * import type { DigestedIndex } from "./index_digest.ts";
+ * declare const index: DigestedIndex;
+ * const converted = await convertIndex(index);
+ * ```
+ */
+export async function convertIndex(
+  index: DigestedIndex,
+): Promise<ConvertedIndex> {
+  const entries: DigestedEntry<ConvertedImage>[] = [];
+  for (const entry of index.entries) {
+    if (entry.kind === "image") {
+      entries.push({ ...entry, image: await convertImage(entry.image) });
+    } else if (entry.kind === "index") {
+      entries.push({ ...entry, index: await convertIndex(entry.index) });
+    } else entries.push(entry);
+  }
+  return { ...index, entries };
+}
+
+async function convertImage(image: DigestedImage): Promise<ConvertedImage> {
+  const ancestry = await v1Ancestry(image);
+  return { ...image, ancestry, topId: ancestry[0].id };
 }
 
 /** An image after stage 2. */
@@ -63,6 +97,7 @@ const HISTORY_KEYS = ["created", "comment", "author"];
  * ```ts
  * import { v1Ancestry } from "./v1.ts";
  * import type { DigestedImage } from "./config_digest.ts";
+import type { DigestedEntry, DigestedIndex } from "./index_digest.ts";
  * declare const image: DigestedImage;
  * const [top] = await v1Ancestry(image);
  * ```
@@ -121,14 +156,22 @@ export async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
  * ```ts
  * import { V1Stream } from "./v1.ts";
  * import type { DigestedImage } from "./config_digest.ts";
+import type { DigestedEntry, DigestedIndex } from "./index_digest.ts";
  * declare const digested: ReadableStream<DigestedImage>;
  * const converted = digested.pipeThrough(new V1Stream());
  * ```
  */
-export class V1Stream extends TransformStream<DigestedImage, ConvertedImage> {
+export class V1Stream extends TransformStream<
+  DigestedImage | DigestedIndex,
+  ConvertedImage | ConvertedIndex
+> {
   constructor() {
     super({
       transform: async (image, controller) => {
+        if ("rawIndex" in image) {
+          controller.enqueue(await convertIndex(image));
+          return;
+        }
         const form = hasV1Form(image.image)
           ? await image.image.v1Form()
           : undefined;
