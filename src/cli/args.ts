@@ -1,0 +1,135 @@
+/**
+ * The command line of `docker-save`, parsed: options and SOURCE arguments
+ * (split later, by the SOURCE grammar).
+ *
+ * @module
+ */
+
+import type { LayerMode, SaveFormat } from "../save.ts";
+import type {
+  RegistryCredentials,
+  UncompressedSizes,
+} from "../sources/registry.ts";
+import { UsageError } from "./errors.ts";
+
+/**
+ * Parsed command line.
+ *
+ * @example
+ * ```ts
+ * import { type CliArgs, parseArgs } from "./args.ts";
+ * const args: CliArgs = parseArgs(["-q", "alpine"]);
+ * ```
+ */
+export interface CliArgs {
+  /** `-o` value; `undefined` when not given. */
+  output?: string;
+  /** The SOURCE arguments. */
+  sources: string[];
+  /** `--no-verify`. */
+  verify: boolean;
+  /** `--layers`. */
+  layers: LayerMode;
+  /** `--format`. */
+  format: SaveFormat;
+  /** `--help`. */
+  help: boolean;
+  /** `--platform`; `undefined` when not given. */
+  platform?: string;
+  /** `--quiet`. */
+  quiet: boolean;
+  /** `--creds`, split at the first colon. */
+  credentials?: RegistryCredentials;
+  /** Every `--insecure-registry`. */
+  insecure: string[];
+  /** `--allow-foreign-layers`. */
+  allowForeignLayers: boolean;
+  /** `--uncompressed-sizes`. */
+  uncompressedSizes: UncompressedSizes;
+}
+
+/**
+ * Parses the command line (without the runtime and script names).
+ *
+ * @example
+ * ```ts
+ * import { parseArgs } from "./args.ts";
+ * parseArgs(["-o", "a.tar", "--platform", "linux/arm64", "alpine:3.20"]);
+ * // { output: "a.tar", platform: "linux/arm64", sources: ["alpine:3.20"], … }
+ * ```
+ */
+export function parseArgs(argv: readonly string[]): CliArgs {
+  const args: CliArgs = {
+    sources: [],
+    verify: true,
+    layers: "uncompressed",
+    format: "docker",
+    help: false,
+    quiet: false,
+    insecure: [],
+    allowForeignLayers: false,
+    uncompressedSizes: "trailer",
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    // --name VALUE or --name=VALUE
+    const valueOf = (name: string): string | undefined => {
+      if (arg === name) {
+        if (i + 1 >= argv.length) throw new UsageError(`${name} needs a value`);
+        return argv[++i];
+      }
+      return arg.startsWith(`${name}=`)
+        ? arg.slice(name.length + 1)
+        : undefined;
+    };
+    let value: string | undefined;
+    if (arg === "-h" || arg === "--help") args.help = true;
+    else if (arg === "--no-verify") args.verify = false;
+    else if (arg === "-q" || arg === "--quiet") args.quiet = true;
+    else if (arg === "--allow-foreign-layers") args.allowForeignLayers = true;
+    else if ((value = valueOf("--platform")) !== undefined) {
+      if (!/^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/.test(value)) {
+        throw new UsageError(
+          `--platform takes os/arch[/variant], not "${value}"`,
+        );
+      }
+      args.platform = value;
+    } else if ((value = valueOf("--creds")) !== undefined) {
+      const colon = value.indexOf(":");
+      if (colon <= 0) throw new UsageError("--creds takes USER:PASS");
+      args.credentials = {
+        username: value.slice(0, colon),
+        password: value.slice(colon + 1),
+      };
+    } else if ((value = valueOf("--insecure-registry")) !== undefined) {
+      args.insecure.push(value);
+    } else if ((value = valueOf("--uncompressed-sizes")) !== undefined) {
+      if (value !== "trailer" && value !== "count") {
+        throw new UsageError(
+          `--uncompressed-sizes takes trailer or count, not "${value}"`,
+        );
+      }
+      args.uncompressedSizes = value;
+    } else if ((value = valueOf("--layers")) !== undefined) {
+      if (value !== "uncompressed" && value !== "compressed") {
+        throw new UsageError(
+          `--layers takes uncompressed or compressed, not "${value}"`,
+        );
+      }
+      args.layers = value;
+    } else if ((value = valueOf("--format")) !== undefined) {
+      if (value !== "docker" && value !== "oci" && value !== "docker+oci") {
+        throw new UsageError(
+          `--format takes docker, oci or docker+oci, not "${value}"`,
+        );
+      }
+      args.format = value;
+    } else if (
+      (value = valueOf("-o") ?? valueOf("--output")) !== undefined
+    ) args.output = value;
+    else if (arg.startsWith("-") && arg !== "-") {
+      throw new UsageError(`unknown option "${arg}"`);
+    } else args.sources.push(arg);
+  }
+  return args;
+}

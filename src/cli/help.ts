@@ -1,0 +1,84 @@
+/**
+ * The `--help` text of the `docker-save` command.
+ *
+ * @module
+ */
+
+/**
+ * The `--help` text.
+ *
+ * @example
+ * ```ts
+ * import { USAGE } from "./help.ts";
+ * console.log(USAGE);
+ * ```
+ */
+export const USAGE = `Usage: docker-save [options] SOURCE...
+
+Write a docker save-compatible tarball (what \`docker load\` reads) of one or
+more images, byte-identical to containerregistry's multi_image_tarball.
+
+Sources (any number, mixed):
+  [docker://]REF[=TAG]  pull REF = [REGISTRY/]REPO[:TAG|@DIGEST] from a
+                        registry (Docker Hub by default, library/ for
+                        one-part names), saved as TAG. TAG defaults to REF as
+                        written (REPO:latest without a tag; a REF with only a
+                        digest needs =TAG). localhost, 127.0.0.0/8 and [::1]
+                        registries are reached over plain HTTP.
+  oci:DIR[:REF][=TAG]   the image of OCI layout DIR whose index entry has the
+                        org.opencontainers.image.ref.name REF (REF may be
+                        omitted when the index has one entry), saved as TAG.
+                        TAG defaults to REF.
+  oci-archive:FILE[:REF][=TAG]
+                        the same, from an OCI layout tarball
+  docker-archive:FILE[:TAG][=NEWTAG]
+                        the image tagged TAG in a docker save tarball (any
+                        docker or podman version's, ours, or gzipped; TAG may
+                        be omitted when it holds one image), saved as NEWTAG,
+                        else TAG, else its first tag there. A tarball in the
+                        reference's format keeps its v1 ids.
+
+Options:
+  -o, --output FILE     write FILE, atomically: a temporary file renamed at
+                        the end, removed on error. "-" writes stdout. Without
+                        -o, stdout is used when it is not a terminal.
+      --format FORMAT   docker (default: the reference's format, byte-exact),
+                        oci (an OCI image layout tarball), or docker+oci
+                        (both: classic docker load and the containerd store)
+      --platform P      os/arch[/variant] to take from multi-platform images
+                        (default linux/amd64)
+      --layers MODE     uncompressed (default; the reference's format: each
+                        layer.tar is the layer tar itself) or compressed (each
+                        layer.tar is the blob as stored; one pass, no gunzip;
+                        docker, podman and skopeo load it)
+      --creds USER:PASS credentials for the registries of REF sources (else
+                        auths in $DOCKER_CONFIG/config.json or
+                        ~/.docker/config.json; credential helpers are not run)
+      --insecure-registry HOST
+                        reach HOST (host or host:port) over plain HTTP;
+                        repeatable
+      --allow-foreign-layers
+                        fetch foreign (non-distributable) layers from the
+                        URLs their manifest gives
+      --uncompressed-sizes HOW
+                        trailer (default: a layer's size from its gzip
+                        trailer, one download per layer; checked while
+                        writing) or count (download and gunzip each layer
+                        twice, once to count)
+  -q, --quiet           no progress on stderr (errors are still printed)
+      --no-verify       skip the sha256 checks of blobs and diff_ids (a
+                        corrupt blob then goes into the tarball unnoticed)
+  -h, --help            show this help
+
+Progress goes to stderr: a live view on a terminal (per-layer bytes, total,
+rate, ETA), else one line per layer read.
+
+Exit status: 0 when the whole tarball was written; otherwise 1, with a
+one-line error on stderr.
+
+Examples:
+  docker-save -o alpine.tar alpine:3.20
+  docker-save --platform linux/arm64 -o app.tar ghcr.io/org/app:1.2=app:1.2
+  docker-save -o app.tar oci:./oci:app=registry.example.com/app:v1
+  docker-save oci:./layout=app:v1 localhost:5000/tool:2 > both.tar
+`;
