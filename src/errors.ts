@@ -14,6 +14,9 @@ export type DockerSaveErrorCode =
   | "BLOB_NOT_FOUND"
   | "DIGEST_MISMATCH"
   | "SIZE_MISMATCH"
+  // An uncompressed layer's length differs from the size promised for it up
+  // front (a gzip trailer, a source's record): the tar header was wrong.
+  | "UNCOMPRESSED_SIZE_MISMATCH"
   | "DIFF_ID_MISMATCH"
   | "UNSUPPORTED_MEDIA_TYPE"
   | "BAD_DIGEST"

@@ -10,10 +10,15 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { parseArgs, parseSource } from "../src/cli.ts";
+import { errorLine } from "../src/cli/errors.ts";
+import { DockerSaveError } from "../src/errors.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import { goldenCases } from "./_golden.ts";
 import { runCli } from "./_cli.ts";
+import { concat, digestOf, layerTar, makeParts, MEDIA } from "./_fixtures.ts";
+import { imageContent, startFakeRegistry } from "./_fake_registry.ts";
 import {
   Cleanup,
   pushLayout,
@@ -264,6 +269,68 @@ test("parseArgs() reads the registry options", () => {
   assert.throws(() => parseArgs(["--creds", "nocolon"]), {
     message: "--creds takes USER:PASS (see --help)",
   });
+});
+
+test("errorLine() hints at --uncompressed-sizes count by the error's code, not its text", () => {
+  const hint = /retry with --uncompressed-sizes count\)$/;
+  const short = new DockerSaveError(
+    "UNCOMPRESSED_SIZE_MISMATCH",
+    "Cannot verify layer sha256:ab: it has 5 bytes, expected 6",
+  );
+  assert.match(errorLine(short, "trailer").trimEnd(), hint);
+  // Sizes counted: nothing to retry.
+  assert.doesNotMatch(errorLine(short, "count"), /retry/);
+  // A blob of the wrong size, whatever its message says.
+  const blob = new DockerSaveError(
+    "SIZE_MISMATCH",
+    "Cannot verify uncompressed layer sha256:ab: it has 5 bytes, expected 6",
+  );
+  assert.doesNotMatch(errorLine(blob, "trailer"), /retry/);
+});
+
+test("cli suggests --uncompressed-sizes count for a multi-member gzip layer, and saves with it", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const tar = await layerTar({ "a.txt": "first member", "b.txt": "second" });
+    // Two gzip members: the trailer holds the second one's size only.
+    const blob = concat([
+      gzipSync(tar.subarray(0, 512)),
+      gzipSync(tar.subarray(512)),
+    ]);
+    const parts = makeParts({ layers: [tar] });
+    parts.blobs.clear();
+    parts.blobs.set(digestOf(blob), blob);
+    parts.manifest.layers = [{
+      mediaType: MEDIA.dockerLayerGzip,
+      size: blob.byteLength,
+      digest: digestOf(blob),
+    }];
+    const registry = await startFakeRegistry(
+      cleanup,
+      imageContent("t/multi", "v1", parts),
+    );
+    const dir = await tempDir(cleanup, "cli");
+    const ref = `${registry.host}/t/multi:v1`;
+    const trailer = await run(["-q", "-o", `${dir}/out.tar`, ref]);
+    assert.equal(trailer.code, 1);
+    assert.match(
+      trailer.stderr,
+      /^docker-save: [^\n]*retry with --uncompressed-sizes count\)\n$/,
+    );
+    assert.deepEqual(await readdir(dir), []);
+    const counted = await run([
+      "-q",
+      "--uncompressed-sizes",
+      "count",
+      "-o",
+      `${dir}/out.tar`,
+      ref,
+    ]);
+    assert.equal(counted.code, 0, counted.stderr);
+    assert.deepEqual(await readdir(dir), ["out.tar"]);
+  } finally {
+    await cleanup.close();
+  }
 });
 
 // ------------------------------------------------------ against a registry

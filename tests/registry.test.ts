@@ -1136,7 +1136,7 @@ registryTest(
     const wrong = await fromRegistry(`${proxy.host}/sizes/multi:v1`, FAST);
     await assert.rejects(saved("sizes/m:v1", wrong), {
       name: "DockerSaveError",
-      code: "SIZE_MISMATCH",
+      code: "UNCOMPRESSED_SIZE_MISMATCH",
       message: new RegExp(`uncompressed layer ${multi.layers[0].digest}`),
     });
     const right = await fromRegistry(`${proxy.host}/sizes/multi:v1`, {

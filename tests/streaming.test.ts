@@ -815,14 +815,14 @@ const CORRUPT_CASES: CorruptCase[] = [
     name: "a gzip layer's uncompressed size is one byte short",
     layer: gzip32,
     spec: (layer) => ({ uncompressedSize: layer.uncompressedSize - 1 }),
-    code: "SIZE_MISMATCH",
+    code: "UNCOMPRESSED_SIZE_MISMATCH",
     headerWritten: true,
   },
   {
     name: "a gzip layer's uncompressed size is one byte long",
     layer: gzip32,
     spec: (layer) => ({ uncompressedSize: layer.uncompressedSize + 1 }),
-    code: "SIZE_MISMATCH",
+    code: "UNCOMPRESSED_SIZE_MISMATCH",
     headerWritten: true,
   },
   {

@@ -45,14 +45,14 @@ export function errorLine(
   }\n`;
 }
 
-// A wrong gzip-trailer size shows as a size mismatch of the uncompressed
-// layer; say how to avoid it.
+// A wrong gzip-trailer size shows as an uncompressed size mismatch; say how
+// to avoid it.
 function hintOf(
   error: unknown,
   uncompressedSizes: UncompressedSizes | undefined,
 ): string {
-  return error instanceof DockerSaveError && error.code === "SIZE_MISMATCH" &&
-      error.message.includes("uncompressed layer") &&
+  return error instanceof DockerSaveError &&
+      error.code === "UNCOMPRESSED_SIZE_MISMATCH" &&
       uncompressedSizes === "trailer"
     ? " (if the layer is a multi-member gzip or over 4 GiB larger than its blob, retry with --uncompressed-sizes count)"
     : "";

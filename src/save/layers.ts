@@ -359,6 +359,7 @@ async function openContent(
       digest: checks.diffId,
       size: checks.size,
       code: "DIFF_ID_MISMATCH",
+      sizeCode: "UNCOMPRESSED_SIZE_MISMATCH",
       label: `uncompressed layer ${descriptor.digest} (diff_id ${
         checks.diffId ?? "unchecked"
       })`,

@@ -17,6 +17,14 @@ export interface VerifyExpectation {
   size?: number;
   /** Error code for a digest mismatch. */
   code: Extract<DockerSaveErrorCode, "DIGEST_MISMATCH" | "DIFF_ID_MISMATCH">;
+  /**
+   * Error code for a size mismatch.
+   * @default {"SIZE_MISMATCH"}
+   */
+  sizeCode?: Extract<
+    DockerSaveErrorCode,
+    "SIZE_MISMATCH" | "UNCOMPRESSED_SIZE_MISMATCH"
+  >;
   /** How the error message names the bytes, e.g. `layer sha256:…`. */
   label: string;
 }
@@ -86,7 +94,7 @@ function sizeError(
   more: string,
 ): DockerSaveError {
   return new DockerSaveError(
-    "SIZE_MISMATCH",
+    expect.sizeCode ?? "SIZE_MISMATCH",
     `Cannot verify ${expect.label}: it has ${
       more ? `${more} ` : ""
     }${bytes} bytes, expected ${expect.size}`,
