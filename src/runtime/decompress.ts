@@ -13,6 +13,7 @@
  */
 
 import { importNode } from "./_import.ts";
+import { ZstdBlockScanner } from "./_zstd_blocks.ts";
 
 /** Which implementation a decompressor uses. */
 export type GunzipBackend = "node" | "web";
@@ -23,11 +24,12 @@ export type Compression = "gzip" | "zstd";
 // zlib's output chunk. Measured (256 MiB, half random): 64 KiB chunks ran
 // at 235 MB/s on Bun against 500 MB/s at 256 KiB; Node and Deno gain too.
 const ZLIB_CHUNK_SIZE = 256 * 1024;
-// fflate and fzstd decompress each push at once, so they are fed slices this
-// big: deflate expands at most ~1032×, so one step's output stays bounded
-// (16 MiB for all-zero data, ~64 KiB for typical layers). zlib needs no
-// slicing: it stops producing when its readable side is full, and resumes as
-// it is read.
+// fflate decompresses each push at once, so it is fed slices this big:
+// deflate expands at most ~1032×, so one step's output stays bounded (16 MiB
+// for all-zero data, ~64 KiB for typical layers). zstd has no such ratio (an
+// RLE block is 4 bytes for 128 KiB), so fzstd is fed up to the end of one
+// block at a time instead (_zstd_blocks.ts). zlib needs no slicing: it stops
+// producing when its readable side is full, and resumes as it is read.
 const PUSH_SLICE = 16 * 1024;
 // More input is fed, while the reader is busy, only until this much output
 // is waiting: inflating overlaps the consumer's work, within a bound.
@@ -37,8 +39,11 @@ const READ_AHEAD = 1024 * 1024;
 interface Inflater {
   /** The most input one write may take. */
   slice: number;
-  /** Feeds input; resolves when it is consumed, or sooner with output. */
-  write(chunk: Uint8Array): Promise<void> | void;
+  /**
+   * Feeds input; resolves when it is consumed, or sooner with output. An
+   * inflater that takes only part of `chunk` returns how many bytes it took.
+   */
+  write(chunk: Uint8Array): Promise<void> | number | void;
   /** Signals the end of input. */
   end(): void;
   /** Takes output: a chunk, `null` when none is ready, or `"end"`. */
@@ -147,7 +152,22 @@ async function fflateInflater(): Promise<Inflater> {
 
 async function fzstdInflater(): Promise<Inflater> {
   const { Decompress } = await import("fzstd");
-  return pushInflater((ondata) => new Decompress(ondata));
+  const scanner = new ZstdBlockScanner();
+  const inflater = pushInflater((ondata) => new Decompress(ondata));
+  return {
+    ...inflater,
+    slice: Infinity,
+    // Up to the end of one block: one write, at most one block of output.
+    write(chunk) {
+      const taken = scanner.scan(chunk);
+      inflater.write(chunk.subarray(0, taken));
+      return taken;
+    },
+    end() {
+      scanner.end();
+      inflater.end();
+    },
+  };
 }
 
 // A synchronous push-style decompressor (fflate, fzstd) as an Inflater.
@@ -206,8 +226,8 @@ function pullTransform(
         pending = next.value;
       }
       const slice = pending.subarray(0, inflater.slice);
-      pending = pending.subarray(slice.byteLength);
-      await inflater.write(slice);
+      const taken = await inflater.write(slice);
+      pending = pending.subarray(taken ?? slice.byteLength);
     }
   };
   // One feeder at a time, and only when it has work; its failure is
