@@ -11,8 +11,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { packTar } from "modern-tar";
 import { parseArgs, parseSource } from "../src/cli.ts";
 import { errorLine } from "../src/cli/errors.ts";
+import { printable } from "../src/cli/terminal_text.ts";
 import { DockerSaveError } from "../src/errors.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import { goldenCases } from "./_golden.ts";
@@ -330,6 +332,95 @@ test("cli suggests --uncompressed-sizes count for a multi-member gzip layer, and
     assert.deepEqual(await readdir(dir), ["out.tar"]);
   } finally {
     await cleanup.close();
+  }
+});
+
+// A terminal acts on C0 and C1 controls (ESC sequences: OSC 52 writes the
+// clipboard, CR rewrites the line); the CLI's stderr may only carry its own
+// newlines.
+const CONTROLS = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
+
+test("printable() shows control characters as escapes, once, and keeps the rest", () => {
+  assert.equal(
+    printable("a\x1b]52;c;ZXZpbA==\x07\rdone\u009b2J\u202eb\\"),
+    "a\\x1b]52;c;ZXZpbA==\\x07\\x0ddone\\x9b2J\\u202eb\\",
+  );
+  assert.equal(printable("ünïcödé 名前 sha256:ab"), "ünïcödé 名前 sha256:ab");
+  assert.equal(printable("tab\tnew\nline"), "tab\\x09new\\x0aline");
+});
+
+test("cli prints a registry's error message with its control characters escaped", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const hostile = "\x1b]52;c;ZXZpbA==\x07\r\x1b[2Kdone\u009b";
+    const registry = await startFakeRegistry(cleanup, {
+      repository: "t/evil",
+      manifests: {},
+      blobs: {},
+      answer: (request) =>
+        request.path.includes("/manifests/")
+          ? {
+            status: 404,
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              errors: [{ code: "MANIFEST_UNKNOWN", message: hostile }],
+            }),
+          }
+          : undefined,
+    });
+    const result = await run(["-o", "/dev/null", `${registry.host}/t/evil:v1`]);
+    assert.equal(result.code, 1);
+    assert.doesNotMatch(result.stderr.slice(0, -1), CONTROLS);
+    assert.ok(result.stderr.endsWith("\n"));
+    assert.ok(
+      result.stderr.includes("\\x1b]52;c;ZXZpbA==\\x07\\x0d\\x1b[2Kdone"),
+      result.stderr,
+    );
+  } finally {
+    await cleanup.close();
+  }
+});
+
+test("cli prints a docker archive's tag with its control characters escaped", async () => {
+  const dir = await mkdtemp(`${tmpdir()}/cli-`);
+  try {
+    const tar = await layerTar({ "a.txt": "a" });
+    const parts = makeParts({ layers: [tar] });
+    const layer = parts.manifest.layers[0].digest.slice(7);
+    const config = parts.manifest.config.digest.slice(7);
+    const repoTag = "evil\x1b]52;c;ZXZpbA==\x07/app:v1";
+    const archive = await packTar([
+      {
+        header: { name: "manifest.json", size: 0 },
+        body: JSON.stringify([{
+          Config: `${config}.json`,
+          RepoTags: [repoTag],
+          Layers: [`${layer}/layer.tar`],
+        }]),
+      },
+      { header: { name: `${config}.json`, size: 0 }, body: parts.config },
+      { header: { name: `${layer}/layer.tar`, size: 0 }, body: tar },
+    ].map((entry) => ({
+      ...entry,
+      header: {
+        ...entry.header,
+        size: typeof entry.body === "string"
+          ? new TextEncoder().encode(entry.body).byteLength
+          : entry.body.byteLength,
+      },
+    })));
+    await writeFile(`${dir}/evil.tar`, archive);
+    const result = await run([
+      "-o",
+      `${dir}/out.tar`,
+      `docker-archive:${dir}/evil.tar`,
+    ]);
+    assert.equal(result.code, 1);
+    assert.doesNotMatch(result.stderr.slice(0, -1), CONTROLS);
+    assert.ok(result.stderr.includes("evil\\x1b]52;c;ZXZpbA==\\x07/app:v1"));
+    assert.deepEqual(await readdir(dir), ["evil.tar"]);
+  } finally {
+    await rm(dir, { recursive: true });
   }
 });
 

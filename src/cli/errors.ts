@@ -6,6 +6,7 @@
 
 import { DockerSaveError } from "../errors.ts";
 import type { UncompressedSizes } from "../sources/registry.ts";
+import { printable } from "./terminal_text.ts";
 
 /**
  * A command-line mistake: its message ends with a pointer to `--help`.
@@ -26,7 +27,8 @@ export class UsageError extends Error {
 
 /**
  * The one line printed on stderr for an error, with a hint when an option
- * would avoid it.
+ * would avoid it. What came from outside (a registry's message, a tag, a
+ * path) is shown with its control characters escaped.
  *
  * @param uncompressedSizes the `--uncompressed-sizes` in effect, if parsed
  * @example
@@ -40,7 +42,7 @@ export function errorLine(
   error: unknown,
   uncompressedSizes?: UncompressedSizes,
 ): string {
-  return `docker-save: ${messageOf(error)}${
+  return `docker-save: ${printable(messageOf(error))}${
     hintOf(error, uncompressedSizes)
   }\n`;
 }

@@ -9,6 +9,7 @@ import process from "node:process";
 import { Progress } from "../cli_progress.ts";
 import type { Image } from "../image.ts";
 import type { ProgressListener } from "../save/progress.ts";
+import { printable } from "./terminal_text.ts";
 
 /**
  * What the command asks of its progress view.
@@ -49,7 +50,8 @@ export function stderrProgress(): ProgressView {
     columns: () => process.stderr.columns || 80,
   });
   return {
-    expect: (image, tag) => progress.expect(image, tag),
+    // The tag may come from an archive; digests are checked sha256 hex.
+    expect: (image, tag) => progress.expect(image, printable(tag)),
     listener: progress.listener,
     finish: () => progress.finish(),
   };
