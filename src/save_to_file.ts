@@ -1,7 +1,8 @@
 /**
  * `saveToFile()`: `save()` into a file that appears only when complete. The
- * tarball is written to a temporary file beside the target and renamed over
- * it at the end; on any error the temporary file is removed.
+ * tarball is written to a temporary file beside the target, flushed to disk
+ * and renamed over it at the end; on any error, or when its signal aborts,
+ * the temporary file is removed.
  *
  * @module
  */
@@ -10,12 +11,30 @@ import { importNode } from "./runtime/_import.ts";
 import { fileSink, type WritableFileHandle } from "./runtime/file_sink.ts";
 import type { SaveEntries, SaveOptions } from "./save.ts";
 import { planSave } from "./save/pipeline.ts";
-import { writePlanSeekable } from "./save/write.ts";
+import { type SeekableSink, writePlanSeekable } from "./save/write.ts";
+
+/**
+ * Options of `writeFileAtomic()`, `withAtomicFile()` and `saveToFile()`.
+ *
+ * @example
+ * ```ts
+ * import type { WriteFileOptions } from "./save_to_file.ts";
+ * const options: WriteFileOptions = { signal: AbortSignal.timeout(60_000) };
+ * ```
+ */
+export interface WriteFileOptions {
+  /**
+   * Stops the write: the temporary file is removed and the promise rejects
+   * with the signal's reason, without waiting for a stalled source.
+   */
+  signal?: AbortSignal;
+}
 
 /**
  * Writes a stream to `path` atomically: a temporary file in the same folder,
- * renamed over `path` only after the last byte; removed on error. Needs
- * `node:fs` (Node, Deno, Bun).
+ * flushed to disk and renamed over `path` only after the last byte; removed
+ * on error or when `options.signal` aborts (the stream is then cancelled).
+ * Needs `node:fs` (Node, Deno, Bun).
  *
  * @example
  * ```ts
@@ -26,27 +45,41 @@ import { writePlanSeekable } from "./save/write.ts";
 export function writeFileAtomic(
   path: string,
   stream: ReadableStream<Uint8Array>,
+  options: WriteFileOptions = {},
 ): Promise<void> {
-  return withAtomicFile(path, async (file) => {
-    const sink = fileSink(file);
-    const reader = stream.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        await sink.write(value);
+  return withAtomicFile(
+    path,
+    async (file) => {
+      const { signal } = options;
+      const sink = stopOnAbort(fileSink(file), signal);
+      const reader = stream.getReader();
+      // A pending read of a stalled stream ends only when it is cancelled.
+      const cancel = () => reader.cancel(signal!.reason).catch(() => {});
+      signal?.addEventListener("abort", cancel, { once: true });
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          await sink.write(value);
+        }
+        await sink.flush();
+      } catch (error) {
+        await reader.cancel(error).catch(() => {});
+        throw error;
+      } finally {
+        signal?.removeEventListener("abort", cancel);
       }
-      await sink.flush();
-    } catch (error) {
-      await reader.cancel(error).catch(() => {});
-      throw error;
-    }
-  }, () => stream.cancel());
+    },
+    () => stream.cancel(options.signal?.reason),
+    options,
+  );
 }
 
 /**
- * Runs `write` on a new temporary file beside `path`, then renames it over
- * `path`; on any error the temporary file is removed. Needs `node:fs`.
+ * Runs `write` on a new temporary file beside `path`, then flushes it to
+ * disk and renames it over `path`; on any error, or when `options.signal`
+ * aborts, the temporary file is removed (an abort does not wait for `write`
+ * to settle: a stalled source may never). Needs `node:fs`.
  *
  * @example
  * ```ts
@@ -60,31 +93,69 @@ export async function withAtomicFile(
   path: string,
   write: (file: WritableFileHandle) => Promise<void>,
   unavailable?: () => Promise<void>,
+  options: WriteFileOptions = {},
 ): Promise<void> {
+  const { signal } = options;
   const fs = await importNode<typeof import("node:fs/promises")>(
     "node:fs/promises",
   );
-  if (!fs) {
+  if (!fs || signal?.aborted) {
     await unavailable?.();
+    signal?.throwIfAborted();
     throw new TypeError("Cannot write a file: this runtime has no node:fs");
   }
   const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   const file = await fs.open(temp, "wx");
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
   try {
-    await write(file);
+    const writing = write(file);
+    writing.catch(() => {}); // after an abort, nobody waits for it
+    await Promise.race([writing, aborted]);
+    // On disk before it takes the name: a crash after the rename must not
+    // leave a named, partial tarball.
+    await file.sync();
     await file.close();
     await fs.rename(temp, path);
   } catch (error) {
     await file.close().catch(() => {});
     await fs.rm(temp, { force: true });
     throw error;
+  } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
+}
+
+// The sink, refusing every call once `signal` has aborted: the writer stops
+// at its next chunk and cancels what it reads.
+function stopOnAbort(sink: SeekableSink, signal?: AbortSignal): SeekableSink {
+  if (!signal) return sink;
+  return {
+    write: async (bytes) => {
+      signal.throwIfAborted();
+      await sink.write(bytes);
+    },
+    writeAt: async (position, bytes) => {
+      signal.throwIfAborted();
+      await sink.writeAt(position, bytes);
+    },
+    truncate: async (length) => {
+      signal.throwIfAborted();
+      await sink.truncate(length);
+    },
+    flush: () => sink.flush(),
+  };
 }
 
 /**
  * Saves `[tag, image]` pairs as a docker-save tarball at `path`. The file
  * appears only once the whole tarball is written and verified; a failure
- * leaves nothing at `path` (an existing file there is kept). Since a file
+ * leaves nothing at `path` (an existing file there is kept), and so does an
+ * abort of `options.signal`. Since a file
  * can seek, each layer is read and decompressed once, even where its
  * uncompressed size is not known up front (the header is patched); the
  * bytes are those of `save()`.
@@ -98,11 +169,18 @@ export async function withAtomicFile(
 export async function saveToFile(
   path: string,
   entries: SaveEntries,
-  options: SaveOptions = {},
+  options: SaveOptions & WriteFileOptions = {},
 ): Promise<void> {
   const plan = await planSave(entries, options);
   await withAtomicFile(
     path,
-    (file) => writePlanSeekable(plan, options, fileSink(file)),
+    (file) =>
+      writePlanSeekable(
+        plan,
+        options,
+        stopOnAbort(fileSink(file), options.signal),
+      ),
+    undefined,
+    options,
   );
 }

@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import process from "node:process";
 import {
   cp,
   mkdtemp,
@@ -18,7 +20,7 @@ import { printable } from "../src/cli/terminal_text.ts";
 import { DockerSaveError } from "../src/errors.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import { goldenCases } from "./_golden.ts";
-import { runCli } from "./_cli.ts";
+import { runCli, runtimeCommand } from "./_cli.ts";
 import { concat, digestOf, layerTar, makeParts, MEDIA } from "./_fixtures.ts";
 import { imageContent, startFakeRegistry } from "./_fake_registry.ts";
 import {
@@ -423,6 +425,131 @@ test("cli prints a docker archive's tag with its control characters escaped", as
     await rm(dir, { recursive: true });
   }
 });
+
+interface CliExit {
+  code: number | null;
+  signal: string | null;
+  stderr: string;
+}
+
+interface CliChild {
+  kill(signal: "SIGINT" | "SIGTERM"): void;
+  exited: Promise<CliExit>;
+}
+
+/** The part of Deno's API `spawnCli` uses. */
+interface DenoCommand {
+  Command: new (cmd: string, options: {
+    args: string[];
+    cwd: string;
+    env: Record<string, string>;
+    stdin: "null";
+    stdout: "null";
+    stderr: "piped";
+  }) => {
+    spawn(): {
+      kill(signal: string): void;
+      output(): Promise<
+        { code: number; signal: string | null; stderr: Uint8Array }
+      >;
+    };
+  };
+}
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/**
+ * The CLI as a child process to send signals to. On Deno through
+ * `Deno.Command`: Deno's node:child_process reports a child it sent a signal
+ * to as killed by it, whatever its real exit status.
+ */
+function spawnCli(args: string[]): CliChild {
+  const [cmd, ...pre] = runtimeCommand();
+  const env = {
+    ...process.env,
+    DOCKER_CONFIG: "/nonexistent",
+  } as Record<string, string>;
+  const deno = (globalThis as { Deno?: DenoCommand }).Deno;
+  if (deno) {
+    const child = new deno.Command(cmd, {
+      args: [...pre, ...args],
+      cwd: ROOT,
+      env,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    return {
+      kill: (signal) => child.kill(signal),
+      exited: child.output().then((output) => ({
+        code: output.signal === null ? output.code : null,
+        signal: output.signal,
+        stderr: new TextDecoder().decode(output.stderr),
+      })),
+    };
+  }
+  const child = spawn(cmd, [...pre, ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (data) => stderr += data);
+  return {
+    kill: (signal) => child.kill(signal),
+    exited: new Promise((resolve) =>
+      child.on("close", (code, signal) => resolve({ code, signal, stderr }))
+    ),
+  };
+}
+
+for (const [signal, status] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  test(
+    `cli -o FILE removes its temporary file on ${signal} and exits ${status}`,
+    {
+      timeout: 60_000,
+    },
+    async () => {
+      const cleanup = new Cleanup();
+      try {
+        // A registry whose layer blob stalls after its first bytes.
+        const tar = await layerTar({ "a.txt": "x".repeat(100_000) });
+        const parts = makeParts({ layers: [tar] });
+        const layer = parts.manifest.layers[0].digest;
+        const registry = await startFakeRegistry(cleanup, {
+          ...imageContent("t/slow", "v1", parts),
+          answer: (request) =>
+            request.path.endsWith(`/blobs/${layer}`) && request.method === "GET"
+              ? { body: tar, stallAfter: 4096 }
+              : undefined,
+        });
+        const dir = await tempDir(cleanup, "cli");
+        const child = spawnCli([
+          "-o",
+          `${dir}/out.tar`,
+          `${registry.host}/t/slow:v1`,
+        ]);
+        // Wait for the temporary file and the stalled layer request.
+        for (let i = 0;; i++) {
+          const files = await readdir(dir);
+          if (
+            files.some((f) => /^out\.tar\.[0-9a-f]+\.tmp$/.test(f)) &&
+            registry.requests.some((r) => r.path.endsWith(layer))
+          ) break;
+          assert.ok(i < 400, "no temporary file appeared");
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        child.kill(signal);
+        const exit = await child.exited;
+        assert.deepEqual([exit.code, exit.signal], [status, null], exit.stderr);
+        assert.equal(exit.stderr, `docker-save: interrupted by ${signal}\n`);
+        assert.deepEqual(await readdir(dir), []);
+      } finally {
+        await cleanup.close();
+      }
+    },
+  );
+}
 
 // ------------------------------------------------------ against a registry
 

@@ -39,9 +39,10 @@ Sources (any number, mixed):
                         reference's format keeps its v1 ids.
 
 Options:
-  -o, --output FILE     write FILE, atomically: a temporary file renamed at
-                        the end, removed on error. "-" writes stdout. Without
-                        -o, stdout is used when it is not a terminal.
+  -o, --output FILE     write FILE, atomically: a temporary file flushed to
+                        disk and renamed at the end, removed on error, SIGINT
+                        or SIGTERM. "-" writes stdout. Without -o, stdout is
+                        used when it is not a terminal.
       --format FORMAT   docker (default: the reference's format, byte-exact),
                         oci (an OCI image layout tarball), or docker+oci
                         (both: classic docker load and the containerd store)
@@ -73,8 +74,8 @@ Options:
 Progress goes to stderr: a live view on a terminal (per-layer bytes, total,
 rate, ETA), else one line per layer read.
 
-Exit status: 0 when the whole tarball was written; otherwise 1, with a
-one-line error on stderr.
+Exit status: 0 when the whole tarball was written; 130 after SIGINT, 143
+after SIGTERM; otherwise 1, with a one-line error on stderr.
 
 Examples:
   docker-save -o alpine.tar alpine:3.20

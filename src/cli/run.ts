@@ -9,6 +9,11 @@ import process from "node:process";
 import type { Image } from "../image.ts";
 import { save, type SaveOptions } from "../save.ts";
 import { saveToFile } from "../save_to_file.ts";
+import {
+  onTerminationSignal,
+  SIGNAL_EXIT_STATUS,
+  type TerminationSignal,
+} from "../runtime/signals.ts";
 import type { ArchiveIndex } from "../sources/_archive_index.ts";
 import { type CliArgs, parseArgs } from "./args.ts";
 import { errorLine, UsageError } from "./errors.ts";
@@ -19,7 +24,9 @@ import { type CliSource, parseSource } from "./source_grammar.ts";
 
 /**
  * Runs the command; resolves to the exit status. Errors are printed as one
- * line on stderr.
+ * line on stderr. On SIGINT or SIGTERM the output file's temporary file is
+ * removed and the process exits with 130 or 143 (a second signal exits at
+ * once).
  *
  * @example
  * ```ts
@@ -28,6 +35,43 @@ import { type CliSource, parseSource } from "./source_grammar.ts";
  * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
+  const interrupt = new AbortController();
+  let heard!: (signal: TerminationSignal) => void;
+  const interrupted = new Promise<TerminationSignal>((resolve) => {
+    heard = resolve;
+  });
+  const stopListening = onTerminationSignal((signal) => {
+    if (interrupt.signal.aborted) process.exit(SIGNAL_EXIT_STATUS[signal]);
+    interrupt.abort(new Error(`interrupted by ${signal}`));
+    heard(signal);
+  });
+  const output: Output = {};
+  try {
+    const outcome = await Promise.race([
+      run(argv, interrupt.signal, output),
+      interrupted,
+    ]);
+    if (typeof outcome === "number") return outcome;
+    // The write (if it started) removes its temporary file on the abort;
+    // anything else in flight (a stalled request) is left to the exit.
+    await output.writing?.catch(() => {});
+    process.stderr.write(`docker-save: interrupted by ${outcome}\n`);
+    return process.exit(SIGNAL_EXIT_STATUS[outcome]);
+  } finally {
+    stopListening();
+  }
+}
+
+/** The tarball's write, once it has started. */
+interface Output {
+  writing?: Promise<void>;
+}
+
+async function run(
+  argv: readonly string[],
+  signal: AbortSignal,
+  output: Output,
+): Promise<number> {
   let progress: ProgressView | undefined;
   let args: CliArgs | undefined;
   try {
@@ -60,37 +104,54 @@ export async function main(argv: readonly string[]): Promise<number> {
       onProgress: progress?.listener,
     };
     // A file can seek: each layer is then decompressed once.
-    if (toStdout) await writeStdout(save(entries, options));
-    else await saveToFile(args.output!, entries, options);
+    output.writing = toStdout
+      ? writeStdout(save(entries, options), signal)
+      : saveToFile(args.output!, entries, { ...options, signal });
+    await output.writing;
     progress?.finish();
     return 0;
   } catch (error) {
+    // Interrupted: main() says so.
+    if (signal.aborted) return 1;
     progress?.finish();
     process.stderr.write(errorLine(error, args?.uncompressedSizes));
     return 1;
   }
 }
 
-async function writeStdout(stream: ReadableStream<Uint8Array>): Promise<void> {
+async function writeStdout(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
   const out = process.stdout;
   const reader = stream.getReader();
+  const aborted = new Promise<never>((_, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason), {
+      once: true,
+    });
+  });
+  aborted.catch(() => {});
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await Promise.race([reader.read(), aborted]);
       if (done) break;
       if (!out.write(value)) {
-        await new Promise<void>((resolve, reject) => {
-          const onError = (error: Error) => reject(error);
-          out.once("error", onError);
-          out.once("drain", () => {
-            out.off("error", onError);
-            resolve();
-          });
-        });
+        await Promise.race([
+          new Promise<void>((resolve, reject) => {
+            const onError = (error: Error) => reject(error);
+            out.once("error", onError);
+            out.once("drain", () => {
+              out.off("error", onError);
+              resolve();
+            });
+          }),
+          aborted,
+        ]);
       }
     }
   } catch (error) {
-    await reader.cancel(error).catch(() => {});
+    // Not awaited: a stalled source may never settle its cancel.
+    reader.cancel(error).catch(() => {});
     throw error;
   }
 }
