@@ -340,6 +340,7 @@ test("cli suggests --uncompressed-sizes count for a multi-member gzip layer, and
 // A terminal acts on C0 and C1 controls (ESC sequences: OSC 52 writes the
 // clipboard, CR rewrites the line); the CLI's stderr may only carry its own
 // newlines.
+// deno-lint-ignore no-control-regex
 const CONTROLS = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 
 test("printable() shows control characters as escapes, once, and keeps the rest", () => {
