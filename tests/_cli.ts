@@ -18,12 +18,12 @@ export interface Run {
   stderr: string;
 }
 
-/** The command line that runs the CLI on this runtime. */
-export function runtimeCommand(): string[] {
+/** The command line that runs the CLI (or another script) on this runtime. */
+export function runtimeCommand(script: string = CLI): string[] {
   const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  if (g.Deno) return [process.execPath, "run", "-A", CLI];
-  if (g.Bun) return [process.execPath, CLI];
-  return [process.execPath, "--import", "tsx", CLI];
+  if (g.Deno) return [process.execPath, "run", "-A", script];
+  if (g.Bun) return [process.execPath, script];
+  return [process.execPath, "--import", "tsx", script];
 }
 
 /** Runs the CLI with `args` (and extra environment), from the repo root. */

@@ -135,7 +135,7 @@ async function settleToFile(
   open: () => Promise<Image>,
   options: SaveOptions,
 ): Promise<Outcome> {
-  const out = join(dir, `out-${crypto.randomUUID().slice(0, 8)}`);
+  const out = join(dir, "out");
   await mkdir(out);
   const outcome = await settle(async () =>
     saveToFile(join(out, "image.tar"), [["fuzz/app:v1", await open()]], options)
@@ -365,35 +365,51 @@ function fuzzImage(base: BaseImage): fc.Arbitrary<FuzzImage> {
 
 // -------------------------------------------------------------- properties
 
-const params = (numRuns: number) => ({
-  seed: SEED,
-  numRuns: runs(numRuns),
-  includeErrorInReport: true,
-  ...REPLAY,
-});
-
-test(
-  "fuzz: save() of in-memory images with changed manifests, configs and blobs",
-  {
-    timeout: 600_000,
-  },
-  async () => {
+/**
+ * One property: `check` runs on `numRuns` inputs drawn from `inputs(base)`
+ * (the base image), each given a fresh folder under one temp dir.
+ */
+function fuzz<T>(
+  name: string,
+  numRuns: number,
+  inputs: (base: BaseImage) => fc.Arbitrary<T>,
+  check: (input: T, dir: string) => Promise<unknown>,
+): void {
+  test(`fuzz: ${name}`, { timeout: 600_000 }, async () => {
     const base = await baseImage();
-    await fc.assert(
-      fc.asyncProperty(fuzzImage(base), async (image) => {
-        await settle(async () => {
-          const source = fromMemory({
-            manifest: image.manifest,
-            config: image.config,
-            blobs: image.blobs,
-          });
-          await readAll(save([["fuzz/app:v1", source]], image.options));
-        });
-      }),
-      params(60),
-    );
-    report("in-memory images");
-  },
+    await withTemp("fuzz-", async (root) => {
+      let n = 0;
+      await fc.assert(
+        fc.asyncProperty(inputs(base), async (input) => {
+          const dir = join(root, String(n++));
+          await mkdir(dir);
+          await check(input, dir);
+        }),
+        {
+          seed: SEED,
+          numRuns: runs(numRuns),
+          includeErrorInReport: true,
+          ...REPLAY,
+        },
+      );
+    });
+    report(name);
+  });
+}
+
+fuzz(
+  "save() of in-memory images with changed manifests, configs and blobs",
+  60,
+  fuzzImage,
+  (image) =>
+    settle(async () => {
+      const source = fromMemory({
+        manifest: image.manifest,
+        config: image.config,
+        blobs: image.blobs,
+      });
+      await readAll(save([["fuzz/app:v1", source]], image.options));
+    }),
 );
 
 /** Writes an OCI layout: every blob under its digest, and the index. */
@@ -490,44 +506,26 @@ function selfIndex(): { index: Uint8Array; extra: [string, Uint8Array][] } {
   return { index: bytes, extra: [[digest, bytes]] };
 }
 
-test(
-  "fuzz: OCI layouts and OCI archives with changed indexes, manifests and blobs",
-  {
-    timeout: 600_000,
-  },
-  async () => {
-    const base = await baseImage();
-    await withTemp("fuzz-oci-", async (dir) => {
-      let n = 0;
-      await fc.assert(
-        fc.asyncProperty(
-          fuzzImage(base).chain((image) =>
-            fc.tuple(fc.constant(image), layoutIndex(image), fc.boolean())
-          ),
-          async ([image, { index, extra }, archived]) => {
-            const layout = join(dir, `layout-${n++}`);
-            await writeLayout(layout, image, index, extra);
-            if (!archived) {
-              await settleToFile(
-                dir,
-                () => fromOciLayout(layout),
-                image.options,
-              );
-              return;
-            }
-            const archive = `${layout}.tar`;
-            await writeFile(archive, await tarOfDir(layout));
-            await settleToFile(
-              dir,
-              () => fromOciArchive(archive, undefined),
-              image.options,
-            );
-          },
-        ),
-        params(30),
-      );
-      report("OCI layouts and archives");
-    });
+fuzz(
+  "OCI layouts and OCI archives with changed indexes, manifests and blobs",
+  30,
+  (base) =>
+    fuzzImage(base).chain((image) =>
+      fc.tuple(fc.constant(image), layoutIndex(image), fc.boolean())
+    ),
+  async ([image, { index, extra }, archived], dir) => {
+    const layout = join(dir, "layout");
+    await writeLayout(layout, image, index, extra);
+    if (!archived) {
+      return settleToFile(dir, () => fromOciLayout(layout), image.options);
+    }
+    const archive = join(dir, "layout.tar");
+    await writeFile(archive, await tarOfDir(layout));
+    return settleToFile(
+      dir,
+      () => fromOciArchive(archive, undefined),
+      image.options,
+    );
   },
 );
 
@@ -592,25 +590,14 @@ function dockerArchive(
   });
 }
 
-test(
-  "fuzz: docker archives with changed manifest.json, configs, layers and bytes",
-  {
-    timeout: 600_000,
-  },
-  async () => {
-    const base = await baseImage();
-    await withTemp("fuzz-docker-", async (dir) => {
-      let n = 0;
-      await fc.assert(
-        fc.asyncProperty(dockerArchive(base), async ({ tar, options }) => {
-          const path = join(dir, `archive-${n++}.tar`);
-          await writeFile(path, await tar);
-          await settleToFile(dir, () => fromDockerArchive(path), options);
-        }),
-        params(30),
-      );
-      report("docker archives");
-    });
+fuzz(
+  "docker archives with changed manifest.json, configs, layers and bytes",
+  30,
+  dockerArchive,
+  async ({ tar, options }, dir) => {
+    const path = join(dir, "archive.tar");
+    await writeFile(path, await tar);
+    return settleToFile(dir, () => fromDockerArchive(path), options);
   },
 );
 
@@ -669,70 +656,56 @@ function registryAnswer(): fc.Arbitrary<FakeAnswer | undefined> {
   );
 }
 
-test(
-  "fuzz: registries answering with changed manifests, indexes, blobs and errors",
-  {
-    timeout: 600_000,
-  },
-  async () => {
-    const base = await baseImage();
-    await withTemp("fuzz-registry-", async (dir) => {
-      await fc.assert(
-        fc.asyncProperty(
-          fuzzImage(base),
-          fc.array(registryAnswer(), { minLength: 1, maxLength: 8 }),
-          fc.boolean(),
-          async (image, answers, asIndex) => {
-            const cleanup = new Cleanup();
-            try {
-              const manifests: Record<
-                string,
-                { mediaType: string; body: Uint8Array }
-              > = {};
-              const mediaType = MEDIA.dockerManifest;
-              manifests[digestOf(image.manifest)] = {
-                mediaType,
-                body: image.manifest,
-              };
-              if (asIndex) {
-                const index = json({
-                  schemaVersion: 2,
-                  mediaType: MEDIA.ociIndex,
-                  manifests: [{
-                    mediaType,
-                    size: image.manifest.byteLength,
-                    digest: digestOf(image.manifest),
-                    platform: { os: "linux", architecture: "amd64" },
-                  }],
-                });
-                manifests.v1 = { mediaType: MEDIA.ociIndex, body: index };
-              } else manifests.v1 = { mediaType, body: image.manifest };
-              // The n-th request gets the n-th changed answer, if any.
-              let request = 0;
-              const registry = await startFakeRegistry(cleanup, {
-                repository: "fuzz/app",
-                manifests,
-                blobs: Object.fromEntries(image.blobs),
-                answer: () => answers[request++ % answers.length],
-              });
-              await settleToFile(
-                dir,
-                () =>
-                  fromRegistry(`${registry.host}/fuzz/app:v1`, {
-                    dockerConfig: false,
-                    retry: { attempts: 1, delay: 1, maxDelay: 5 },
-                    timeout: 2_000,
-                  }),
-                image.options,
-              );
-            } finally {
-              await cleanup.close();
-            }
-          },
-        ),
-        params(30),
+fuzz(
+  "registries answering with changed manifests, indexes, blobs and errors",
+  30,
+  (base) =>
+    fc.tuple(
+      fuzzImage(base),
+      fc.array(registryAnswer(), { minLength: 1, maxLength: 8 }),
+      fc.boolean(),
+    ),
+  async ([image, answers, asIndex], dir) => {
+    const cleanup = new Cleanup();
+    try {
+      const mediaType = MEDIA.dockerManifest;
+      const manifests: Record<string, { mediaType: string; body: Uint8Array }> =
+        { [digestOf(image.manifest)]: { mediaType, body: image.manifest } };
+      manifests.v1 = asIndex
+        ? {
+          mediaType: MEDIA.ociIndex,
+          body: json({
+            schemaVersion: 2,
+            mediaType: MEDIA.ociIndex,
+            manifests: [{
+              mediaType,
+              size: image.manifest.byteLength,
+              digest: digestOf(image.manifest),
+              platform: { os: "linux", architecture: "amd64" },
+            }],
+          }),
+        }
+        : { mediaType, body: image.manifest };
+      // The n-th request gets the n-th changed answer, if any.
+      let request = 0;
+      const registry = await startFakeRegistry(cleanup, {
+        repository: "fuzz/app",
+        manifests,
+        blobs: Object.fromEntries(image.blobs),
+        answer: () => answers[request++ % answers.length],
+      });
+      await settleToFile(
+        dir,
+        () =>
+          fromRegistry(`${registry.host}/fuzz/app:v1`, {
+            dockerConfig: false,
+            retry: { attempts: 1, delay: 1, maxDelay: 5 },
+            timeout: 2_000,
+          }),
+        image.options,
       );
-      report("registries");
-    });
+    } finally {
+      await cleanup.close();
+    }
   },
 );

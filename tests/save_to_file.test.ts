@@ -19,6 +19,7 @@ import { DockerSaveError, save, saveToFile } from "../mod.ts";
 import type { SaveOptions } from "../mod.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
 import { withTemp } from "./_fixtures.ts";
+import { runtimeCommand } from "./_cli.ts";
 import { writeFileAtomic } from "../src/save_to_file.ts";
 import { flipByteAt, gzipLayer, MiB, sleep, testImage } from "./_streams.ts";
 
@@ -180,12 +181,7 @@ test("writeFileAtomic() fsyncs the file before it renames it", {
           JSON.stringify(join(dir, "out.bin"))
         }, new Blob([new Uint8Array(1 << 20)]).stream());\n`,
     );
-    const g = globalThis as { Deno?: unknown; Bun?: unknown };
-    const command = g.Deno
-      ? [process.execPath, "run", "-A", script]
-      : g.Bun
-      ? [process.execPath, script]
-      : [process.execPath, "--import", "tsx", script];
+    const command = runtimeCommand(script);
     const log = join(dir, "strace.log");
     const result = spawnSync("strace", [
       "-f",
