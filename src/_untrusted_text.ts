@@ -6,14 +6,18 @@
  * @module
  */
 
-// C0 controls, DEL, C1 controls, and the line/paragraph separators.
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+// C0 controls, DEL, C1 controls, the line/paragraph separators, and the
+// marks that reorder what a terminal shows (bidirectional overrides and
+// isolates: text that reads differently from what it is).
+const CONTROL =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * `text` with control characters as `\xNN`/`\uNNNN` escapes (so an ESC, BEL
  * or CR from a remote server cannot act on a terminal), cut to `max`
- * characters with a final `…`.
+ * characters with a final `…` (`Infinity`: not cut). The CLI passes
+ * everything it prints through it.
  *
  * @example
  * ```ts

@@ -16,7 +16,7 @@ import { gzipSync } from "node:zlib";
 import { packTar } from "modern-tar";
 import { parseArgs, parseSource } from "../src/cli.ts";
 import { errorLine } from "../src/cli/errors.ts";
-import { printable } from "../src/cli/terminal_text.ts";
+import { untrustedText } from "../src/_untrusted_text.ts";
 import { DockerSaveError } from "../src/errors.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import { goldenCases } from "./_golden.ts";
@@ -343,13 +343,19 @@ test("cli suggests --uncompressed-sizes count for a multi-member gzip layer, and
 // deno-lint-ignore no-control-regex
 const CONTROLS = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 
-test("printable() shows control characters as escapes, once, and keeps the rest", () => {
+test("untrustedText() shows control characters and bidirectional marks as escapes, once, and keeps the rest", () => {
   assert.equal(
-    printable("a\x1b]52;c;ZXZpbA==\x07\rdone\u009b2J\u202eb\\"),
+    untrustedText("a\x1b]52;c;ZXZpbA==\x07\rdone\u009b2J\u202eb\\"),
     "a\\x1b]52;c;ZXZpbA==\\x07\\x0ddone\\x9b2J\\u202eb\\",
   );
-  assert.equal(printable("ünïcödé 名前 sha256:ab"), "ünïcödé 名前 sha256:ab");
-  assert.equal(printable("tab\tnew\nline"), "tab\\x09new\\x0aline");
+  assert.equal(
+    untrustedText("ünïcödé 名前 sha256:ab"),
+    "ünïcödé 名前 sha256:ab",
+  );
+  assert.equal(untrustedText("tab\tnew\nline"), "tab\\x09new\\x0aline");
+  // The CLI's lines are not cut.
+  const long = "x".repeat(500);
+  assert.equal(untrustedText(long, Infinity), long);
 });
 
 test("cli prints a registry's error message with its control characters escaped", async () => {

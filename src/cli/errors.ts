@@ -6,7 +6,7 @@
 
 import { DockerSaveError } from "../errors.ts";
 import type { UncompressedSizes } from "../sources/registry.ts";
-import { printable } from "./terminal_text.ts";
+import { untrustedText } from "../_untrusted_text.ts";
 
 /**
  * A command-line mistake: its message ends with a pointer to `--help`.
@@ -42,7 +42,7 @@ export function errorLine(
   error: unknown,
   uncompressedSizes?: UncompressedSizes,
 ): string {
-  return `docker-save: ${printable(messageOf(error))}${
+  return `docker-save: ${untrustedText(messageOf(error), Infinity)}${
     hintOf(error, uncompressedSizes)
   }\n`;
 }

@@ -9,7 +9,7 @@ import process from "node:process";
 import { Progress } from "../cli_progress.ts";
 import type { Image } from "../image.ts";
 import type { ProgressListener } from "../save/progress.ts";
-import { printable } from "./terminal_text.ts";
+import { untrustedText } from "../_untrusted_text.ts";
 
 /**
  * What the command asks of its progress view.
@@ -51,7 +51,8 @@ export function stderrProgress(): ProgressView {
   });
   return {
     // The tag may come from an archive; digests are checked sha256 hex.
-    expect: (image, tag) => progress.expect(image, printable(tag)),
+    expect: (image, tag) =>
+      progress.expect(image, untrustedText(tag, Infinity)),
     listener: progress.listener,
     finish: () => progress.finish(),
   };
