@@ -227,8 +227,11 @@ test("parseSource() reads registry references, TAG defaulting to REF as written"
     message: new RegExp("is pulled by digest: name the tag to save it as"),
   });
   await assert.rejects(parseSource("containers-storage:x"), {
-    name: "UsageError",
-    message: new RegExp('source "containers-storage:x" is not supported'),
+    name: "DockerSaveError",
+    code: "BAD_REFERENCE",
+    message: new RegExp(
+      'source "containers-storage:x": its transport is not supported',
+    ),
   });
   await assert.rejects(parseSource("docker-archive:/nonexistent/x.tar"), {
     name: "DockerSaveError",

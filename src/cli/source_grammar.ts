@@ -6,10 +6,8 @@
  * @module
  */
 
-import { stat } from "node:fs/promises";
-import { parseDockerArchiveSource } from "../sources/docker_archive.ts";
-import { parseOciArchiveSource } from "../sources/oci_archive.ts";
 import { parseReference } from "../sources/_reference.ts";
+import { parseSourceRef } from "../sources/source_ref.ts";
 import { parseTag } from "../tag.ts";
 import { UsageError } from "./errors.ts";
 
@@ -87,14 +85,12 @@ export interface ArchiveSource {
   tag?: string;
 }
 
-// Other tools' transports, refused by name rather than pulled as references.
-const OTHER_TRANSPORTS = /^(dir|containers-storage|docker-daemon|sif|tarball):/;
-
 /**
  * Splits a SOURCE: `oci:DIR[:REF][=TAG]` (DIR is the longest-matching
- * existing directory before a `:`, so both DIR and REF may contain colons) or
- * `[docker://]REF[=TAG]` (TAG defaults to REF as written, with `:latest`
- * when REF has no tag).
+ * existing directory before a `:`, so both DIR and REF may contain colons),
+ * the archives, or `[docker://]REF[=TAG]` (TAG defaults to REF as written,
+ * with `:latest` when REF has no tag); the grammar itself is
+ * `sources/source_ref.ts`.
  *
  * @example
  * ```ts
@@ -106,95 +102,47 @@ const OTHER_TRANSPORTS = /^(dir|containers-storage|docker-daemon|sif|tarball):/;
  * ```
  */
 export async function parseSource(source: string): Promise<CliSource> {
-  for (const kind of ["docker-archive", "oci-archive"] as const) {
-    if (source.startsWith(`${kind}:`)) {
-      const { path, newTag, name } = kind === "docker-archive"
-        ? await parseDockerArchiveSource(source).then((p) => ({
-          ...p,
-          name: p.tag,
-        }))
-        : await parseOciArchiveSource(source).then((p) => ({
-          ...p,
-          name: p.ref,
-        }));
-      return { kind, path, name, tag: newTag ?? name };
-    }
-  }
-  if (!source.startsWith("oci:")) return parseRegistrySource(source);
-  let rest = source.slice(4);
-  let tag: string | undefined;
-  const equals = rest.lastIndexOf("=");
-  if (equals >= 0) {
-    tag = rest.slice(equals + 1);
-    rest = rest.slice(0, equals);
-  }
-  let dir: string | undefined;
-  let ref: string | undefined;
-  if (await isDirectory(rest)) dir = rest;
-  else {
-    for (
-      let colon = rest.indexOf(":");
-      colon >= 0;
-      colon = rest.indexOf(":", colon + 1)
-    ) {
-      if (await isDirectory(rest.slice(0, colon))) {
-        dir = rest.slice(0, colon);
-        ref = rest.slice(colon + 1);
-        break;
+  const { transport, location, name, newTag } = await parseSourceRef(source);
+  switch (transport) {
+    case "docker":
+      return {
+        kind: "registry",
+        reference: location,
+        tag: newTag ?? registryTag(source, location),
+      };
+    case "oci": {
+      const tag = newTag ?? name;
+      if (!tag) {
+        throw new UsageError(
+          `source "${source}" needs a tag: oci:DIR[:REF]=TAG`,
+        );
       }
+      parseTag(tag);
+      return { kind: "oci", dir: location, ref: name, tag };
     }
+    default:
+      return { kind: transport, path: location, name, tag: newTag ?? name };
   }
-  if (dir === undefined) {
-    throw new UsageError(`source "${source}": no such directory`);
-  }
-  tag ??= ref;
-  if (!tag) {
-    throw new UsageError(`source "${source}" needs a tag: oci:DIR[:REF]=TAG`);
-  }
-  parseTag(tag);
-  return { kind: "oci", dir, ref, tag };
 }
 
-function parseRegistrySource(source: string): RegistrySource {
-  if (OTHER_TRANSPORTS.test(source)) {
+// The tag a registry source without =TAG is saved as: REF as written.
+function registryTag(source: string, reference: string): string {
+  const parsed = parseReference(reference);
+  const named = reference.replace(/@.*$/, "");
+  if (
+    parsed.digest !== undefined &&
+    named.lastIndexOf(":") <= named.lastIndexOf("/")
+  ) {
     throw new UsageError(
-      `source "${source}" is not supported; use oci:DIR[:REF][=TAG] or [docker://]REF[=TAG]`,
+      `source "${source}" is pulled by digest: name the tag to save it as, REF=TAG`,
     );
   }
-  let reference = source.startsWith("docker://") ? source.slice(9) : source;
-  let tag: string | undefined;
-  const equals = reference.indexOf("=");
-  if (equals >= 0) {
-    tag = reference.slice(equals + 1);
-    reference = reference.slice(0, equals);
-    if (!tag) throw new UsageError(`source "${source}" has an empty TAG`);
-  }
-  const parsed = parseReference(reference);
-  if (tag === undefined) {
-    const named = reference.replace(/@.*$/, "");
-    if (
-      parsed.digest !== undefined &&
-      named.lastIndexOf(":") <= named.lastIndexOf("/")
-    ) {
-      throw new UsageError(
-        `source "${source}" is pulled by digest: name the tag to save it as, REF=TAG`,
-      );
-    }
-    // Without a tag the reference pulls :latest; say so in the tag (a bare
-    // "localhost:5000/app" would not parse as a tag).
-    tag = parsed.digest === undefined && parsed.tag === "latest" &&
-        !/:[^/]*$/.test(named)
-      ? `${named}:latest`
-      : named;
-  }
+  // Without a tag the reference pulls :latest; say so in the tag (a bare
+  // "localhost:5000/app" would not parse as a tag).
+  const tag = parsed.digest === undefined && parsed.tag === "latest" &&
+      !/:[^/]*$/.test(named)
+    ? `${named}:latest`
+    : named;
   parseTag(tag);
-  return { kind: "registry", reference, tag };
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return path !== "" && (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
+  return tag;
 }

@@ -22,9 +22,7 @@
 
 import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
 import { concatBytes, mapErrors, skipBytes } from "../_streams.ts";
-import { parseTag } from "../tag.ts";
 import { DockerSaveError } from "../errors.ts";
-import { importNode } from "../runtime/_import.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
 import { createGunzip } from "../runtime/decompress.ts";
 import { createSha256, type Hasher } from "../runtime/hash.ts";
@@ -455,111 +453,6 @@ export function magicCompression(
     head[3] === 0xfd
   ) return "zstd";
   return "none";
-}
-
-/** A `PREFIX:FILE[:NAME][=TAG]` source, split. */
-export interface ArchiveSourceParts {
-  /** The archive file. */
-  path: string;
-  /** The part after `FILE:`, if any. */
-  name?: string;
-  /** The part after `=`, if any. */
-  newTag?: string;
-}
-
-/**
- * Parses `PREFIX:FILE[:NAME][=TAG]` (see `splitArchiveSource`), checking the
- * prefix and that TAG is a valid tag.
- *
- * @example
- * ```ts
- * import { parseArchiveSource } from "./_archive_index.ts";
- * await parseArchiveSource("oci-archive:", "oci-archive:a.tar:app=new/app:v2");
- * // { path: "a.tar", name: "app", newTag: "new/app:v2" } when a.tar exists
- * ```
- */
-export async function parseArchiveSource(
-  prefix: string,
-  source: string,
-  isFile?: (path: string) => Promise<boolean>,
-): Promise<ArchiveSourceParts> {
-  if (!source.startsWith(prefix)) {
-    throw new TypeError(
-      `Cannot parse source "${source}": it does not start with "${prefix}"`,
-    );
-  }
-  const parts = await splitArchiveSource(
-    prefix,
-    source.slice(prefix.length),
-    isFile,
-  );
-  if (parts.newTag !== undefined) parseTag(parts.newTag);
-  return parts;
-}
-
-/**
- * Splits `FILE[:NAME][=TAG]` (the part after a source prefix). FILE is the
- * longest prefix, ending before a `:` or `=` or at the end, that is an
- * existing file, so FILE may contain both. NAME and TAG cannot contain `=`.
- *
- * @example
- * ```ts
- * import { splitArchiveSource } from "./_archive_index.ts";
- * await splitArchiveSource("docker-archive:", "a.tar:app:v1=new/app:v2");
- * // { path: "a.tar", name: "app:v1", newTag: "new/app:v2" } when a.tar exists
- * ```
- */
-export async function splitArchiveSource(
-  prefix: string,
-  rest: string,
-  isFile: (path: string) => Promise<boolean> = isRegularFile,
-): Promise<ArchiveSourceParts> {
-  const source = `${prefix}${rest}`;
-  for (let end = rest.length; end > 0; end--) {
-    if (end < rest.length && rest[end] !== ":" && rest[end] !== "=") continue;
-    const path = rest.slice(0, end);
-    if (!await isFile(path)) continue;
-    const tail = rest.slice(end);
-    const parts: ArchiveSourceParts = { path };
-    let named = tail;
-    if (tail.startsWith(":")) {
-      const equals = tail.indexOf("=");
-      parts.name = tail.slice(1, equals < 0 ? undefined : equals);
-      named = equals < 0 ? "" : tail.slice(equals);
-      if (!parts.name) {
-        throw new DockerSaveError(
-          "BAD_TAG",
-          `Cannot parse source "${source}": the name after "${path}:" is empty`,
-        );
-      }
-    }
-    if (named.startsWith("=")) {
-      parts.newTag = named.slice(1);
-      if (!parts.newTag || parts.newTag.includes("=")) {
-        throw new DockerSaveError(
-          "BAD_TAG",
-          `Cannot parse source "${source}": "${parts.newTag}" after "=" is not a tag`,
-        );
-      }
-    }
-    return parts;
-  }
-  throw new DockerSaveError(
-    "BAD_LAYOUT",
-    `Cannot read source "${source}": no such file`,
-  );
-}
-
-async function isRegularFile(path: string): Promise<boolean> {
-  const fsp = await importNode<typeof import("node:fs/promises")>(
-    "node:fs/promises",
-  );
-  if (!fsp) return false;
-  try {
-    return (await fsp.stat(path)).isFile();
-  } catch {
-    return false;
-  }
 }
 
 // Feeds chunks on, recording where each buffer's bytes sit in the stream.

@@ -30,8 +30,8 @@ import {
   indexArchive,
   magicCompression,
   normalizePath,
-  parseArchiveSource,
 } from "./_archive_index.ts";
+import { parseSourceRef } from "./source_ref.ts";
 
 export { ArchiveIndex };
 export type { ArchiveFileSystem, ArchiveMember };
@@ -321,9 +321,10 @@ export async function fromDockerArchive(
 }
 
 /**
- * Splits a `docker-archive:FILE[:TAG][=NEWTAG]` source. FILE is the longest
- * prefix that is an existing file, so it may contain `:` and `=`; TAG picks
- * the `manifest.json` entry, NEWTAG is the tag to save it as.
+ * Splits a `docker-archive:FILE[:TAG][=NEWTAG]` source (the SOURCE grammar
+ * of `source_ref.ts`). FILE is the longest prefix that is an existing file,
+ * so it may contain `:` and `=`; TAG picks the `manifest.json` entry, NEWTAG
+ * is the tag to save it as.
  *
  * @example
  * ```ts
@@ -336,8 +337,11 @@ export async function parseDockerArchiveSource(
   source: string,
   isFile?: (path: string) => Promise<boolean>,
 ): Promise<DockerArchiveSource> {
-  const parts = await parseArchiveSource("docker-archive:", source, isFile);
-  const out: DockerArchiveSource = { path: parts.path };
+  const parts = await parseSourceRef(source, {
+    transport: "docker-archive",
+    isFile,
+  });
+  const out: DockerArchiveSource = { path: parts.location };
   if (parts.name !== undefined) out.tag = parts.name;
   if (parts.newTag !== undefined) out.newTag = parts.newTag;
   return out;

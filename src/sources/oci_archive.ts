@@ -15,9 +15,9 @@ import {
   type ArchiveFileSystem,
   type ArchiveIndex,
   indexArchive,
-  parseArchiveSource,
 } from "./_archive_index.ts";
 import { fromOciLayout } from "./oci_layout.ts";
+import { parseSourceRef } from "./source_ref.ts";
 
 /** Options for `fromOciArchive`. */
 export interface FromOciArchiveOptions {
@@ -118,9 +118,10 @@ export async function fromOciArchive(
 }
 
 /**
- * Splits an `oci-archive:FILE[:REF][=TAG]` source. FILE is the longest
- * prefix that is an existing file, so it may contain `:` and `=`; REF picks
- * the index entry, TAG is the tag to save it as.
+ * Splits an `oci-archive:FILE[:REF][=TAG]` source (the SOURCE grammar of
+ * `source_ref.ts`). FILE is the longest prefix that is an existing file, so
+ * it may contain `:` and `=`; REF picks the index entry, TAG is the tag to
+ * save it as.
  *
  * @example
  * ```ts
@@ -133,8 +134,11 @@ export async function parseOciArchiveSource(
   source: string,
   isFile?: (path: string) => Promise<boolean>,
 ): Promise<OciArchiveSource> {
-  const parts = await parseArchiveSource("oci-archive:", source, isFile);
-  const out: OciArchiveSource = { path: parts.path };
+  const parts = await parseSourceRef(source, {
+    transport: "oci-archive",
+    isFile,
+  });
+  const out: OciArchiveSource = { path: parts.location };
   if (parts.name !== undefined) out.ref = parts.name;
   if (parts.newTag !== undefined) out.newTag = parts.newTag;
   return out;
