@@ -12,9 +12,10 @@
  * @module
  */
 
-import { hexOf, sha256Hex } from "../digest.ts";
+import { sha256Hex } from "../digest.ts";
 import { type Descriptor, isForeignLayer, MEDIA_TYPES } from "../image.ts";
 import { dumpJson, type JsonValue } from "../json.ts";
+import { blobPath, REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
 import { type ParsedTag, repoTagOf } from "../tag.ts";
 import {
   bytesEntry,
@@ -43,8 +44,6 @@ export interface OciPlanOptions {
 
 /** The annotation containerd names an imported image by. */
 export const CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name";
-/** The annotation OCI tools choose an index entry by. */
-export const OCI_REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 
 const OCI_LAYER_TYPES: Record<string, string> = {
   [MEDIA_TYPES.dockerLayerGzip]: MEDIA_TYPES.ociLayerGzip,
@@ -85,7 +84,7 @@ export function* planOciEntries(
   const written = new Set<string>();
   const once = (name: string) => !written.has(name) && !!written.add(name);
   const layerBlobName = (image: ConvertedImage, i: number) =>
-    blobName(
+    blobPath(
       options.compressed ? image.manifest.layers[i].digest : image.diffIds[i],
     );
   const { images, children, artifacts, indexes } = flatten(items);
@@ -94,11 +93,11 @@ export function* planOciEntries(
 
   yield textEntry("oci-layout", '{"imageLayoutVersion": "1.0.0"}');
   for (const image of images) {
-    const name = blobName(`sha256:${image.configHex}`);
+    const name = blobPath(`sha256:${image.configHex}`);
     if (once(name)) yield bytesEntry(name, image.configBytes);
   }
   for (const artifact of artifacts) {
-    const name = blobName(artifact.config.digest);
+    const name = blobPath(artifact.config.digest);
     if (once(name)) yield bytesEntry(name, artifact.rawConfig);
   }
   for (const image of images) {
@@ -111,7 +110,7 @@ export function* planOciEntries(
   }
   for (const artifact of artifacts) {
     for (const blob of artifact.blobs) {
-      const name = blobName(blob.digest);
+      const name = blobPath(blob.digest);
       if (once(name)) {
         yield {
           name,
@@ -138,7 +137,7 @@ export function* planOciEntries(
             : MEDIA_TYPES.ociManifest,
         );
         built.set(image, descriptor);
-        const name = blobName(descriptor.digest);
+        const name = blobPath(descriptor.digest);
         return once(name) ? bytesEntry(name, bytes) : undefined;
       },
     };
@@ -147,7 +146,7 @@ export function* planOciEntries(
     yield {
       build: async () => {
         const { digest } = await descriptorOf(artifact.rawManifest, "");
-        const name = blobName(digest);
+        const name = blobPath(digest);
         return once(name) ? bytesEntry(name, artifact.rawManifest) : undefined;
       },
     };
@@ -161,7 +160,7 @@ export function* planOciEntries(
           ? index.descriptor
           : await descriptorOf(bytes, MEDIA_TYPES.ociIndex);
         built.set(index, descriptor);
-        const name = blobName(descriptor.digest);
+        const name = blobPath(descriptor.digest);
         return once(name) ? bytesEntry(name, bytes) : undefined;
       },
     };
@@ -184,7 +183,7 @@ export function* planOciEntries(
                   [CONTAINERD_NAME_ANNOTATION]: containerdName(item.parsedTag),
                 }
                 : {}),
-              [OCI_REF_NAME_ANNOTATION]: repoTagOf(item.tag),
+              [REF_NAME_ANNOTATION]: repoTagOf(item.tag),
             },
           })),
         }),
@@ -195,7 +194,7 @@ export function* planOciEntries(
       "manifest.json",
       dumpJson(tops.map((image, i): JsonValue => {
         const entry: { [key: string]: JsonValue } = {
-          Config: blobName(`sha256:${image.configHex}`),
+          Config: blobPath(`sha256:${image.configHex}`),
           Layers: image.manifest.layers.map((_, j) => layerBlobName(image, j)),
           RepoTags: [repoTagOf(items[i].tag)],
         };
@@ -354,10 +353,6 @@ export function containerdName(tag: ParsedTag): string {
   return `${hub ? "docker.io" : tag.registry}/${repository}:${
     tag.tag ?? "latest"
   }`;
-}
-
-function blobName(digest: string): string {
-  return `blobs/sha256/${hexOf(digest)}`;
 }
 
 // The manifest describing the blobs actually written.

@@ -21,6 +21,11 @@ import { type Descriptor, type Manifest, MEDIA_TYPES } from "../image.ts";
 import type { ImageWithV1Form, V1Form, V1FormLayer } from "../v1_form.ts";
 import { dumpJson, isJsonObject, type JsonValue, parseJson } from "../json.ts";
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
+import {
+  blobPath,
+  digestOfBlobPath,
+  REF_NAME_ANNOTATION,
+} from "../oci_layout_names.ts";
 import { createSha256 } from "../runtime/hash.ts";
 import { parseTag, repositoryOf, repoTagOf } from "../tag.ts";
 import {
@@ -77,12 +82,11 @@ interface ManifestEntry {
   LayerSources?: unknown;
 }
 
-const BLOB_NAME = /^blobs\/sha256\/([0-9a-f]{64})$/;
 const V1_LAYER_NAME = /^([0-9a-f]{64})\/layer\.tar$/;
 const V1_ID = /^[0-9a-f]{64}$/;
 const IMAGE_NAME_ANNOTATIONS = [
   "io.containerd.image.name",
-  "org.opencontainers.image.ref.name",
+  REF_NAME_ANNOTATION,
 ];
 const MAX_INDEX_DEPTH = 4;
 const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
@@ -110,7 +114,7 @@ export function indexDockerArchive(
     label: `docker archive "${path}"`,
     // blobs/sha256/<hex> is named by its digest; every other member may be a
     // layer.tar whose digest only its bytes tell.
-    hash: (name) => !BLOB_NAME.test(name),
+    hash: (name) => digestOfBlobPath(name) === undefined,
   });
 }
 
@@ -505,8 +509,11 @@ function blobMember(
   archive: ArchiveIndex,
   digest: string,
 ): ArchiveMember | undefined {
-  const match = /^sha256:([0-9a-f]{64})$/.exec(digest);
-  return match ? archive.get(`blobs/sha256/${match[1]}`) : undefined;
+  try {
+    return archive.get(blobPath(digest));
+  } catch {
+    return undefined; // not a sha256 digest: not a blob here
+  }
 }
 
 // A member's sha256: learnt in the index pass, told by a blobs/sha256/<hex>
@@ -516,8 +523,8 @@ async function memberDigest(
   member: ArchiveMember,
 ): Promise<string> {
   if (member.digest) return member.digest;
-  const named = BLOB_NAME.exec(member.name);
-  if (named) return `sha256:${named[1]}`;
+  const named = digestOfBlobPath(member.name);
+  if (named) return named;
   const hasher = await createSha256();
   const reader = (await archive.open(member)).getReader();
   for (;;) {

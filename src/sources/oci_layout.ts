@@ -5,15 +5,14 @@
  * @module
  */
 
-import { assertSha256Digest, hexOf } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
+import { blobPath, REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
 import { choosePlatform as chooseIndexPlatform } from "../platform.ts";
 
-/** The annotation an index entry is chosen by. */
-export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
+export { REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
 
 /** Options for `fromOciLayout`. */
 export interface FromOciLayoutOptions {
@@ -94,14 +93,11 @@ export async function fromOciLayout(
       `Cannot read ${what}: oci-layout has no imageLayoutVersion`,
     );
   }
-  const blobPath = (digest: string) => {
-    assertSha256Digest(digest, what);
-    return `${dir}/blobs/sha256/${hexOf(digest)}`;
-  };
+  const blobFile = (digest: string) => `${dir}/${blobPath(digest, what)}`;
   const readBlob = async (descriptor: Descriptor): Promise<Uint8Array> => {
     let bytes: Uint8Array;
     try {
-      bytes = await fs.readFile(blobPath(descriptor.digest));
+      bytes = await fs.readFile(blobFile(descriptor.digest));
     } catch (error) {
       throw notFound(error, descriptor.digest, what);
     }
@@ -116,7 +112,7 @@ export async function fromOciLayout(
 
   const openBlob = async (digest: string, start: number) => {
     try {
-      return await fs.openRead(blobPath(digest), { start });
+      return await fs.openRead(blobFile(digest), { start });
     } catch (error) {
       throw notFound(error, digest, what);
     }

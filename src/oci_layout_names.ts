@@ -1,0 +1,56 @@
+/**
+ * The names the OCI image layout fixes, in one place for the sources that
+ * read layouts and the writer that makes them: where a blob lives
+ * (`blobs/<alg>/<hex>`, as go-containerregistry's `layout/blob.go` builds it)
+ * and the annotation an index entry is chosen by.
+ *
+ * @module
+ */
+
+import { assertSha256Digest, hexOf } from "./digest.ts";
+
+/**
+ * The annotation an OCI index entry is chosen by (`oci:DIR:REF`).
+ *
+ * @example
+ * ```ts
+ * import { REF_NAME_ANNOTATION } from "./oci_layout_names.ts";
+ * const entry = { annotations: { [REF_NAME_ANNOTATION]: "app" } };
+ * ```
+ */
+export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
+
+const BLOB_PATH = /^blobs\/sha256\/([0-9a-f]{64})$/;
+
+/**
+ * Where a blob lives in an OCI image layout, relative to its root:
+ * `blobs/sha256/<hex>`. Throws `DockerSaveError` `BAD_DIGEST` unless the
+ * digest is a well-formed sha256 one, the only algorithm verified here (so a
+ * digest never puts `../` into a path).
+ *
+ * @example
+ * ```ts
+ * import { blobPath } from "./oci_layout_names.ts";
+ * blobPath("sha256:" + "ab".repeat(32)); // "blobs/sha256/abab…"
+ * ```
+ */
+export function blobPath(digest: string, what = "a blob"): string {
+  assertSha256Digest(digest, what);
+  return `blobs/sha256/${hexOf(digest)}`;
+}
+
+/**
+ * The digest a layout path names (`blobs/sha256/<hex>` → `sha256:<hex>`), or
+ * `undefined` for any other path. The path must be normalised.
+ *
+ * @example
+ * ```ts
+ * import { digestOfBlobPath } from "./oci_layout_names.ts";
+ * digestOfBlobPath("blobs/sha256/" + "ab".repeat(32)); // "sha256:abab…"
+ * digestOfBlobPath("manifest.json"); // undefined
+ * ```
+ */
+export function digestOfBlobPath(path: string): string | undefined {
+  const hex = BLOB_PATH.exec(path)?.[1];
+  return hex === undefined ? undefined : `sha256:${hex}`;
+}
