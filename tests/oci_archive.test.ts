@@ -9,11 +9,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { packTar } from "modern-tar";
 import {
   fromOciArchive,
   type Image,
@@ -31,43 +30,10 @@ import {
   type TarMember,
   withTemp,
 } from "./_fixtures.ts";
+import { layoutFiles, layoutTar } from "./_layouts.ts";
 import { requireSkopeo, skip, skopeo, TIMEOUT } from "./_skopeo.ts";
 
 const encoder = new TextEncoder();
-
-/** The files of an OCI layout directory, relative paths and bytes. */
-function layoutFiles(dir: string): [string, Uint8Array][] {
-  const blobs = `${dir}/blobs/sha256`;
-  return [
-    ["oci-layout", new Uint8Array(readFileSync(`${dir}/oci-layout`))],
-    ["index.json", new Uint8Array(readFileSync(`${dir}/index.json`))],
-    ...readdirSync(blobs).map((hex): [string, Uint8Array] => [
-      `blobs/sha256/${hex}`,
-      new Uint8Array(readFileSync(`${blobs}/${hex}`)),
-    ]),
-  ];
-}
-
-/** A tar of files, with directory entries, names optionally `./`-prefixed. */
-function layoutTar(
-  files: [string, Uint8Array][],
-  dotSlash = false,
-): Promise<Uint8Array> {
-  const prefix = dotSlash ? "./" : "";
-  const dirs = dotSlash ? ["./", "./blobs/", "./blobs/sha256/"] : [
-    "blobs/",
-    "blobs/sha256/",
-  ];
-  return packTar([
-    ...dirs.map((name) => ({
-      header: { name, size: 0, type: "directory" as const },
-    })),
-    ...files.map(([name, body]) => ({
-      header: { name: `${prefix}${name}`, size: body.byteLength },
-      body,
-    })),
-  ]);
-}
 
 const goldens = goldenCases();
 const basic = goldens.find((golden) => golden.name === "basic")!;

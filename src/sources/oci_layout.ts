@@ -7,10 +7,16 @@
 
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
+import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
 import { blobPath, REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
 import { choosePlatform as chooseIndexPlatform } from "../platform.ts";
+import {
+  MAX_JSON_BYTES,
+  readAtMost,
+  readVerifiedBlob,
+} from "./_bounded_read.ts";
 
 export { REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
 
@@ -63,30 +69,44 @@ export async function fromOciLayout(
   }
   const label = options.label ?? `OCI layout "${dir}"`;
   const what = `${label}${ref === undefined ? "" : ` ref "${ref}"`}`;
-  const readJson = async (path: string): Promise<unknown> => {
-    let bytes: Uint8Array;
+  // The layout's own small files, read up to the JSON cap.
+  const readLayoutFile = async (path: string): Promise<Uint8Array> => {
+    let bytes: Uint8Array | undefined;
     try {
-      bytes = await fs.readFile(`${dir}/${path}`);
+      bytes = await readAtMost(
+        await fs.openRead(`${dir}/${path}`),
+        MAX_JSON_BYTES,
+      );
     } catch (error) {
       throw new DockerSaveError(
         "BAD_LAYOUT",
-        `Cannot read ${what}: ${path} is missing`,
+        isNotFound(error)
+          ? `Cannot read ${what}: ${path} is missing`
+          : `Cannot read ${path} of ${what}: ${(error as Error).message}`,
         { cause: error },
       );
     }
-    try {
-      return JSON.parse(new TextDecoder().decode(bytes));
-    } catch (error) {
+    if (bytes === undefined) {
       throw new DockerSaveError(
         "BAD_LAYOUT",
-        `Cannot read ${what}: ${path} is not JSON`,
-        { cause: error },
+        `Cannot read ${path} of ${what}: it has more than ${MAX_JSON_BYTES} bytes`,
       );
     }
+    return bytes;
   };
-  const layout = await readJson("oci-layout") as {
-    imageLayoutVersion?: unknown;
-  };
+  let layout: { imageLayoutVersion?: unknown } | undefined;
+  try {
+    layout = JSON.parse(
+      new TextDecoder().decode(await readLayoutFile("oci-layout")),
+    );
+  } catch (error) {
+    if (error instanceof DockerSaveError) throw error;
+    throw new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot read ${what}: oci-layout is not JSON`,
+      { cause: error },
+    );
+  }
   if (typeof layout?.imageLayoutVersion !== "string") {
     throw new DockerSaveError(
       "BAD_LAYOUT",
@@ -94,22 +114,6 @@ export async function fromOciLayout(
     );
   }
   const blobFile = (digest: string) => `${dir}/${blobPath(digest, what)}`;
-  const readBlob = async (descriptor: Descriptor): Promise<Uint8Array> => {
-    let bytes: Uint8Array;
-    try {
-      bytes = await fs.readFile(blobFile(descriptor.digest));
-    } catch (error) {
-      throw notFound(error, descriptor.digest, what);
-    }
-    if (bytes.byteLength !== descriptor.size) {
-      throw new DockerSaveError(
-        "SIZE_MISMATCH",
-        `Cannot read ${what}: blob ${descriptor.digest} has ${bytes.byteLength} bytes, expected ${descriptor.size}`,
-      );
-    }
-    return bytes;
-  };
-
   const openBlob = async (digest: string, start: number) => {
     try {
       return await fs.openRead(blobFile(digest), { start });
@@ -117,22 +121,48 @@ export async function fromOciLayout(
       throw notFound(error, digest, what);
     }
   };
+  // Every index, manifest and config is hashed against its descriptor (as
+  // containers/image checks each manifest it chooses from an index), so a
+  // blob cannot stand for another one, nor an index list itself.
+  const readBlob = (
+    descriptor: Descriptor,
+    kind: "index" | "manifest" | "config",
+  ): Promise<Uint8Array> =>
+    readVerifiedBlob(
+      () => openBlob(descriptor.digest, 0),
+      descriptor,
+      `${kind} ${descriptor.digest} of ${what}`,
+      { code: kind === "config" ? "BAD_CONFIG" : "BAD_MANIFEST" },
+    ).catch((error) => {
+      throw notFound(error, descriptor.digest, what);
+    });
 
   let descriptor = chooseEntry(
-    await readJson("index.json") as Index,
+    parseIndexManifest(
+      await readLayoutFile("index.json"),
+      `index.json of ${what}`,
+      "BAD_LAYOUT",
+    ),
     ref,
     what,
   );
   const platform = options.platform ?? "linux/amd64";
-  while (isIndexMediaType(descriptor.mediaType)) {
-    const nested = JSON.parse(
-      new TextDecoder().decode(await readBlob(descriptor)),
-    ) as Index;
+  for (let depth = 0; isIndexMediaType(descriptor.mediaType); depth++) {
+    if (depth >= MAX_INDEX_DEPTH) {
+      throw new DockerSaveError(
+        "BAD_MANIFEST",
+        `Cannot read ${what}: indexes nest deeper than ${MAX_INDEX_DEPTH}`,
+      );
+    }
+    const nested = parseIndexManifest(
+      await readBlob(descriptor, "index"),
+      `index ${descriptor.digest} of ${what}`,
+    );
     descriptor = choosePlatform(nested, platform, what);
   }
-  const rawManifest = await readBlob(descriptor);
+  const rawManifest = await readBlob(descriptor, "manifest");
   const manifest = parseManifest(rawManifest, what);
-  const rawConfig = await readBlob(manifest.config);
+  const rawConfig = await readBlob(manifest.config, "config");
   return {
     rawManifest: () => Promise.resolve(rawManifest),
     manifest: () => Promise.resolve(manifest),

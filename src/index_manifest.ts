@@ -1,0 +1,83 @@
+/**
+ * Reading and checking image indexes (an OCI layout's `index.json`, a nested
+ * OCI index, a Docker manifest list) before anything follows them.
+ *
+ * @module
+ */
+
+import { DockerSaveError, type DockerSaveErrorCode } from "./errors.ts";
+import type { Descriptor } from "./image.ts";
+import type { IndexManifest } from "./image_index.ts";
+
+/**
+ * How many indexes may nest below the first one: an image index is followed
+ * to at most this many more before a manifest must come. The registry source
+ * stops at the same depth; real images nest one or two.
+ *
+ * @example
+ * ```ts
+ * import { MAX_INDEX_DEPTH } from "./index_manifest.ts";
+ * MAX_INDEX_DEPTH; // 4
+ * ```
+ */
+export const MAX_INDEX_DEPTH = 4;
+
+/** An index's entries, checked: every one is a descriptor. */
+export type CheckedIndex = Pick<IndexManifest, "manifests">;
+
+/**
+ * Parses index bytes and checks their shape: a JSON object whose `manifests`
+ * (if present) is a list of descriptors, each an object with a string
+ * `digest`, a byte-count `size`, and `mediaType`, `platform` and
+ * `annotations` of the right types when present. The digest's algorithm is
+ * checked where a blob is looked up, not here: an entry for another image
+ * may use one this library cannot verify. Throws `DockerSaveError` with
+ * `code` (default `BAD_MANIFEST`).
+ *
+ * @example
+ * ```ts
+ * import { parseIndexManifest } from "./index_manifest.ts";
+ * declare const bytes: Uint8Array;
+ * const { manifests } = parseIndexManifest(bytes, 'index.json of OCI layout "./oci"', "BAD_LAYOUT");
+ * ```
+ */
+export function parseIndexManifest(
+  bytes: Uint8Array,
+  what: string,
+  code: DockerSaveErrorCode = "BAD_MANIFEST",
+): CheckedIndex {
+  const bad = (reason: string, cause?: unknown) =>
+    new DockerSaveError(code, `Cannot read ${what}: ${reason}`, { cause });
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw bad(`it is not JSON (${(error as Error).message})`, error);
+  }
+  if (!isObject(value)) throw bad("it is not a JSON object");
+  const manifests = value.manifests ?? [];
+  if (!Array.isArray(manifests)) throw bad("manifests is not a list");
+  manifests.forEach((entry: unknown, i: number) => {
+    const name = `manifests[${i}]`;
+    if (!isObject(entry)) throw bad(`${name} is not a descriptor`);
+    if (typeof entry.digest !== "string") throw bad(`${name} has no digest`);
+    if (!Number.isSafeInteger(entry.size) || (entry.size as number) < 0) {
+      throw bad(
+        `${name} size ${JSON.stringify(entry.size)} is not a byte count`,
+      );
+    }
+    if (entry.mediaType !== undefined && typeof entry.mediaType !== "string") {
+      throw bad(`${name} mediaType is not a string`);
+    }
+    for (const key of ["platform", "annotations"]) {
+      if (entry[key] !== undefined && !isObject(entry[key])) {
+        throw bad(`${name} ${key} is not an object`);
+      }
+    }
+  });
+  return { manifests: manifests as Descriptor[] };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
