@@ -42,6 +42,7 @@ import {
   type TarMember,
   withTemp,
 } from "./_fixtures.ts";
+import { countArchiveReads } from "./_layouts.ts";
 import { requireSkopeo, skip, skopeo, TIMEOUT } from "./_skopeo.ts";
 
 const encoder = new TextEncoder();
@@ -291,63 +292,155 @@ function basicManifest(): {
   return { digest, size, value };
 }
 
+/**
+ * Golden basic as docker ≥ 25 with the containerd store writes it: the
+ * original blobs, `index.json` with `entries` (default: one entry naming the
+ * manifest), and `manifest.json` pointing into `blobs/`; plus `extra` blobs.
+ */
+async function docker25Archive(
+  entries?: unknown[],
+  extra: Uint8Array[] = [],
+): Promise<Uint8Array> {
+  const blobs = basicBlobs();
+  for (const bytes of extra) blobs.set(digestOf(bytes).slice(7), bytes);
+  const { digest, size, value } = basicManifest();
+  return await tar(
+    [
+      ...[...blobs].map(([hex, bytes]): [string, Uint8Array] => [
+        `blobs/sha256/${hex}`,
+        bytes,
+      ]),
+      [
+        "index.json",
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.index.v1+json",
+          manifests: entries ?? [{
+            mediaType: "application/vnd.docker.distribution.manifest.v2+json",
+            digest,
+            size,
+            annotations: {
+              "io.containerd.image.name": "docker.io/oracle/basic:v1",
+              "org.opencontainers.image.ref.name": "v1",
+            },
+          }],
+        }),
+      ],
+      [
+        "manifest.json",
+        JSON.stringify([{
+          Config: `blobs/sha256/${value.config.digest.slice(7)}`,
+          RepoTags: ["oracle/basic:v1"],
+          Layers: value.layers.map((layer) =>
+            `blobs/sha256/${layer.digest.slice(7)}`
+          ),
+        }]),
+      ],
+      ["oci-layout", '{"imageLayoutVersion": "1.0.0"}'],
+      ["repositories", '{"oracle/basic":{"v1":"' + "0".repeat(64) + '"}}'],
+    ],
+    [
+      { name: "blobs/", type: "directory" },
+      { name: "blobs/sha256/", type: "directory" },
+    ],
+  );
+}
+
 test("fromDockerArchive() reads a docker ≥ 25 archive that keeps the original blobs", async () => {
   await withTemp("docker-save-archive-", async (dir) => {
-    const blobs = basicBlobs();
-    const { digest, size, value } = basicManifest();
+    const { digest } = basicManifest();
     const path = join(dir, "docker25.tar");
-    writeFileSync(
-      path,
-      await tar(
-        [
-          ...[...blobs].map(([hex, bytes]): [string, Uint8Array] => [
-            `blobs/sha256/${hex}`,
-            bytes,
-          ]),
-          [
-            "index.json",
-            JSON.stringify({
-              schemaVersion: 2,
-              mediaType: "application/vnd.oci.image.index.v1+json",
-              manifests: [{
-                mediaType:
-                  "application/vnd.docker.distribution.manifest.v2+json",
-                digest,
-                size,
-                annotations: {
-                  "io.containerd.image.name": "docker.io/oracle/basic:v1",
-                  "org.opencontainers.image.ref.name": "v1",
-                },
-              }],
-            }),
-          ],
-          [
-            "manifest.json",
-            JSON.stringify([{
-              Config: `blobs/sha256/${value.config.digest.slice(7)}`,
-              RepoTags: ["oracle/basic:v1"],
-              Layers: value.layers.map((layer) =>
-                `blobs/sha256/${layer.digest.slice(7)}`
-              ),
-            }]),
-          ],
-          ["oci-layout", '{"imageLayoutVersion": "1.0.0"}'],
-          ["repositories", '{"oracle/basic":{"v1":"' + "0".repeat(64) + '"}}'],
-        ],
-        [
-          { name: "blobs/", type: "directory" },
-          { name: "blobs/sha256/", type: "directory" },
-        ],
-      ),
-    );
+    writeFileSync(path, await docker25Archive());
     const image = await fromDockerArchive(path);
     // The original manifest, verbatim.
     sameBytes(
       await image.rawManifest(),
-      blobs.get(digest.slice(7))!,
+      basicBlobs().get(digest.slice(7))!,
       "manifest",
     );
     assert.equal(await image.v1Form!(), undefined);
+    sameBytes(
+      await saved([["oracle/basic:v1", image]]),
+      basic.expected,
+      "basic",
+    );
+  });
+});
+
+test("fromDockerArchive() prefers the OCI manifest whose annotations name its tag", async () => {
+  const { digest, size, value } = basicManifest();
+  // The same image described again, with other bytes, and unnamed.
+  const other = encoder.encode(
+    JSON.stringify({ ...value, annotations: { "x": "1" } }),
+  );
+  const mediaType = "application/vnd.docker.distribution.manifest.v2+json";
+  await withTemp("docker-save-archive-", async (dir) => {
+    const path = join(dir, "two-manifests.tar");
+    writeFileSync(
+      path,
+      await docker25Archive([
+        { mediaType, digest: digestOf(other), size: other.byteLength },
+        {
+          mediaType,
+          digest,
+          size,
+          annotations: {
+            "io.containerd.image.name": "docker.io/oracle/basic:v1",
+          },
+        },
+      ], [other]),
+    );
+    const image = await fromDockerArchive(path);
+    sameBytes(
+      await image.rawManifest(),
+      basicBlobs().get(digest.slice(7))!,
+      "the named manifest",
+    );
+  });
+});
+
+test("fromDockerArchive() reads each blob of an index fan-out once", async () => {
+  // index.json and 4 nested indexes, each listing the next one 64 times:
+  // 64^5 paths to the manifest, a few blobs.
+  const { digest, size } = basicManifest();
+  const fanOut = 64;
+  let next: unknown = {
+    mediaType: "application/vnd.docker.distribution.manifest.v2+json",
+    digest,
+    size,
+  };
+  const nested: Uint8Array[] = [];
+  for (let level = 0; level < 4; level++) {
+    const bytes = encoder.encode(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: Array(fanOut).fill(next),
+    }));
+    nested.push(bytes);
+    next = {
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      digest: digestOf(bytes),
+      size: bytes.byteLength,
+    };
+  }
+  await withTemp("docker-save-archive-", async (dir) => {
+    const path = join(dir, "fan-out.tar");
+    const archive = await docker25Archive(Array(fanOut).fill(next), nested);
+    assert.ok(archive.byteLength < 100_000, `${archive.byteLength} bytes`);
+    writeFileSync(path, archive);
+    const index = await indexDockerArchive(path);
+    const count = countArchiveReads(index);
+    const image = await fromDockerArchive(path, undefined, { index });
+    // Each member read at most once.
+    assert.ok(
+      count.reads <= index.members.length,
+      `${count.reads} reads of ${index.members.length} members`,
+    );
+    sameBytes(
+      await image.rawManifest(),
+      basicBlobs().get(digest.slice(7))!,
+      "manifest",
+    );
     sameBytes(
       await saved([["oracle/basic:v1", image]]),
       basic.expected,
@@ -640,6 +733,89 @@ test("fromDockerArchive() rejects bad archives with clear errors", async () => {
         "BAD_LAYOUT",
         `Cannot choose an image from docker archive "${twoPath}": manifest.json has 2 entries, give a tag (tags: "oracle/one:v1", "another/repo:v2")`,
       ),
+    );
+  });
+});
+
+const MiB = 1024 * 1024;
+
+/** JSON text padded with spaces to `size` bytes: valid, only too big. */
+function padded(bytes: Uint8Array, size: number): Uint8Array {
+  const out = new Uint8Array(size).fill(0x20);
+  out.set(bytes);
+  return out;
+}
+
+test("fromDockerArchive() refuses a JSON member over 4 MiB without reading it", async () => {
+  const members = await readTar(basic.expected);
+  const entry = JSON.parse(memberText(members, "manifest.json"))[0];
+  const v1Json = `${entry.Layers[0].split("/")[0]}/json`;
+  await withTemp("docker-save-archive-", async (dir) => {
+    for (
+      const name of [entry.Config, "manifest.json", v1Json, "repositories"]
+    ) {
+      const archive = await tar(members.map((m) => [
+        m.name,
+        m.name === name ? padded(m.data, 5 * MiB) : m.data,
+      ]));
+      for (const gzip of [false, true]) {
+        const path = join(dir, gzip ? "big.tar.gz" : "big.tar");
+        writeFileSync(path, gzip ? gzipSync(archive) : archive);
+        const index = await indexDockerArchive(path);
+        assert.equal(index.get(name)!.data, undefined, `${name} is not kept`);
+        const count = countArchiveReads(index);
+        await assert.rejects(
+          fromDockerArchive(path, "oracle/basic:v1", { index }),
+          archiveError(
+            "BAD_LAYOUT",
+            `Cannot read "${name}" of docker archive "${path}": it has ${
+              5 * MiB
+            } bytes, more than the 4194304 a JSON member may have`,
+          ),
+        );
+        // Only the small members before it were read.
+        assert.ok(
+          count.bytes < 64 * 1024,
+          `${name}: ${count.bytes} bytes read`,
+        );
+      }
+    }
+  });
+});
+
+test("fromDockerArchive() keeps at most 8 MiB of an archive's JSON members in memory", async () => {
+  // Twelve 1 MiB JSON-looking members beside golden basic's.
+  const members = await readTar(basic.expected);
+  const filler = Array.from({ length: 12 }, (_, i): [string, Uint8Array] => [
+    `filler/${i}.json`,
+    padded(encoder.encode(`{"filler": ${i}}`), MiB),
+  ]);
+  await withTemp("docker-save-archive-", async (dir) => {
+    const path = join(dir, "filler.tar.gz");
+    writeFileSync(
+      path,
+      gzipSync(
+        await tar([
+          ...filler,
+          ...members.map((m): [string, Uint8Array] => [
+            m.name,
+            m.data,
+          ]),
+        ]),
+      ),
+    );
+    const index = await indexDockerArchive(path);
+    const kept = index.members.reduce(
+      (sum, member) => sum + (member.data?.byteLength ?? 0),
+      0,
+    );
+    assert.ok(kept <= 8 * MiB, `${kept} bytes kept`);
+    // What is not kept is read again when needed: the same image.
+    const image = await fromDockerArchive(path, undefined, { index });
+    sameBytes(
+      await saved([["oracle/basic:v1", image]]),
+      basic.expected,
+      "basic",
     );
   });
 });

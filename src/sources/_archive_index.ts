@@ -26,6 +26,7 @@ import { DockerSaveError } from "../errors.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
 import { createGunzip } from "../runtime/decompress.ts";
 import { createSha256, type Hasher } from "../runtime/hash.ts";
+import { MAX_JSON_BYTES } from "./_bounded_read.ts";
 
 /** The file access an archive source needs: whole or ranged streaming reads. */
 export type ArchiveFileSystem = Pick<FileSystem, "openRead">;
@@ -80,8 +81,16 @@ export interface IndexArchiveOptions {
   label?: string;
 }
 
-/** Members whose body starts like JSON and is at most this big are kept. */
-const KEEP_LIMIT = 4 * 1024 * 1024;
+/**
+ * Members whose body starts like JSON and is at most this big are kept in
+ * memory by the index pass, while the archive's kept bytes stay within
+ * `KEEP_BUDGET`: so metadata is not read (for gzip: gunzipped) again, and a
+ * hostile archive of many JSON-looking members costs at most the budget.
+ * Larger or later ones are read again when asked for.
+ */
+const KEEP_LIMIT = 1024 * 1024;
+/** The most bytes one archive's index keeps (see `KEEP_LIMIT`). */
+const KEEP_BUDGET = 8 * 1024 * 1024;
 /** How many links `ArchiveIndex.get` follows before giving up. */
 const MAX_LINKS = 16;
 
@@ -154,21 +163,44 @@ export class ArchiveIndex {
     return undefined;
   }
 
-  /** A member's whole body: kept bytes, or read now. For small members. */
-  async read(member: ArchiveMember): Promise<Uint8Array> {
+  /**
+   * A small member's whole body: kept bytes, or read now. A member over
+   * `limit` bytes (by its header) is refused before anything is read.
+   */
+  async read(
+    member: ArchiveMember,
+    limit: number = MAX_JSON_BYTES,
+  ): Promise<Uint8Array> {
+    if (member.size > limit) {
+      throw new DockerSaveError(
+        "BAD_LAYOUT",
+        `Cannot read "${member.name}" of ${this.label}: it has ${member.size} bytes, more than the ${limit} a JSON member may have`,
+      );
+    }
     if (member.data) return member.data;
     return new Uint8Array(
-      await new Response(await this.open(member)).arrayBuffer(),
+      await new Response(await this.#open(member)).arrayBuffer(),
     );
   }
 
   /**
-   * A member's body as a pull-based stream of exactly `member.size` bytes,
-   * read from its offset (see the module notes for gzip archives); from
-   * `from` on, when given: a plain archive seeks there, a gzip one reads and
-   * drops what comes before. Cancelling the stream closes the file.
+   * A member's body as a pull-based stream of exactly `member.size` bytes:
+   * its kept bytes, or read from its offset (see the module notes for gzip
+   * archives); from `from` on, when given: a plain archive seeks there, a
+   * gzip one reads and drops what comes before. Cancelling the stream closes
+   * the file.
    */
-  async open(
+  open(
+    member: ArchiveMember,
+    from = 0,
+  ): Promise<ReadableStream<Uint8Array>> {
+    if (member.data) {
+      return Promise.resolve(streamOf(member.data.subarray(from)));
+    }
+    return this.#open(member, from);
+  }
+
+  async #open(
     member: ArchiveMember,
     from = 0,
   ): Promise<ReadableStream<Uint8Array>> {
@@ -268,7 +300,8 @@ export class ArchiveIndex {
  * Indexes a tar archive, plain or gzip-compressed, in one streaming pass:
  * each member's name, type, size and offsets, its first bytes, its sha256
  * when `options.hash` asks for it, and the whole body of small JSON-looking
- * members (manifests, configs, indexes). Layer bodies are never held.
+ * members (manifests, configs, indexes; at most 1 MiB each and 8 MiB in
+ * all). Layer bodies are never held.
  *
  * @example
  * ```ts
@@ -308,12 +341,13 @@ export async function indexArchive(
   const entries = fed.pipeThrough(createTarDecoder({ strict: true }))
     .getReader();
   const members: ArchiveMember[] = [];
+  const budget = { left: KEEP_BUDGET };
   try {
     for (;;) {
       const { done, value } = await entries.read();
       if (done) break;
       members.push(
-        await indexMember(value, members.length, positions, wantHash),
+        await indexMember(value, members.length, positions, wantHash, budget),
       );
     }
   } catch (error) {
@@ -341,6 +375,7 @@ async function indexMember(
   index: number,
   positions: WeakMap<ArrayBufferLike, number>,
   wantHash: (name: string) => boolean,
+  budget: { left: number },
 ): Promise<ArchiveMember> {
   const { header } = entry;
   const member: ArchiveMember = {
@@ -372,8 +407,10 @@ async function indexMember(
       wantHash(member.name)
     ? await createSha256()
     : undefined;
-  const kept: Uint8Array[] | undefined =
-    member.size <= KEEP_LIMIT && looksLikeJson(chunk) ? [] : undefined;
+  const keep = member.size <= Math.min(KEEP_LIMIT, budget.left) &&
+    looksLikeJson(chunk);
+  if (keep) budget.left -= member.size;
+  const kept: Uint8Array[] | undefined = keep ? [] : undefined;
   const head: Uint8Array[] = [];
   let headLength = 0;
   let next: ReadableStreamReadResult<Uint8Array> = first;
@@ -571,6 +608,16 @@ function slice(
     },
     cancel: (reason) => end(reason),
   }, { highWaterMark: 0 });
+}
+
+// Kept bytes as a one-chunk stream.
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.byteLength) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
 }
 
 function looksLikeJson(chunk: Uint8Array): boolean {

@@ -20,6 +20,11 @@ import { DockerSaveError } from "../errors.ts";
 import { type Descriptor, type Manifest, MEDIA_TYPES } from "../image.ts";
 import type { ImageWithV1Form, V1Form, V1FormLayer } from "../v1_form.ts";
 import { dumpJson, isJsonObject, type JsonValue, parseJson } from "../json.ts";
+import {
+  type CheckedIndex,
+  MAX_INDEX_DEPTH,
+  parseIndexManifest,
+} from "../index_manifest.ts";
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
 import {
   blobPath,
@@ -36,6 +41,7 @@ import {
   magicCompression,
   normalizePath,
 } from "./_archive_index.ts";
+import { readVerifiedBlob } from "./_bounded_read.ts";
 import { parseSourceRef } from "./source_ref.ts";
 
 export { ArchiveIndex };
@@ -88,8 +94,6 @@ const IMAGE_NAME_ANNOTATIONS = [
   "io.containerd.image.name",
   REF_NAME_ANNOTATION,
 ];
-const MAX_INDEX_DEPTH = 4;
-const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
 
 /**
  * Indexes a docker archive once (one streaming pass; gzip-compressed
@@ -537,7 +541,12 @@ async function memberDigest(
 }
 
 // The archive's OCI layout manifest for this image (same config, same layer
-// count), preferring one whose annotations name one of its tags.
+// count), preferring one whose annotations name one of its tags: the first
+// such in depth-first order, else the first found. The layout is optional
+// here, so whatever in it is broken is passed over. Each blob is read and
+// hashed once (twice when a named path reaches it after an unnamed one), so
+// an index fanning out to itself costs its size, not its paths; nesting
+// stops at MAX_INDEX_DEPTH below index.json, as for a layout.
 async function findOciManifest(
   archive: ArchiveIndex,
   configDigest: string,
@@ -546,59 +555,81 @@ async function findOciManifest(
 ): Promise<{ raw: Uint8Array; manifest: Manifest } | undefined> {
   const indexMember = archive.get("index.json");
   if (!indexMember || !archive.get("oci-layout")) return undefined;
-  let index: unknown;
+  let top: CheckedIndex;
   try {
-    index = JSON.parse(
-      new TextDecoder().decode(await archive.read(indexMember)),
-    );
+    top = parseIndexManifest(await archive.read(indexMember), "index.json");
   } catch {
     return undefined;
   }
-  const found: { raw: Uint8Array; manifest: Manifest; named: boolean }[] = [];
-  const walk = async (value: unknown, depth: number, named: boolean) => {
-    const list = (value as { manifests?: unknown } | null)?.manifests;
-    if (!Array.isArray(list) || depth > MAX_INDEX_DEPTH) return;
-    for (const descriptor of list as Descriptor[]) {
-      if (typeof descriptor?.digest !== "string") continue;
+  // Digest -> whether it was reached by a named path.
+  const seen = new Map<string, boolean>();
+  let first: { raw: Uint8Array; manifest: Manifest } | undefined;
+  // Resolves to the first named match, which ends the walk.
+  const walk = async (
+    entries: readonly Descriptor[],
+    depth: number,
+    named: boolean,
+  ): Promise<{ raw: Uint8Array; manifest: Manifest } | undefined> => {
+    for (const descriptor of entries) {
+      const isNamed = named || namesOneOf(descriptor, repoTags);
+      const before = seen.get(descriptor.digest);
+      if (before === true || (before === false && !isNamed)) continue;
+      seen.set(descriptor.digest, isNamed);
       const member = blobMember(archive, descriptor.digest);
       if (!member || member.type !== "file") continue;
-      if (!member.data && member.size > MAX_MANIFEST_SIZE) continue;
-      const raw = await archive.read(member);
-      if (`sha256:${await sha256Hex(raw)}` !== descriptor.digest) continue;
-      const names = IMAGE_NAME_ANNOTATIONS.map((key) =>
-        descriptor.annotations?.[key]
-      ).filter((name): name is string => typeof name === "string");
-      const isNamed = named ||
-        names.some((name) =>
-          repoTags.some((tag) => name === tag || name.endsWith(`/${tag}`))
+      let raw: Uint8Array;
+      try {
+        raw = await readVerifiedBlob(
+          () => archive.open(member),
+          descriptor,
+          `blob ${descriptor.digest} of ${archive.label}`,
         );
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(new TextDecoder().decode(raw));
       } catch {
         continue;
       }
-      if (
-        isIndexMediaType(descriptor.mediaType) ||
-        Array.isArray((parsed as { manifests?: unknown })?.manifests)
-      ) {
-        await walk(parsed, depth + 1, isNamed);
-        continue;
-      }
-      let manifest: Manifest;
+      // An entry may be an index its descriptor does not call one.
+      let nested: CheckedIndex | undefined;
+      let manifest: Manifest | undefined;
       try {
-        manifest = parseManifest(raw, archive.label);
+        if (isIndexMediaType(descriptor.mediaType)) {
+          nested = parseIndexManifest(raw, archive.label);
+        } else {
+          try {
+            manifest = parseManifest(raw, archive.label);
+          } catch {
+            nested = parseIndexManifest(raw, archive.label);
+          }
+        }
       } catch {
         continue;
       }
-      if (
-        manifest.config.digest === configDigest &&
+      if (nested) {
+        if (depth >= MAX_INDEX_DEPTH) continue;
+        const found = await walk(nested.manifests, depth + 1, isNamed);
+        if (found) return found;
+      } else if (
+        manifest && manifest.config.digest === configDigest &&
         manifest.layers.length === layerCount
-      ) found.push({ raw, manifest, named: isNamed });
+      ) {
+        if (isNamed) return { raw, manifest };
+        first ??= { raw, manifest };
+      }
     }
+    return undefined;
   };
-  await walk(index, 0, false);
-  return found.find((candidate) => candidate.named) ?? found[0];
+  return await walk(top.manifests, 0, false) ?? first;
+}
+
+// Whether an index entry's image-name annotations name one of the tags.
+function namesOneOf(
+  descriptor: Descriptor,
+  repoTags: readonly string[],
+): boolean {
+  return IMAGE_NAME_ANNOTATIONS.some((key) => {
+    const name = descriptor.annotations?.[key];
+    return typeof name === "string" &&
+      repoTags.some((tag) => name === tag || name.endsWith(`/${tag}`));
+  });
 }
 
 // The v1 form of a classic archive: every Layers path is <id>/layer.tar with
