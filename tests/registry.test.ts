@@ -15,75 +15,43 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import { DockerSaveError } from "../src/errors.ts";
-import type { Image } from "../src/image.ts";
 import { MEDIA_TYPES } from "../src/image.ts";
-import { save, type SaveOptions } from "../src/save.ts";
+import { save } from "../src/save.ts";
 import { saveResponse } from "../src/save_response.ts";
-import { fromMemory } from "../src/sources/memory.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import {
-  fromRegistry,
-  type FromRegistryOptions,
-  normalizeReference,
-} from "../src/sources/registry.ts";
+import { fromRegistry, normalizeReference } from "../src/sources/registry.ts";
 import { parseReference } from "../src/sources/_reference.ts";
 import { parseChallenges } from "../src/sources/_registry_auth.ts";
-import { tarStream } from "../src/save/tar_writer.ts";
-import { goldenCases, readAll } from "./_golden.ts";
 import {
-  Cleanup,
+  type Cleanup,
   listen,
   type Proxy,
   pushImage,
   pushLayout,
   pushManifest,
   type Registry,
-  requireTools,
   sha256,
-  skip,
   startProxy,
   startRegistry,
   tempDir,
   tokenRegistryWithBasic,
 } from "./_registry.ts";
-
-const TIMEOUT = 60_000;
-const [basic] = goldenCases().filter((c) => c.name === "basic");
-const LAYOUT = `${basic.dir}/oci`;
-const FAST: FromRegistryOptions = {
-  retry: { delay: 1, maxDelay: 5 },
-  dockerConfig: false,
-};
-const USER = "alice";
-const PASS = "s3cret:with colon";
-
-/** The registry tests: skipped without the tools, failing on CI. */
-function registryTest(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
-  test(name, { skip, timeout: TIMEOUT }, async () => {
-    requireTools();
-    const cleanup = new Cleanup();
-    try {
-      await fn(cleanup);
-    } finally {
-      await cleanup.close();
-    }
-  });
-}
-
-async function saved(
-  tag: string,
-  image: Image,
-  options?: SaveOptions,
-): Promise<Uint8Array> {
-  return await readAll(save([[tag, image]], options));
-}
-
-function assertSameBytes(actual: Uint8Array, expected: Uint8Array) {
-  assert.equal(actual.byteLength, expected.byteLength, "tarball length");
-  assert.ok(Buffer.from(actual).equals(Buffer.from(expected)), "bytes differ");
-}
+import {
+  assertSameBytes,
+  basic,
+  buildGzipImage,
+  fakeFetch,
+  FAST,
+  json,
+  LAYOUT,
+  PASS,
+  payload,
+  registryTest,
+  saved,
+  text,
+  USER,
+} from "./_registry_images.ts";
 
 /** An anonymous registry holding oracle/basic:v1 (the golden case). */
 async function basicRegistry(cleanup: Cleanup): Promise<Registry> {
@@ -100,31 +68,6 @@ function isBlob(path: string): boolean {
 async function basicLayers(): Promise<string[]> {
   const image = await fromOciLayout(LAYOUT, "basic");
   return (await image.manifest()).layers.map((layer) => layer.digest);
-}
-
-const text = (s: string) => new TextEncoder().encode(s);
-
-async function layerTar(files: [string, Uint8Array][]): Promise<Uint8Array> {
-  return await readAll(
-    tarStream(files.map(([name, body]) => ({ name, size: body.length, body }))),
-  );
-}
-
-/** Bytes that compress a little: random blocks between text. */
-function payload(size: number, seed = 1): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    if ((i >> 12) % 2) bytes[i] = 97 + (i % 26);
-    else {
-      // xorshift32
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      bytes[i] = x & 0xff;
-    }
-  }
-  return bytes;
 }
 
 /**
@@ -147,75 +90,6 @@ function assertResumed(
     assert.ok(start > 0 && start <= cut, `bad resume ${range}`);
   }
   return resumes;
-}
-
-interface Built {
-  image: Image;
-  manifest: Uint8Array;
-  config: Uint8Array;
-  layers: { digest: string; blob: Uint8Array; tar: Uint8Array }[];
-}
-
-/**
- * An image with gzip layers made by node:zlib: `members` > 1 makes each
- * layer a multi-member gzip (as eStargz and pigz --independent do).
- */
-async function buildGzipImage(options: {
-  architecture?: string;
-  variant?: string;
-  files: [string, Uint8Array][][];
-  members?: number;
-  mediaTypes?: "oci" | "docker";
-  foreign?: { index: number; urls: string[] };
-}): Promise<Built> {
-  const oci = (options.mediaTypes ?? "oci") === "oci";
-  const layers: Built["layers"] = [];
-  for (const files of options.files) {
-    const tar = await layerTar(files);
-    const members = options.members ?? 1;
-    const cut = Math.floor(tar.length / members);
-    const parts: Uint8Array[] = [];
-    for (let m = 0; m < members; m++) {
-      const end = m === members - 1 ? tar.length : (m + 1) * cut;
-      parts.push(new Uint8Array(gzipSync(tar.subarray(m * cut, end))));
-    }
-    const blob = new Uint8Array(Buffer.concat(parts));
-    layers.push({ digest: sha256(blob), blob, tar });
-  }
-  const config = text(JSON.stringify({
-    architecture: options.architecture ?? "amd64",
-    os: "linux",
-    ...(options.variant ? { variant: options.variant } : {}),
-    rootfs: { type: "layers", diff_ids: layers.map((l) => sha256(l.tar)) },
-    history: layers.map((_, i) => ({ created_by: `layer ${i}` })),
-  }));
-  const manifest = text(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: oci ? MEDIA_TYPES.ociManifest : MEDIA_TYPES.dockerManifest,
-    config: {
-      mediaType: oci ? MEDIA_TYPES.ociConfig : MEDIA_TYPES.dockerConfig,
-      size: config.length,
-      digest: sha256(config),
-    },
-    layers: layers.map((layer, i) => ({
-      mediaType: options.foreign?.index === i
-        ? (oci
-          ? MEDIA_TYPES.ociForeignLayerGzip
-          : MEDIA_TYPES.dockerForeignLayerGzip)
-        : oci
-        ? MEDIA_TYPES.ociLayerGzip
-        : MEDIA_TYPES.dockerLayerGzip,
-      size: layer.blob.length,
-      digest: layer.digest,
-      ...(options.foreign?.index === i ? { urls: options.foreign.urls } : {}),
-    })),
-  }));
-  const image = fromMemory({
-    manifest,
-    config,
-    blobs: new Map(layers.map((layer) => [layer.digest, layer.blob])),
-  });
-  return { image, manifest, config, layers };
 }
 
 // ---------------------------------------------------------------- no registry
@@ -306,26 +180,6 @@ test("parseChallenges() reads Bearer and Basic challenges", () => {
     { scheme: "bearer", params: { realm: "x" } },
   ]);
 });
-
-/** A fake registry over an injected fetch: routes by URL, logs requests. */
-function fakeFetch(
-  routes: (url: URL, headers: Headers) => Response | undefined,
-): { fetch: typeof fetch; log: { url: string; headers: Headers }[] } {
-  const log: { url: string; headers: Headers }[] = [];
-  const fake = (input: RequestInfo | URL, init?: RequestInit) => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    const headers = new Headers(init?.headers);
-    log.push({ url: url.href, headers });
-    return Promise.resolve(
-      routes(url, headers) ?? new Response("{}", { status: 404 }),
-    );
-  };
-  return { fetch: fake as typeof fetch, log };
-}
-
-function json(value: unknown): Uint8Array {
-  return text(JSON.stringify(value));
-}
 
 test("fromRegistry() uses HTTPS, sends Accept for all four manifest types, and HTTP for insecure hosts", async () => {
   for (
