@@ -1,5 +1,6 @@
 /**
- * Registry authentication, after go-containerregistry's `transport/`: the
+ * Registry authentication, wrapping the transport, after
+ * go-containerregistry's `transport/bearer.go` and `basic.go`: the
  * `WWW-Authenticate` challenge of a 401 decides between Basic credentials and
  * a Bearer token from the challenge's realm (service, scope); tokens are kept
  * per scope until they expire or are refused, then fetched again. Credentials
@@ -11,6 +12,7 @@
 import { DockerSaveError } from "../errors.ts";
 import { importNode } from "../runtime/_import.ts";
 import { DOCKER_HUB, DOCKER_HUB_API } from "./_reference.ts";
+import { Exchange, type RegistryTransport } from "./_registry_transport.ts";
 
 /**
  * A user name and password (or personal access token).
@@ -183,42 +185,61 @@ async function defaultDockerConfigPath(): Promise<string | undefined> {
   return home ? `${home}/.docker/config.json` : undefined;
 }
 
-/**
- * Sends one request without registry auth (redirects and retries handled).
- *
- * @example
- * ```ts
- * import type { AuthRequest } from "./_registry_auth.ts";
- * const send: AuthRequest = (url, headers) => fetch(url, { headers });
- * ```
- */
-export type AuthRequest = (
-  url: URL,
-  headers: Record<string, string>,
-) => Promise<Response>;
-
 interface Token {
   value: string;
   refreshAt: number;
 }
 
 /**
- * The auth state of one registry: the challenge learnt from its first 401,
- * and Bearer tokens by scope.
+ * How `RegistryAuth` reaches one registry.
+ *
+ * @example
+ * ```ts
+ * import type { AuthOptions } from "./_registry_auth.ts";
+ * declare const transport: import("./_registry_transport.ts").RegistryTransport;
+ * const options: AuthOptions = {
+ *   registry: "ghcr.io", secure: true, transport,
+ *   credentials: async () => undefined,
+ * };
+ * ```
+ */
+export interface AuthOptions {
+  /** The registry as named (`docker.io`, `localhost:5000`), for messages. */
+  registry: string;
+  /**
+   * Whether the registry is reached over HTTPS: credentials then go to a
+   * token realm only over HTTPS.
+   */
+  secure: boolean;
+  /** Resolves the credentials, asked once, when the registry wants them. */
+  credentials: () => Promise<RegistryCredentials | undefined>;
+  /** The transport requests go through. */
+  transport: RegistryTransport;
+}
+
+/**
+ * The auth state of one registry, wrapping its transport: the challenge
+ * learnt from its first 401, and Bearer tokens by scope.
  *
  * @example
  * ```ts
  * import { RegistryAuth } from "./_registry_auth.ts";
- * declare const send: import("./_registry_auth.ts").AuthRequest;
- * const auth = new RegistryAuth("ghcr.io", async () => undefined, send, true);
- * const header = await auth.header("repository:org/app:pull"); // undefined until a 401
+ * import { Exchange, RegistryTransport } from "./_registry_transport.ts";
+ * const transport = new RegistryTransport({
+ *   fetch, attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+ * });
+ * const auth = new RegistryAuth({
+ *   registry: "ghcr.io", secure: true, transport,
+ *   credentials: async () => undefined,
+ * });
+ * const response = await auth.send(
+ *   new URL("https://ghcr.io/v2/org/app/manifests/1.2"), {},
+ *   "repository:org/app:pull", new Exchange(), "org/app:1.2",
+ * );
  * ```
  */
 export class RegistryAuth {
-  #registry: string;
-  #credentials: () => Promise<RegistryCredentials | undefined>;
-  #send: AuthRequest;
-  #secure: boolean;
+  #options: AuthOptions;
   #challenge: Challenge | undefined;
   #tokens = new Map<string, Token>();
   #resolved: Promise<RegistryCredentials | undefined> | undefined;
@@ -226,37 +247,54 @@ export class RegistryAuth {
   /**
    * Creates the state of one registry, knowing no challenge yet.
    *
-   * @param registry the registry as named, for messages
-   * @param credentials resolves the credentials, asked once when needed
-   * @param send sends a request to a token realm
-   * @param secure whether the registry is reached over HTTPS: credentials
-   *   then go to a token realm only over HTTPS
+   * @param options the registry, its transport and credentials
    */
-  constructor(
-    registry: string,
-    credentials: () => Promise<RegistryCredentials | undefined>,
-    send: AuthRequest,
-    secure: boolean,
-  ) {
-    this.#registry = registry;
-    this.#credentials = credentials;
-    this.#send = send;
-    this.#secure = secure;
+  constructor(options: AuthOptions) {
+    this.#options = options;
   }
 
   /** How many token requests were made (for tests and progress). */
   tokenRequests = 0;
 
-  #getCredentials(): Promise<RegistryCredentials | undefined> {
-    return this.#resolved ??= this.#credentials();
+  /**
+   * One attempt at a registry URL needing `scope`, authorised: the
+   * `Authorization` the registry's challenge asks for, and after a 401 from
+   * the registry itself, the challenge learnt and the request sent again
+   * (twice at most). Resolves to the final response, whatever its status;
+   * throws `DockerSaveError` `UNAUTHORIZED` when credentials cannot help,
+   * and the transport's errors.
+   */
+  async send(
+    url: URL,
+    headers: Record<string, string>,
+    scope: string,
+    exchange: Exchange,
+    what: string,
+  ): Promise<Response> {
+    const transport = this.#options.transport;
+    for (let challenges = 0;; challenges++) {
+      const authorization = await this.#header(scope);
+      const { response, sameOrigin } = await transport.send(
+        url,
+        { headers, authorization },
+        exchange,
+      );
+      if (response.status !== 401 || !sameOrigin || challenges >= 2) {
+        return response;
+      }
+      await response.body?.cancel().catch(() => {});
+      await this.#unauthorized(response, scope, authorization, what);
+    }
   }
 
-  /**
-   * The `Authorization` header for a request needing `scope`, once the
-   * registry's challenge is known: Basic credentials, or a Bearer token for
-   * the scope (reused until it nears expiry). `undefined` before any 401.
-   */
-  async header(scope: string): Promise<string | undefined> {
+  #getCredentials(): Promise<RegistryCredentials | undefined> {
+    return this.#resolved ??= this.#options.credentials();
+  }
+
+  // The Authorization for `scope` once the challenge is known: Basic
+  // credentials, or a Bearer token for the scope (reused until it nears
+  // expiry). undefined before any 401.
+  async #header(scope: string): Promise<string | undefined> {
     const challenge = this.#challenge;
     if (!challenge) return undefined;
     if (challenge.scheme === "basic") {
@@ -272,17 +310,16 @@ export class RegistryAuth {
     return `Bearer ${token.value}`;
   }
 
-  /**
-   * Learns from a 401 answered to a request for `scope` that carried `sent`
-   * (or no) `Authorization`. Returns when a retry may succeed; throws
-   * `DockerSaveError` `UNAUTHORIZED` when it cannot.
-   */
-  async unauthorized(
+  // Learns from a 401 answered to a request for `scope` that carried `sent`
+  // (or no) Authorization. Returns when a retry may succeed; throws
+  // UNAUTHORIZED when it cannot.
+  async #unauthorized(
     response: Response,
     scope: string,
     sent: string | undefined,
     what: string,
   ): Promise<void> {
+    const registry = this.#options.registry;
     const header = response.headers.get("www-authenticate") ?? "";
     const challenge = parseChallenges(header).find((c) =>
       c.scheme === "bearer" || c.scheme === "basic"
@@ -291,7 +328,7 @@ export class RegistryAuth {
       new DockerSaveError("UNAUTHORIZED", `Cannot pull ${what}: ${reason}`);
     if (!challenge) {
       throw denied(
-        `${this.#registry} answered 401 without a Basic or Bearer challenge`,
+        `${registry} answered 401 without a Basic or Bearer challenge`,
       );
     }
     this.#challenge = challenge;
@@ -300,7 +337,7 @@ export class RegistryAuth {
       if (!credentials) throw denied(this.#needCredentials());
       if (sent?.startsWith("Basic ")) {
         throw denied(
-          `${this.#registry} refused the credentials of user "${credentials.username}"`,
+          `${registry} refused the credentials of user "${credentials.username}"`,
         );
       }
       return;
@@ -310,20 +347,21 @@ export class RegistryAuth {
       if (challenge.params.error === "insufficient_scope") {
         throw denied(
           credentials
-            ? `user "${credentials.username}" may not pull it from ${this.#registry}, or it does not exist`
-            : `${this.#registry} does not let anonymous users pull it, or it does not exist; ${this.#needCredentials()}`,
+            ? `user "${credentials.username}" may not pull it from ${registry}, or it does not exist`
+            : `${registry} does not let anonymous users pull it, or it does not exist; ${this.#needCredentials()}`,
         );
       }
     }
   }
 
   #needCredentials(): string {
-    return `${this.#registry} requires credentials (options.credentials, --creds USER:PASS, or auths in ~/.docker/config.json)`;
+    return `${this.#options.registry} requires credentials (options.credentials, --creds USER:PASS, or auths in ~/.docker/config.json)`;
   }
 
   async #fetchToken(challenge: Challenge, scope: string): Promise<Token> {
+    const { registry, secure, transport } = this.#options;
     const realm = challenge.params.realm;
-    const what = `a token for ${scope} from ${this.#registry}`;
+    const what = `a token for ${scope} from ${registry}`;
     let url: URL;
     try {
       url = new URL(realm);
@@ -339,25 +377,36 @@ export class RegistryAuth {
       url.searchParams.set("service", challenge.params.service);
     }
     url.searchParams.append("scope", scope);
-    const headers: Record<string, string> = { accept: "application/json" };
     const credentials = await this.#getCredentials();
-    if (credentials && (url.protocol === "https:" || !this.#secure)) {
-      headers.authorization = basic(credentials);
-    }
+    const authorization = credentials &&
+        (url.protocol === "https:" || !secure)
+      ? basic(credentials)
+      : undefined;
     this.tokenRequests++;
     const started = Date.now();
-    const response = await this.#send(url, headers);
-    const text = await response.text();
-    if (response.status === 401 || response.status === 403) {
-      throw new DockerSaveError(
-        "UNAUTHORIZED",
-        `Cannot get ${what}: ${url.host} refused ${
-          credentials
-            ? `the credentials of user "${credentials.username}"`
-            : "anonymous access"
-        } (status ${response.status})`,
-      );
-    }
+    const exchange = new Exchange();
+    const { status, text } = await transport.retry(what, exchange, async () => {
+      const { response } = await transport.send(url, {
+        headers: { accept: "application/json" },
+        authorization,
+      }, exchange);
+      if (response.status === 401 || response.status === 403) {
+        await response.body?.cancel().catch(() => {});
+        throw new DockerSaveError(
+          "UNAUTHORIZED",
+          `Cannot get ${what}: ${url.host} refused ${
+            credentials
+              ? `the credentials of user "${credentials.username}"`
+              : "anonymous access"
+          } (status ${response.status})`,
+        );
+      }
+      const bytes = await transport.read(response, Infinity, exchange, what);
+      return {
+        status: response.status,
+        text: new TextDecoder().decode(bytes),
+      };
+    });
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       body = JSON.parse(text);
@@ -369,10 +418,10 @@ export class RegistryAuth {
       : typeof body.access_token === "string"
       ? body.access_token
       : undefined;
-    if (!response.ok || !value) {
+    if (status < 200 || status > 299 || !value) {
       throw new DockerSaveError(
         "UNAUTHORIZED",
-        `Cannot get ${what}: ${url.host} answered status ${response.status} without a token`,
+        `Cannot get ${what}: ${url.host} answered status ${status} without a token`,
       );
     }
     // The spec's default lifetime is 60 s; refresh a quarter early (≤ 30 s).

@@ -1,0 +1,163 @@
+/**
+ * Blob streams that survive broken transfers: a pull-based stream of exactly
+ * the bytes a blob has, from an offset, that resumes with `Range: bytes=N-`
+ * from the byte reached (or restarts and skips N bytes when the server
+ * ignores `Range`), as skopeo's `docker/body_reader.go` does. Each read runs
+ * in the transport's one retry loop, so `attempts` counts failures without
+ * progress; a cap on all breaks bounds a transfer that keeps breaking.
+ *
+ * Nothing here checks digests: `save()` does, while streaming.
+ *
+ * @module
+ */
+
+import { DockerSaveError } from "../errors.ts";
+import {
+  Exchange,
+  type RegistryTransport,
+  TransportError,
+} from "./_registry_transport.ts";
+
+/**
+ * Opens the blob once more: a 2xx response to a request with `headers`
+ * (`range` when resuming), or a thrown error (`TransportError` to retry).
+ *
+ * @example
+ * ```ts
+ * import type { OpenBlob } from "./_registry_blob_stream.ts";
+ * const open: OpenBlob = (headers) => fetch("https://cdn.example.com/l", { headers });
+ * ```
+ */
+export type OpenBlob = (
+  headers: Record<string, string>,
+  exchange: Exchange,
+) => Promise<Response>;
+
+/**
+ * A stream of a blob's `size` bytes from byte `start`, resumed after a
+ * broken or stalled transfer. A clean end with fewer bytes than `size` but
+ * all the response promised is passed on as the end: `save()` reports the
+ * size mismatch.
+ *
+ * @example
+ * ```ts
+ * import { resumableBlob } from "./_registry_blob_stream.ts";
+ * import { RegistryTransport } from "./_registry_transport.ts";
+ * const transport = new RegistryTransport({
+ *   fetch, attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+ * });
+ * const url = "https://cdn.example.com/layer.tar.gz";
+ * const stream = resumableBlob(transport, (headers, exchange) =>
+ *   fetch(url, { headers, signal: exchange.attempt() }), 1234, "layer");
+ * ```
+ */
+export function resumableBlob(
+  transport: RegistryTransport,
+  open: OpenBlob,
+  size: number,
+  what: string,
+  start = 0,
+): ReadableStream<Uint8Array> {
+  let offset = start; // the blob's bytes passed on (or skipped at start)
+  let skip = 0; // bytes of the current response to drop (Range ignored)
+  let received = 0; // bytes of the current response
+  let length: number | undefined; // its Content-Length
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let breaks = 0; // failures in all
+  const exchange = new Exchange();
+  const maxBreaks = 4 * (transport.options.attempts + 1);
+
+  const connect = async () => {
+    const headers: Record<string, string> = {};
+    if (offset > 0) headers.range = `bytes=${offset}-`;
+    const response = await open(headers, exchange);
+    const range = parseContentRange(response.headers.get("content-range"));
+    if (offset > 0 && response.status === 206 && range?.start === offset) {
+      skip = 0;
+    } else if (response.status === 206) {
+      // A range we did not ask for: start over without one.
+      exchange.controller.abort();
+      await response.body?.cancel().catch(() => {});
+      throw new TransportError(`${what}: unexpected Content-Range`);
+    } else {
+      skip = offset; // Range ignored: the whole blob again
+    }
+    const header = response.headers.get("content-length");
+    length = header === null ? undefined : Number(header);
+    received = 0;
+    if (!response.body) throw new TransportError(`${what}: no body`);
+    reader = response.body.getReader();
+  };
+
+  // The next chunk, or undefined at the end; a failure drops the response.
+  const next = async (): Promise<Uint8Array | undefined> => {
+    try {
+      if (!reader) await connect();
+      for (;;) {
+        const { done, value } = await transport.readChunk(reader!, exchange);
+        if (done) {
+          if (offset >= size || (length !== undefined && received >= length)) {
+            return undefined;
+          }
+          throw new TransportError(
+            `the transfer ended after ${offset} of ${size} bytes`,
+          );
+        }
+        received += value.byteLength;
+        let chunk = value;
+        if (skip > 0) {
+          const dropped = Math.min(skip, chunk.byteLength);
+          skip -= dropped;
+          chunk = chunk.subarray(dropped);
+          if (chunk.byteLength === 0) continue;
+        }
+        offset += chunk.byteLength;
+        return chunk;
+      }
+    } catch (error) {
+      reader?.cancel().catch(() => {});
+      reader = undefined;
+      exchange.controller.abort();
+      if (error instanceof TransportError && ++breaks > maxBreaks) {
+        throw new DockerSaveError(
+          "REGISTRY_ERROR",
+          `Cannot fetch ${what}: ${error.message} (${offset} of ${size} bytes read, ${breaks} attempts)`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  };
+
+  return new ReadableStream<Uint8Array>({
+    pull: async (stream) => {
+      const chunk = await transport.retry(what, exchange, next);
+      if (chunk) stream.enqueue(chunk);
+      else stream.close();
+    },
+    cancel: async (reason) => {
+      exchange.cancel(reason);
+      await reader?.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A `Content-Range: bytes START-END/TOTAL` header's start and total.
+ *
+ * @example
+ * ```ts
+ * import { parseContentRange } from "./_registry_blob_stream.ts";
+ * parseContentRange("bytes 10-19/100"); // { start: 10, total: 100 }
+ * ```
+ */
+export function parseContentRange(
+  header: string | null,
+): { start: number; total?: number } | undefined {
+  const match = header?.match(/^bytes (\d+)-\d+\/(\d+|\*)$/);
+  if (!match) return undefined;
+  return {
+    start: Number(match[1]),
+    total: match[2] === "*" ? undefined : Number(match[2]),
+  };
+}
