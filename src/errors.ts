@@ -31,7 +31,13 @@ export type DockerSaveErrorCode =
   /** A kept v1 id names two different layers, or not the config's layer. */
   | "V1_ID_CONFLICT"
   /** The input cannot be written in the asked format (several platforms, docker). */
-  | "UNSUPPORTED_FORMAT";
+  | "UNSUPPORTED_FORMAT"
+  /**
+   * A registry, token realm, redirect or foreign layer named a URL that may
+   * not be fetched: not `http:`/`https:`, or `http:` for a registry not
+   * allowed insecure.
+   */
+  | "BAD_URL";
 
 /**
  * An input or verification failure. The output stream of `save()` errors with

@@ -13,9 +13,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { MEDIA_TYPES } from "../src/image.ts";
 import { fromRegistry } from "../src/sources/registry.ts";
-import { Cleanup, listen } from "./_registry.ts";
+import { Cleanup, listen, sha256, tempDir } from "./_registry.ts";
 import {
   assertSameBytes,
   buildGzipImage,
@@ -40,6 +42,15 @@ function withCleanup(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
   });
 }
 
+/** A file whose content must never leave this process. */
+async function secretFile(cleanup: Cleanup) {
+  const dir = await tempDir(cleanup, "secret");
+  const content = `SECRET-${crypto.randomUUID()}`;
+  const path = join(dir, "secret.txt");
+  await writeFile(path, content);
+  return { path, content, url: `file://${path}` };
+}
+
 /** Rejects if `promise` has not settled within `ms` (a hang, not an error). */
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
@@ -56,6 +67,137 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+// ------------------------------------------------------------ 1. URL schemes
+
+withCleanup(
+  "fromRegistry() never fetches a file: Bearer realm",
+  async (cleanup) => {
+    const secret = await secretFile(cleanup);
+    const authorizations: string[] = [];
+    const server = await listen(cleanup, (req, res) => {
+      authorizations.push(req.headers.authorization ?? "");
+      res.writeHead(401, {
+        "www-authenticate": `Bearer realm="${secret.url}",service="s"`,
+      });
+      res.end();
+    });
+    await assert.rejects(
+      fromRegistry(`${server.host}/team/app:v1`, FAST),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.name, "DockerSaveError");
+        assert.equal(error.code, "BAD_URL", error.message);
+        assert.ok(!error.message.includes(secret.content), error.message);
+        return true;
+      },
+    );
+    assert.ok(
+      authorizations.every((a) => !a.includes(secret.content)),
+      "the file was sent as a token",
+    );
+  },
+);
+
+withCleanup(
+  "fromRegistry() never follows a redirect to a file: URL",
+  async (cleanup) => {
+    const secret = await secretFile(cleanup);
+    const server = await listen(cleanup, (_req, res) => {
+      res.writeHead(307, { location: secret.url });
+      res.end();
+    });
+    await assert.rejects(
+      fromRegistry(`${server.host}/team/app:v1`, FAST),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "BAD_URL", error.message);
+        assert.ok(!error.message.includes(secret.content), error.message);
+        return true;
+      },
+    );
+  },
+);
+
+test("fromRegistry() refuses a redirect or a token realm over http: for a registry not allowed insecure", async () => {
+  const redirect = fakeFetch((url) =>
+    url.protocol === "https:"
+      ? new Response(null, {
+        status: 307,
+        headers: { location: `http://${url.host}${url.pathname}` },
+      })
+      : new Response("{}", { status: 404 })
+  );
+  await assert.rejects(
+    fromRegistry("registry.example.com/app:v1", {
+      ...FAST,
+      fetch: redirect.fetch,
+    }),
+    { name: "DockerSaveError", code: "BAD_URL" },
+  );
+  assert.deepEqual(
+    redirect.log.filter((entry) => !entry.url.startsWith("https:")),
+    [],
+  );
+
+  const realm = fakeFetch((url) =>
+    url.host === "registry.example.com"
+      ? new Response("", {
+        status: 401,
+        headers: {
+          "www-authenticate":
+            'Bearer realm="http://auth.example.com/token",service="r"',
+        },
+      })
+      : new Response(JSON.stringify({ token: "t" }))
+  );
+  await assert.rejects(
+    fromRegistry("registry.example.com/app:v1", {
+      ...FAST,
+      fetch: realm.fetch,
+    }),
+    { name: "DockerSaveError", code: "BAD_URL" },
+  );
+  assert.deepEqual(
+    realm.log.filter((entry) => !entry.url.startsWith("https:")),
+    [],
+  );
+});
+
+test("fromRegistry() fetches a foreign layer only from https: urls of a secure registry, else from the registry", async () => {
+  const built = await buildGzipImage({
+    files: [[["a.txt", text("base\n")]], [["b.txt", text("foreign\n")]]],
+    foreign: {
+      index: 1,
+      urls: ["file:///etc/hostname", "http://cdn.example.net/layer.tar.gz"],
+    },
+  });
+  const { fetch, log } = fakeFetch((url) => {
+    if (url.host !== "registry.example.com") {
+      return new Response(built.layers[1].blob as Uint8Array<ArrayBuffer>);
+    }
+    if (url.pathname.endsWith("/manifests/v1")) {
+      return new Response(built.manifest as Uint8Array<ArrayBuffer>, {
+        headers: { "content-type": MEDIA_TYPES.ociManifest },
+      });
+    }
+    const blob = url.pathname.endsWith(sha256(built.config))
+      ? built.config
+      : built.layers.find((l) => url.pathname.endsWith(l.digest))?.blob;
+    return new Response(blob as Uint8Array<ArrayBuffer>);
+  });
+  const image = await fromRegistry("registry.example.com/app:v1", {
+    ...FAST,
+    fetch,
+    allowForeignLayers: true,
+  });
+  assertSameBytes(
+    await saved("app:v1", image),
+    await saved("app:v1", built.image),
+  );
+  assert.deepEqual(
+    log.map((entry) => entry.url).filter((url) => !url.startsWith("https:")),
+    [],
+  );
+});
 
 // ---------------------------------------------------- 2. credentials' host
 
@@ -174,6 +316,30 @@ withCleanup(
     await assert.rejects(
       fromRegistry(`${server.host}/team/app:v1`, FAST),
       { name: "DockerSaveError", code: "MANIFEST_NOT_FOUND" },
+    );
+    assert.ok(sent() < 16 << 20, `${sent()} bytes of ${total} were read`);
+  },
+);
+
+withCleanup(
+  "fromRegistry() refuses a huge token response with a DockerSaveError",
+  async (cleanup) => {
+    const total = 64 << 20;
+    const { server, sent } = await hugeBody(
+      cleanup,
+      total,
+      (path) =>
+        path.startsWith("/token")
+          ? { status: 200, prefix: '{"token":"' }
+          : undefined,
+    );
+    await assert.rejects(
+      fromRegistry(`${server.host}/team/app:v1`, FAST),
+      {
+        name: "DockerSaveError",
+        code: "REGISTRY_ERROR",
+        message: /larger than 1048576 bytes/,
+      },
     );
     assert.ok(sent() < 16 << 20, `${sent()} bytes of ${total} were read`);
   },

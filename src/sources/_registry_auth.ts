@@ -185,6 +185,9 @@ async function defaultDockerConfigPath(): Promise<string | undefined> {
   return home ? `${home}/.docker/config.json` : undefined;
 }
 
+// containers/image's MaxAuthTokenBodySize: "greatly sufficient".
+const MAX_TOKEN_BYTES = 1024 * 1024;
+
 interface Token {
   value: string;
   refreshAt: number;
@@ -198,19 +201,13 @@ interface Token {
  * import type { AuthOptions } from "./_registry_auth.ts";
  * declare const transport: import("./_registry_transport.ts").RegistryTransport;
  * const options: AuthOptions = {
- *   registry: "ghcr.io", secure: true, transport,
- *   credentials: async () => undefined,
+ *   registry: "ghcr.io", transport, credentials: async () => undefined,
  * };
  * ```
  */
 export interface AuthOptions {
   /** The registry as named (`docker.io`, `localhost:5000`), for messages. */
   registry: string;
-  /**
-   * Whether the registry is reached over HTTPS: credentials then go to a
-   * token realm only over HTTPS.
-   */
-  secure: boolean;
   /** Resolves the credentials, asked once, when the registry wants them. */
   credentials: () => Promise<RegistryCredentials | undefined>;
   /** The transport requests go through. */
@@ -226,11 +223,11 @@ export interface AuthOptions {
  * import { RegistryAuth } from "./_registry_auth.ts";
  * import { Exchange, RegistryTransport } from "./_registry_transport.ts";
  * const transport = new RegistryTransport({
- *   fetch, attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+ *   fetch, allowHttp: false,
+ *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
  * });
  * const auth = new RegistryAuth({
- *   registry: "ghcr.io", secure: true, transport,
- *   credentials: async () => undefined,
+ *   registry: "ghcr.io", transport, credentials: async () => undefined,
  * });
  * const response = await auth.send(
  *   new URL("https://ghcr.io/v2/org/app/manifests/1.2"), {},
@@ -359,7 +356,7 @@ export class RegistryAuth {
   }
 
   async #fetchToken(challenge: Challenge, scope: string): Promise<Token> {
-    const { registry, secure, transport } = this.#options;
+    const { registry, transport } = this.#options;
     const realm = challenge.params.realm;
     const what = `a token for ${scope} from ${registry}`;
     let url: URL;
@@ -377,11 +374,11 @@ export class RegistryAuth {
       url.searchParams.set("service", challenge.params.service);
     }
     url.searchParams.append("scope", scope);
+    // The realm is the registry's own choice, so it gets the registry's
+    // credentials (as docker, containerd and go-containerregistry do); the
+    // transport refuses a realm over http: unless the registry is insecure.
     const credentials = await this.#getCredentials();
-    const authorization = credentials &&
-        (url.protocol === "https:" || !secure)
-      ? basic(credentials)
-      : undefined;
+    const authorization = credentials ? basic(credentials) : undefined;
     this.tokenRequests++;
     const started = Date.now();
     const exchange = new Exchange();
@@ -401,7 +398,13 @@ export class RegistryAuth {
           } (status ${response.status})`,
         );
       }
-      const bytes = await transport.read(response, Infinity, exchange, what);
+      const bytes = await transport.read(
+        response,
+        MAX_TOKEN_BYTES,
+        exchange,
+        what,
+        { whole: true },
+      );
       return {
         status: response.status,
         text: new TextDecoder().decode(bytes),

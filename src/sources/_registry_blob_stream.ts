@@ -44,7 +44,8 @@ export type OpenBlob = (
  * import { resumableBlob } from "./_registry_blob_stream.ts";
  * import { RegistryTransport } from "./_registry_transport.ts";
  * const transport = new RegistryTransport({
- *   fetch, attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+ *   fetch, allowHttp: false,
+ *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
  * });
  * const url = "https://cdn.example.com/layer.tar.gz";
  * const stream = resumableBlob(transport, (headers, exchange) =>

@@ -13,6 +13,7 @@
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor } from "../image.ts";
 import { MEDIA_TYPES } from "../image.ts";
+import { untrustedText } from "../_untrusted_text.ts";
 import { RegistryAuth, type RegistryCredentials } from "./_registry_auth.ts";
 import { parseContentRange, resumableBlob } from "./_registry_blob_stream.ts";
 import {
@@ -65,12 +66,12 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
  * };
  * ```
  */
-export interface ClientConfig extends TransportOptions {
+export interface ClientConfig extends Omit<TransportOptions, "allowHttp"> {
   /** The registry as named (`docker.io`, `localhost:5000`), for messages. */
   registry: string;
   /** `host[:port]` API requests go to. */
   host: string;
-  /** HTTPS (else plain HTTP). */
+  /** HTTPS (else plain HTTP, also allowed for redirects and realms). */
   secure: boolean;
   /** Resolves the credentials, asked once when the registry wants them. */
   credentials: () => Promise<RegistryCredentials | undefined>;
@@ -107,10 +108,12 @@ export class RegistryClient {
    */
   constructor(config: ClientConfig) {
     this.base = new URL(`${config.secure ? "https" : "http"}://${config.host}`);
-    this.#transport = new RegistryTransport(config);
+    this.#transport = new RegistryTransport({
+      ...config,
+      allowHttp: !config.secure,
+    });
     this.auth = new RegistryAuth({
       registry: config.registry,
-      secure: config.secure,
       credentials: config.credentials,
       transport: this.#transport,
     });
@@ -213,22 +216,26 @@ export class RegistryClient {
   }
 
   /**
-   * A foreign layer from its `urls`, tried in order, sent no credentials;
-   * resumed like `openBlob`.
+   * A foreign layer from the `urls` that may be fetched (`https:`, or
+   * `http:` for an insecure registry), tried in order and sent no
+   * credentials, resumed like `openBlob`; from the registry itself when none
+   * may (go-containerregistry also falls back to the registry).
    */
-  openUrls(
-    urls: readonly string[],
+  openForeign(
+    repository: string,
     descriptor: Descriptor,
     what: string,
   ): ReadableStream<Uint8Array> {
     const transport = this.#transport;
+    const urls = (descriptor.urls ?? []).filter((url) => transport.allows(url));
+    if (!urls.length) return this.openBlob(repository, descriptor, what);
     return resumableBlob(
       transport,
       async (headers, exchange) => {
         let last: unknown;
         for (const url of urls) {
           const target: Target = {
-            what: `${what} from ${url}`,
+            what: `${what} from ${untrustedText(url)}`,
             notFound: "BLOB_NOT_FOUND",
           };
           try {

@@ -22,13 +22,19 @@ import { untrustedText } from "../_untrusted_text.ts";
  * ```ts
  * import type { TransportOptions } from "./_registry_transport.ts";
  * const options: TransportOptions = {
- *   fetch, attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+ *   fetch, allowHttp: false,
+ *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
  * };
  * ```
  */
 export interface TransportOptions {
   /** The `fetch` to use. */
   fetch: typeof fetch;
+  /**
+   * Whether `http:` URLs may be fetched: only for a registry allowed
+   * insecure. `https:` always may; no other scheme ever.
+   */
+  allowHttp: boolean;
   /** Retries after a first failed attempt. */
   attempts: number;
   /** First backoff delay (ms), doubled per retry. */
@@ -171,7 +177,8 @@ const REDIRECTS = 10;
  * ```ts
  * import { Exchange, RegistryTransport } from "./_registry_transport.ts";
  * const transport = new RegistryTransport({
- *   fetch, attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+ *   fetch, allowHttp: false,
+ *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
  * });
  * const exchange = new Exchange();
  * const { response } = await transport.retry("the API root", exchange, () =>
@@ -200,6 +207,7 @@ export class RegistryTransport {
    */
   async send(url: URL, init: SendInit, exchange: Exchange): Promise<Sent> {
     if (exchange.cancelled) throw new TransportError("cancelled");
+    this.checkUrl(url);
     const signal = exchange.attempt();
     const origin = url.origin;
     let method = init.method ?? "GET";
@@ -228,10 +236,12 @@ export class RegistryTransport {
       if (hop >= REDIRECTS) {
         throw new DockerSaveError(
           "REGISTRY_ERROR",
-          `Cannot fetch ${url}: more than ${REDIRECTS} redirects`,
+          `Cannot fetch ${
+            untrustedText(url.href)
+          }: more than ${REDIRECTS} redirects`,
         );
       }
-      url = new URL(location, url);
+      url = this.checkUrl(location, url);
       if (url.origin !== origin) stayed = false;
       // 303, and 301/302 after a POST, become a GET (as browsers do).
       if (
@@ -241,6 +251,62 @@ export class RegistryTransport {
         method = "GET";
         body = undefined;
       }
+    }
+  }
+
+  /**
+   * `url` (resolved against `base`) when it may be fetched: `https:`, or
+   * `http:` where `allowHttp`. Anything else throws `DockerSaveError`
+   * `BAD_URL` before a request is made: Deno's and Bun's `fetch` read
+   * `file:` URLs, and a registry, a token realm or a redirect must not make
+   * us read local files or drop TLS. (containers/image refuses non-http(s)
+   * URLs the same way; insecure registries are its `http` exception.)
+   */
+  checkUrl(url: URL | string, base?: URL): URL {
+    let parsed: URL;
+    try {
+      parsed = typeof url === "string" ? new URL(url, base) : url;
+    } catch {
+      throw new DockerSaveError(
+        "BAD_URL",
+        `Cannot fetch ${untrustedText(JSON.stringify(url))}: it is not a URL`,
+      );
+    }
+    if (
+      parsed.protocol === "https:" ||
+      (parsed.protocol === "http:" && this.options.allowHttp)
+    ) {
+      return parsed;
+    }
+    throw new DockerSaveError(
+      "BAD_URL",
+      `Cannot fetch ${untrustedText(parsed.href)}: ${
+        parsed.protocol === "http:"
+          ? "plain http is allowed only for an insecure registry (options.insecure, --insecure-registry)"
+          : "only http: and https: URLs are fetched"
+      }`,
+    );
+  }
+
+  /**
+   * Whether `url` may be fetched (see `checkUrl`).
+   *
+   * @example
+   * ```ts
+   * import { RegistryTransport } from "./_registry_transport.ts";
+   * const transport = new RegistryTransport({
+   *   fetch, allowHttp: false,
+   *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
+   * });
+   * transport.allows("file:///etc/passwd"); // false
+   * ```
+   */
+  allows(url: string): boolean {
+    try {
+      this.checkUrl(url);
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -284,20 +350,28 @@ export class RegistryTransport {
 
   /**
    * `reader.read()`, or a `TransportError` (and the attempt aborted) after
-   * `timeout` without data.
+   * `timeout` without data, or once past `deadline` (a `Date.now()` time).
    */
   async readChunk(
     reader: ReadableStreamDefaultReader<Uint8Array>,
     exchange: Exchange,
+    deadline = Infinity,
   ): Promise<ReadableStreamReadResult<Uint8Array>> {
-    const ms = this.options.timeout;
+    const ms = Math.max(
+      0,
+      Math.min(this.options.timeout, deadline - Date.now()),
+    );
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await Promise.race([
         reader.read(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            const error = new TransportError(`no data for ${ms} ms`);
+            const error = new TransportError(
+              ms < this.options.timeout
+                ? `not read in ${this.options.timeout} ms`
+                : `no data for ${ms} ms`,
+            );
             exchange.controller.abort(error);
             reject(error);
           }, ms);
@@ -317,22 +391,31 @@ export class RegistryTransport {
 
   /**
    * A whole (small) body, at most `limit` bytes: more throws
-   * `DockerSaveError` (`tooLarge`, default `REGISTRY_ERROR`). Each chunk is
-   * awaited for at most `timeout`.
+   * `DockerSaveError` `REGISTRY_ERROR`. Each chunk is awaited for at most
+   * `timeout`; with `whole`, the body too (token answers: a server that
+   * drips bytes cannot hold us).
    */
   async read(
     response: Response,
     limit: number,
     exchange: Exchange,
     what: string,
+    options: { whole?: boolean } = {},
   ): Promise<Uint8Array> {
     if (!response.body) return new Uint8Array();
+    const deadline = options.whole
+      ? Date.now() + this.options.timeout
+      : Infinity;
     const reader = response.body.getReader();
     const chunks: Uint8Array[] = [];
     let total = 0;
     try {
       for (;;) {
-        const { done, value } = await this.readChunk(reader, exchange);
+        const { done, value } = await this.readChunk(
+          reader,
+          exchange,
+          deadline,
+        );
         if (done) break;
         total += value.byteLength;
         if (total > limit) {
@@ -381,15 +464,21 @@ export class RegistryTransport {
     return new DockerSaveError(code, `Cannot fetch ${target.what}: ${reason}`);
   }
 
-  // The first ERROR_BODY_BYTES of a body, the rest left unread.
+  // The first ERROR_BODY_BYTES of a body, read within `timeout`; the rest is
+  // left unread.
   async #sample(response: Response, exchange: Exchange): Promise<Uint8Array> {
     if (!response.body) return new Uint8Array();
     const reader = response.body.getReader();
     const chunks: Uint8Array[] = [];
     let total = 0;
+    const deadline = Date.now() + this.options.timeout;
     try {
       while (total < ERROR_BODY_BYTES) {
-        const { done, value } = await this.readChunk(reader, exchange);
+        const { done, value } = await this.readChunk(
+          reader,
+          exchange,
+          deadline,
+        );
         if (done) break;
         const room = ERROR_BODY_BYTES - total;
         chunks.push(value.subarray(0, room));

@@ -298,7 +298,7 @@ export async function fromRegistry(
       `Cannot pull ${what}: layer ${
         foreign[0].digest
       } is foreign, to be fetched from ${
-        foreign[0].urls!.join(", ")
+        untrustedText(foreign[0].urls!.join(", "), 400)
       }; allow it with allowForeignLayers (--allow-foreign-layers)`,
     );
   }
@@ -320,20 +320,12 @@ export async function fromRegistry(
     rawManifest: () => Promise.resolve(rawManifest),
     manifest: () => Promise.resolve(manifest),
     rawConfig: () => Promise.resolve(rawConfig),
-    openLayer: (layer) => {
-      const urls = (layer.urls ?? []).filter((url) =>
-        /^https?:\/\//i.test(url)
-      );
-      if (
-        options.allowForeignLayers && isForeignLayer(layer.mediaType) &&
-        urls.length
-      ) {
-        return Promise.resolve(client.openUrls(urls, layer, layerWhat(layer)));
-      }
-      return Promise.resolve(
-        client.openBlob(repository, layer, layerWhat(layer)),
-      );
-    },
+    openLayer: (layer) =>
+      Promise.resolve(
+        options.allowForeignLayers && isForeignLayer(layer.mediaType)
+          ? client.openForeign(repository, layer, layerWhat(layer))
+          : client.openBlob(repository, layer, layerWhat(layer)),
+      ),
     layerAccess: (layer) => {
       // A foreign layer is read from its URLs, which we don't ask for
       // ranges: it takes the slow path (read and skip).
