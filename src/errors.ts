@@ -33,6 +33,11 @@ export type DockerSaveErrorCode =
   /** The input cannot be written in the asked format (several platforms, docker). */
   | "UNSUPPORTED_FORMAT"
   /**
+   * Credentials could not be found where they are configured: a docker
+   * credential helper is not on `PATH`, failed, or answered nonsense.
+   */
+  | "BAD_CREDENTIALS"
+  /**
    * A registry, token realm, redirect or foreign layer named a URL that may
    * not be fetched: not `http:`/`https:`, or `http:` for a registry not
    * allowed insecure.

@@ -275,15 +275,18 @@ export interface TokenServer {
   issuer: string;
   /** The signing certificate (PEM), the registry's rootcertbundle. */
   certPath: string;
-  /** The query strings of the token requests received, in order. */
+  /** The query strings of the GET token requests received, in order. */
   requests: { scope: string | null; authorized: boolean }[];
+  /** The form fields of the POST (OAuth2) token requests, in order. */
+  grants: Record<string, string>[];
 }
 
 /**
  * Starts a token server that signs RS256 JWTs with a fresh key and
  * self-signed certificate (openssl). It grants pull and push on any
- * repository to `username:password`, and nothing to anonymous callers unless
- * `anonymousPull`.
+ * repository to `username:password` (GET with Basic auth) or to the holder of
+ * `refreshToken` (POST, OAuth2 refresh-token grant), and nothing to anonymous
+ * callers unless `anonymousPull`.
  */
 export async function startTokenServer(
   cleanup: Cleanup,
@@ -292,6 +295,13 @@ export async function startTokenServer(
     password: string;
     anonymousPull?: boolean;
     expiresIn?: number;
+    /**
+     * Grants `username`'s access to a POST `grant_type=refresh_token` with
+     * this refresh token (the distribution token spec's OAuth2 flow).
+     */
+    refreshToken?: string;
+    /** Answers every POST with this status instead (a server without it). */
+    refuseGrant?: number;
   },
 ): Promise<TokenServer> {
   const dir = await tempDir(cleanup, "token");
@@ -324,17 +334,9 @@ export async function startTokenServer(
   const b64url = (data: string | Uint8Array) =>
     (typeof data === "string" ? Buffer.from(data) : Buffer.from(data))
       .toString("base64url");
-  const { url } = await listen(cleanup, (req, res) => {
-    const query = new URL(req.url ?? "/", "http://x").searchParams;
-    const authorization = req.headers.authorization;
-    const authorized = authorization === expected;
-    requests.push({ scope: query.get("scope"), authorized });
-    if (authorization !== undefined && !authorized) {
-      res.writeHead(401, { "content-type": "application/json" });
-      res.end(JSON.stringify({ details: "bad credentials" }));
-      return;
-    }
-    const access = query.getAll("scope").flatMap((scope) => {
+  const grants: TokenServer["grants"] = [];
+  const sign = (authorized: boolean, scopes: string[], service: string) => {
+    const access = scopes.flatMap((scope) => {
       const [type, name, actions] = scope.split(":");
       const granted = (actions ?? "").split(",").filter((action) =>
         authorized || (options.anonymousPull && action === "pull")
@@ -342,13 +344,12 @@ export async function startTokenServer(
       return granted.length ? [{ type, name, actions: granted }] : [];
     });
     const now = Math.floor(Date.now() / 1000);
-    const expiresIn = options.expiresIn ?? 300;
     const header = { typ: "JWT", alg: "RS256", x5c: [certDer] };
     const claims = {
       iss: issuer,
       sub: authorized ? options.username : "",
-      aud: query.get("service") ?? service,
-      exp: now + expiresIn,
+      aud: service,
+      exp: now + (options.expiresIn ?? 300),
       nbf: now - 10,
       iat: now,
       jti: crypto.randomUUID(),
@@ -358,11 +359,67 @@ export async function startTokenServer(
       b64url(JSON.stringify(claims))
     }`;
     const signature = createSign("RSA-SHA256").update(signingInput).sign(key);
-    const token = `${signingInput}.${b64url(new Uint8Array(signature))}`;
+    return `${signingInput}.${b64url(new Uint8Array(signature))}`;
+  };
+  const { url } = await listen(cleanup, (req, res) => {
+    if (req.method === "POST") {
+      let body = "";
+      req.on("data", (chunk) => body += String(chunk));
+      req.on("end", () => {
+        const form = Object.fromEntries(new URLSearchParams(body));
+        grants.push(form);
+        if (options.refuseGrant) {
+          res.writeHead(options.refuseGrant);
+          res.end();
+          return;
+        }
+        if (
+          form.grant_type !== "refresh_token" ||
+          options.refreshToken === undefined ||
+          form.refresh_token !== options.refreshToken
+        ) {
+          res.writeHead(401, { "content-type": "application/json" });
+          res.end(JSON.stringify({ error: "invalid_grant" }));
+          return;
+        }
+        const token = sign(
+          true,
+          (form.scope ?? "").split(" ").filter(Boolean),
+          form.service ?? service,
+        );
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({
+          access_token: token,
+          expires_in: options.expiresIn ?? 300,
+        }));
+      });
+      return;
+    }
+    const query = new URL(req.url ?? "/", "http://x").searchParams;
+    const authorization = req.headers.authorization;
+    const authorized = authorization === expected;
+    requests.push({ scope: query.get("scope"), authorized });
+    if (authorization !== undefined && !authorized) {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ details: "bad credentials" }));
+      return;
+    }
+    const token = sign(
+      authorized,
+      query.getAll("scope"),
+      query.get("service") ?? service,
+    );
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ token, expires_in: expiresIn }));
+    res.end(JSON.stringify({ token, expires_in: options.expiresIn ?? 300 }));
   });
-  return { realm: `${url}/token`, service, issuer, certPath, requests };
+  return {
+    realm: `${url}/token`,
+    service,
+    issuer,
+    certPath,
+    requests,
+    grants,
+  };
 }
 
 /** What the proxy does to one request. */
@@ -700,4 +757,62 @@ export async function tokenRegistryWithBasic(
     await tokenHeaders(tokens, username, password, "oracle/basic"),
   );
   return { tokens, registry };
+}
+
+/** What a fake credential helper answers for one server. */
+export type HelperAnswer =
+  | { Username: string; Secret: string }
+  | { exit: number; stdout?: string; stderr?: string };
+
+/**
+ * Writes `docker-credential-NAME`, a shell script in `dir` that appends
+ * "ARGS SERVER" to a log for every call and answers per server (stdin) from
+ * `answers`; an unknown server gets docker-credential-helpers' "credentials
+ * not found in native keychain" and exit 1. `asked()` reads the log.
+ */
+export async function fakeCredentialHelper(
+  dir: string,
+  name: string,
+  answers: Record<string, HelperAnswer>,
+): Promise<{ asked(): Promise<string[]> }> {
+  const log = join(dir, `${name}.log`);
+  const quote = (text: string) => `'${text.replaceAll("'", `'"'"'`)}'`;
+  const cases = Object.entries(answers).map(([server, answer]) => {
+    const body = "exit" in answer
+      ? `printf '%s' ${quote(answer.stdout ?? "")}; printf '%s' ${
+        quote(answer.stderr ?? "")
+      } >&2; exit ${answer.exit}`
+      : `printf '%s' ${
+        quote(JSON.stringify({ ServerURL: server, ...answer }))
+      }`;
+    return `  ${quote(server)}) ${body} ;;`;
+  });
+  const script = `#!/bin/sh
+server=$(cat)
+printf '%s %s\\n' "$*" "$server" >> ${quote(log)}
+case "$server" in
+${cases.join("\n")}
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`;
+  const path = join(dir, `docker-credential-${name}`);
+  await writeFile(path, script, { mode: 0o755 });
+  return {
+    asked: async () => {
+      try {
+        return (await readFile(log, "utf8")).trimEnd().split("\n");
+      } catch {
+        return [];
+      }
+    },
+  };
+}
+
+/** Puts `dir` first on `PATH` until `cleanup`. */
+export function prependPath(cleanup: Cleanup, dir: string): void {
+  const before = process.env.PATH;
+  process.env.PATH = `${dir}:${before ?? "/usr/bin:/bin"}`;
+  cleanup.add(() => {
+    process.env.PATH = before;
+  });
 }

@@ -256,7 +256,11 @@ test("fromRegistry() refuses foreign layers unless allowed, then fetches them fr
   const options = {
     ...FAST,
     fetch,
-    credentials: { username: USER, password: PASS },
+    credentials: {
+      registry: "registry.example.com",
+      username: USER,
+      password: PASS,
+    },
   };
   await assert.rejects(fromRegistry("registry.example.com/app:v1", options), {
     name: "DockerSaveError",
@@ -366,7 +370,11 @@ test("fromRegistry() sends credentials to a token realm but not where it redirec
   const image = await fromRegistry("registry.example.com/team/app:v1", {
     ...FAST,
     fetch,
-    credentials: { username: USER, password: PASS },
+    credentials: {
+      registry: "registry.example.com",
+      username: USER,
+      password: PASS,
+    },
   });
   assert.equal(image.digest, sha256(built.manifest));
   const realm = log.find((entry) => entry.url.includes("auth.example.com"));
@@ -492,7 +500,7 @@ registryTest(
 
     const image = await fromRegistry(reference, {
       ...FAST,
-      credentials: { username: USER, password: PASS },
+      credentials: { registry: registry.host, username: USER, password: PASS },
     });
     assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
 
@@ -524,7 +532,11 @@ registryTest(
     await assert.rejects(
       fromRegistry(reference, {
         ...FAST,
-        credentials: { username: USER, password: "wrong" },
+        credentials: {
+          registry: registry.host,
+          username: USER,
+          password: "wrong",
+        },
       }),
       {
         name: "DockerSaveError",
@@ -569,7 +581,7 @@ registryTest(
     });
     const image = await fromRegistry(`${proxy.host}/oracle/basic:v1`, {
       ...FAST,
-      credentials: { username: USER, password: PASS },
+      credentials: { registry: proxy.host, username: USER, password: PASS },
     });
     assert.deepEqual(tokens.requests, [
       { scope: "repository:oracle/basic:pull", authorized: true },
@@ -591,7 +603,11 @@ registryTest(
     await assert.rejects(
       fromRegistry(`${registry.host}/oracle/basic:v1`, {
         ...FAST,
-        credentials: { username: USER, password: "wrong" },
+        credentials: {
+          registry: registry.host,
+          username: USER,
+          password: "wrong",
+        },
       }),
       {
         name: "DockerSaveError",
@@ -932,7 +948,7 @@ registryTest(
     );
     const image = await fromRegistry(`${proxy.host}/oracle/basic:v1`, {
       ...FAST,
-      credentials: { username: USER, password: PASS },
+      credentials: { registry: proxy.host, username: USER, password: PASS },
     });
     assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
     assert.ok(storageLog.length >= 4, "config and layers came from storage");
@@ -1033,7 +1049,11 @@ registryTest(
       [built.layers[1].digest],
     );
     const reference = `${registry.host}/foreign/app:v1`;
-    const credentials = { username: USER, password: PASS };
+    const credentials = {
+      registry: registry.host,
+      username: USER,
+      password: PASS,
+    };
     await assert.rejects(fromRegistry(reference, { ...FAST, credentials }), {
       name: "DockerSaveError",
       code: "FOREIGN_LAYER",

@@ -228,7 +228,11 @@ test("fromRegistry() never sends credentials over a redirect from https: to http
       ...FAST,
       fetch,
       insecure: ["registry.example.com"],
-      credentials: { username: USER, password: PASS },
+      credentials: {
+        registry: "registry.example.com",
+        username: USER,
+        password: PASS,
+      },
     }),
     { name: "DockerSaveError", code: "MANIFEST_NOT_FOUND" },
   );

@@ -53,7 +53,8 @@ export async function openSource(
         source.tag,
         await fromRegistry(source.reference, {
           platform,
-          credentials: args.credentials,
+          // Every registry source gets --creds, as before (see --help).
+          credentials: args.credentials && (() => args.credentials),
           insecure: args.insecure,
           allowForeignLayers: args.allowForeignLayers,
           uncompressedSizes: args.uncompressedSizes,

@@ -3,32 +3,20 @@
  * go-containerregistry's `transport/bearer.go` and `basic.go`: the
  * `WWW-Authenticate` challenge of a 401 decides between Basic credentials and
  * a Bearer token from the challenge's realm (service, scope); tokens are kept
- * per scope until they expire or are refused, then fetched again. Credentials
- * come from an option or from the docker config file's `auths`.
+ * per scope until they expire or are refused, then fetched again. An
+ * identity token is exchanged by the OAuth2 refresh-token grant (a `POST` to
+ * the realm, as the distribution token spec says), falling back to the `GET`
+ * flow where the server refuses it (containerd's rule: 400, 401, 404, 405).
+ * Credentials are asked for once, only when the registry wants them.
  *
  * @module
  */
 
 import { DockerSaveError } from "../errors.ts";
-import { importNode } from "../runtime/_import.ts";
-import { DOCKER_HUB, DOCKER_HUB_API } from "./_reference.ts";
+import { untrustedText } from "../_untrusted_text.ts";
+import type { CredentialsFound } from "./_docker_config.ts";
+import type { RegistryCredentials } from "./registry_credentials.ts";
 import { Exchange, type RegistryTransport } from "./_registry_transport.ts";
-
-/**
- * A user name and password (or personal access token).
- *
- * @example
- * ```ts
- * import type { RegistryCredentials } from "./_registry_auth.ts";
- * const credentials: RegistryCredentials = { username: "ci", password: "ghp_…" };
- * ```
- */
-export interface RegistryCredentials {
-  /** The user name. */
-  username: string;
-  /** The password or access token. */
-  password: string;
-}
 
 /**
  * One challenge of a `WWW-Authenticate` header.
@@ -101,90 +89,6 @@ export function parseChallenges(header: string): Challenge[] {
   return challenges;
 }
 
-/**
- * The credentials for `registry` in a docker config file's `auths` (the
- * base64 `auth` field, or `username`/`password`), or `undefined` when the
- * file, the entry or file access is missing. `path` defaults to
- * `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. Credential
- * helpers (`credsStore`, `credHelpers`) and `identitytoken` are not used.
- *
- * @example
- * ```ts
- * import { dockerConfigCredentials } from "./_registry_auth.ts";
- * const credentials = await dockerConfigCredentials("ghcr.io");
- * ```
- */
-export async function dockerConfigCredentials(
-  registry: string,
-  path?: string,
-): Promise<RegistryCredentials | undefined> {
-  const fs = await importNode<typeof import("node:fs/promises")>(
-    "node:fs/promises",
-  );
-  if (!fs) return undefined;
-  let text: string;
-  try {
-    path ??= await defaultDockerConfigPath();
-    if (path === undefined) return undefined;
-    text = await fs.readFile(path, "utf8");
-  } catch {
-    return undefined;
-  }
-  let auths: Record<string, unknown>;
-  try {
-    auths = JSON.parse(text)?.auths ?? {};
-  } catch {
-    return undefined;
-  }
-  const wanted = registry === DOCKER_HUB ? DOCKER_HUB_NAMES : [registry];
-  for (const [key, entry] of Object.entries(auths)) {
-    if (!wanted.includes(configHost(key))) continue;
-    const credentials = entryCredentials(entry);
-    if (credentials) return credentials;
-  }
-  return undefined;
-}
-
-const DOCKER_HUB_NAMES = [DOCKER_HUB, "index.docker.io", DOCKER_HUB_API];
-
-// docker's ConvertToHostname: "https://index.docker.io/v1/" -> host part.
-function configHost(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "").toLowerCase();
-}
-
-function entryCredentials(entry: unknown): RegistryCredentials | undefined {
-  const e = entry as { auth?: unknown; username?: unknown; password?: unknown };
-  if (typeof e?.auth === "string" && e.auth !== "") {
-    try {
-      const decoded = new TextDecoder().decode(
-        Uint8Array.from(atob(e.auth), (c) => c.charCodeAt(0)),
-      );
-      const colon = decoded.indexOf(":");
-      if (colon > 0) {
-        return {
-          username: decoded.slice(0, colon),
-          password: decoded.slice(colon + 1),
-        };
-      }
-    } catch { /* not base64: ignore the entry */ }
-  }
-  if (typeof e?.username === "string" && typeof e?.password === "string") {
-    return { username: e.username, password: e.password };
-  }
-  return undefined;
-}
-
-async function defaultDockerConfigPath(): Promise<string | undefined> {
-  const process = await importNode<{ env?: Record<string, string> }>(
-    "node:process",
-  );
-  const fromEnv = process?.env?.DOCKER_CONFIG;
-  if (fromEnv) return `${fromEnv}/config.json`;
-  const os = await importNode<typeof import("node:os")>("node:os");
-  const home = os?.homedir?.();
-  return home ? `${home}/.docker/config.json` : undefined;
-}
-
 // containers/image's MaxAuthTokenBodySize: "greatly sufficient".
 const MAX_TOKEN_BYTES = 1024 * 1024;
 
@@ -201,22 +105,27 @@ interface Token {
  * import type { AuthOptions } from "./_registry_auth.ts";
  * declare const transport: import("./_registry_transport.ts").RegistryTransport;
  * const options: AuthOptions = {
- *   registry: "ghcr.io", transport, credentials: async () => undefined,
+ *   registry: "ghcr.io", transport, credentials: async () => ({}),
  * };
  * ```
  */
 export interface AuthOptions {
   /** The registry as named (`docker.io`, `localhost:5000`), for messages. */
   registry: string;
-  /** Resolves the credentials, asked once, when the registry wants them. */
-  credentials: () => Promise<RegistryCredentials | undefined>;
+  /**
+   * Finds the credentials for this registry (and only this one), asked once,
+   * when the registry wants them.
+   */
+  credentials: () => Promise<CredentialsFound>;
   /** The transport requests go through. */
   transport: RegistryTransport;
 }
 
 /**
  * The auth state of one registry, wrapping its transport: the challenge
- * learnt from its first 401, and Bearer tokens by scope.
+ * learnt from its first 401, and Bearer tokens by scope. Credentials go only
+ * to the registry's own origin (the transport drops them on a redirect that
+ * leaves it) and to the token realm the registry names.
  *
  * @example
  * ```ts
@@ -227,7 +136,7 @@ export interface AuthOptions {
  *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
  * });
  * const auth = new RegistryAuth({
- *   registry: "ghcr.io", transport, credentials: async () => undefined,
+ *   registry: "ghcr.io", transport, credentials: async () => ({}),
  * });
  * const response = await auth.send(
  *   new URL("https://ghcr.io/v2/org/app/manifests/1.2"), {},
@@ -239,7 +148,7 @@ export class RegistryAuth {
   #options: AuthOptions;
   #challenge: Challenge | undefined;
   #tokens = new Map<string, Token>();
-  #resolved: Promise<RegistryCredentials | undefined> | undefined;
+  #found: Promise<CredentialsFound> | undefined;
 
   /**
    * Creates the state of one registry, knowing no challenge yet.
@@ -284,8 +193,8 @@ export class RegistryAuth {
     }
   }
 
-  #getCredentials(): Promise<RegistryCredentials | undefined> {
-    return this.#resolved ??= this.#options.credentials();
+  #find(): Promise<CredentialsFound> {
+    return this.#found ??= this.#options.credentials();
   }
 
   // The Authorization for `scope` once the challenge is known: Basic
@@ -295,8 +204,10 @@ export class RegistryAuth {
     const challenge = this.#challenge;
     if (!challenge) return undefined;
     if (challenge.scheme === "basic") {
-      const credentials = await this.#getCredentials();
-      return credentials ? basic(credentials) : undefined;
+      const { credentials } = await this.#find();
+      return credentials?.password !== undefined
+        ? basic(credentials.username ?? "", credentials.password)
+        : undefined;
     }
     const cached = this.#tokens.get(scope);
     if (cached && Date.now() < cached.refreshAt) {
@@ -329,13 +240,13 @@ export class RegistryAuth {
       );
     }
     this.#challenge = challenge;
-    const credentials = await this.#getCredentials();
+    const { credentials } = await this.#find();
     if (challenge.scheme === "basic") {
-      if (!credentials) throw denied(this.#needCredentials());
+      if (credentials?.password === undefined) {
+        throw denied(await this.#needCredentials(credentials));
+      }
       if (sent?.startsWith("Basic ")) {
-        throw denied(
-          `${registry} refused the credentials of user "${credentials.username}"`,
-        );
+        throw denied(`${registry} refused ${whose(credentials)}`);
       }
       return;
     }
@@ -344,19 +255,29 @@ export class RegistryAuth {
       if (challenge.params.error === "insufficient_scope") {
         throw denied(
           credentials
-            ? `user "${credentials.username}" may not pull it from ${registry}, or it does not exist`
-            : `${registry} does not let anonymous users pull it, or it does not exist; ${this.#needCredentials()}`,
+            ? `${
+              whose(credentials)
+            } may not pull it from ${registry}, or it does not exist`
+            : `${registry} does not let anonymous users pull it, or it does not exist; ${await this
+              .#needCredentials(credentials)}`,
         );
       }
     }
   }
 
-  #needCredentials(): string {
-    return `${this.#options.registry} requires credentials (options.credentials, --creds USER:PASS, or auths in ~/.docker/config.json)`;
+  async #needCredentials(
+    credentials: RegistryCredentials | undefined,
+  ): Promise<string> {
+    const { note } = await this.#find();
+    return `${this.#options.registry} requires credentials${
+      credentials?.identityToken !== undefined
+        ? " (an identity token works only with token auth)"
+        : " (options.credentials, --creds, or a docker config file's auths or credential helpers)"
+    }${note ? `; ${note}` : ""}`;
   }
 
   async #fetchToken(challenge: Challenge, scope: string): Promise<Token> {
-    const { registry, transport } = this.#options;
+    const registry = this.#options.registry;
     const realm = challenge.params.realm;
     const what = `a token for ${scope} from ${registry}`;
     let url: URL;
@@ -366,37 +287,70 @@ export class RegistryAuth {
       throw new DockerSaveError(
         "UNAUTHORIZED",
         `Cannot get ${what}: the challenge's realm ${
-          JSON.stringify(realm)
+          untrustedText(JSON.stringify(realm) ?? "undefined")
         } is not a URL`,
       );
     }
-    if (challenge.params.service) {
-      url.searchParams.set("service", challenge.params.service);
-    }
-    url.searchParams.append("scope", scope);
+    const service = challenge.params.service;
     // The realm is the registry's own choice, so it gets the registry's
     // credentials (as docker, containerd and go-containerregistry do); the
     // transport refuses a realm over http: unless the registry is insecure.
-    const credentials = await this.#getCredentials();
-    const authorization = credentials ? basic(credentials) : undefined;
+    const { credentials } = await this.#find();
+    if (credentials?.identityToken !== undefined) {
+      const form = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: credentials.identityToken,
+        client_id: "docker-save",
+        scope,
+      });
+      if (service) form.set("service", service);
+      const answer = await this.#tokenRequest(url, what, {
+        method: "POST",
+        body: form,
+      });
+      if (![400, 401, 404, 405].includes(answer.status)) {
+        return tokenFrom(answer, what, url, credentials);
+      }
+      // The server refuses the grant: the GET flow, the token as password.
+    }
+    const get = new URL(url);
+    if (service) get.searchParams.set("service", service);
+    get.searchParams.append("scope", scope);
+    const secret = credentials?.identityToken ?? credentials?.password;
+    const answer = await this.#tokenRequest(get, what, {
+      authorization: secret === undefined
+        ? undefined
+        : basic(credentials?.username ?? "", secret),
+    });
+    if (answer.status === 401 || answer.status === 403) {
+      throw new DockerSaveError(
+        "UNAUTHORIZED",
+        `Cannot get ${what}: ${get.host} refused ${
+          credentials ? whose(credentials) : "anonymous access"
+        } (status ${answer.status})`,
+      );
+    }
+    return tokenFrom(answer, what, get, credentials);
+  }
+
+  // One token request in the retry loop: its status and (capped) body.
+  #tokenRequest(
+    url: URL,
+    what: string,
+    init: { method?: "POST"; body?: URLSearchParams; authorization?: string },
+  ): Promise<TokenAnswer> {
+    const transport = this.#options.transport;
+    const exchange = new Exchange();
     this.tokenRequests++;
     const started = Date.now();
-    const exchange = new Exchange();
-    const { status, text } = await transport.retry(what, exchange, async () => {
+    return transport.retry(what, exchange, async () => {
       const { response } = await transport.send(url, {
+        ...init,
         headers: { accept: "application/json" },
-        authorization,
       }, exchange);
-      if (response.status === 401 || response.status === 403) {
+      if (!response.ok) {
         await response.body?.cancel().catch(() => {});
-        throw new DockerSaveError(
-          "UNAUTHORIZED",
-          `Cannot get ${what}: ${url.host} refused ${
-            credentials
-              ? `the credentials of user "${credentials.username}"`
-              : "anonymous access"
-          } (status ${response.status})`,
-        );
+        return { status: response.status, text: "", started };
       }
       const bytes = await transport.read(
         response,
@@ -408,38 +362,68 @@ export class RegistryAuth {
       return {
         status: response.status,
         text: new TextDecoder().decode(bytes),
+        started,
       };
     });
-    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = {};
-    }
-    const value = typeof body.token === "string"
-      ? body.token
-      : typeof body.access_token === "string"
-      ? body.access_token
-      : undefined;
-    if (status < 200 || status > 299 || !value) {
-      throw new DockerSaveError(
-        "UNAUTHORIZED",
-        `Cannot get ${what}: ${url.host} answered status ${status} without a token`,
-      );
-    }
-    // The spec's default lifetime is 60 s; refresh a quarter early (≤ 30 s).
-    const seconds = typeof body.expires_in === "number" && body.expires_in > 0
-      ? body.expires_in
-      : 60;
-    const lifetime = seconds * 1000;
-    return {
-      value,
-      refreshAt: started + lifetime - Math.min(30_000, lifetime / 4),
-    };
   }
 }
 
-function basic({ username, password }: RegistryCredentials): string {
+interface TokenAnswer {
+  status: number;
+  text: string;
+  started: number;
+}
+
+// A token from a token server's answer ("token" or OAuth2's
+// "access_token"), or UNAUTHORIZED.
+function tokenFrom(
+  answer: TokenAnswer,
+  what: string,
+  url: URL,
+  credentials: RegistryCredentials | undefined,
+): Token {
+  let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+  try {
+    body = JSON.parse(answer.text);
+  } catch {
+    body = {};
+  }
+  const value = typeof body?.token === "string" && body.token !== ""
+    ? body.token
+    : typeof body?.access_token === "string" && body.access_token !== ""
+    ? body.access_token
+    : undefined;
+  if (answer.status < 200 || answer.status > 299 || !value) {
+    throw new DockerSaveError(
+      "UNAUTHORIZED",
+      `Cannot get ${what}: ${url.host} answered status ${answer.status} without a token${
+        credentials ? ` for ${whose(credentials)}` : ""
+      }`,
+    );
+  }
+  // The spec's default lifetime is 60 s; refresh a quarter early (≤ 30 s).
+  const seconds = typeof body.expires_in === "number" && body.expires_in > 0
+    ? body.expires_in
+    : 60;
+  const lifetime = seconds * 1000;
+  return {
+    value,
+    refreshAt: answer.started + lifetime - Math.min(30_000, lifetime / 4),
+  };
+}
+
+// Names credentials in messages without their secret.
+function whose(credentials: RegistryCredentials): string {
+  const user = credentials.username
+    ? `user "${untrustedText(credentials.username, 100)}"`
+    : "";
+  if (credentials.identityToken !== undefined) {
+    return user ? `the identity token of ${user}` : "the identity token";
+  }
+  return `the credentials of ${user || "an empty user name"}`;
+}
+
+function basic(username: string, password: string): string {
   const bytes = new TextEncoder().encode(`${username}:${password}`);
   return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }

@@ -10,11 +10,13 @@
  * @module
  */
 
+import { assertSha256Digest } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor } from "../image.ts";
 import { MEDIA_TYPES } from "../image.ts";
 import { untrustedText } from "../_untrusted_text.ts";
-import { RegistryAuth, type RegistryCredentials } from "./_registry_auth.ts";
+import { RegistryAuth } from "./_registry_auth.ts";
+import type { CredentialsFound } from "./_docker_config.ts";
 import { parseContentRange, resumableBlob } from "./_registry_blob_stream.ts";
 import {
   Exchange,
@@ -61,7 +63,7 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
  * import type { ClientConfig } from "./_registry_client.ts";
  * const config: ClientConfig = {
  *   registry: "docker.io", host: "registry-1.docker.io", secure: true,
- *   fetch, credentials: async () => undefined,
+ *   fetch, credentials: async () => ({}),
  *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
  * };
  * ```
@@ -73,8 +75,11 @@ export interface ClientConfig extends Omit<TransportOptions, "allowHttp"> {
   host: string;
   /** HTTPS (else plain HTTP, also allowed for redirects and realms). */
   secure: boolean;
-  /** Resolves the credentials, asked once when the registry wants them. */
-  credentials: () => Promise<RegistryCredentials | undefined>;
+  /**
+   * Finds this registry's credentials, asked once, when the registry wants
+   * them.
+   */
+  credentials: () => Promise<CredentialsFound>;
 }
 
 // Configs are read whole; larger ones are refused rather than allocated.
@@ -88,7 +93,7 @@ const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
  * import { RegistryClient } from "./_registry_client.ts";
  * const client = new RegistryClient({
  *   registry: "localhost:5000", host: "localhost:5000", secure: false,
- *   fetch, credentials: async () => undefined,
+ *   fetch, credentials: async () => ({}),
  *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
  * });
  * const { bytes } = await client.manifest("team/app", "v1", "localhost:5000/team/app:v1");
@@ -301,7 +306,10 @@ export class RegistryClient {
     }
   }
 
+  // Digests reach URL paths only as sha256 and 64 hex digits (a "../" in
+  // one would resolve to another path).
   #blobUrl(repository: string, descriptor: Descriptor): URL {
+    assertSha256Digest(descriptor.digest, `blob of ${repository}`);
     return new URL(`/v2/${repository}/blobs/${descriptor.digest}`, this.base);
   }
 

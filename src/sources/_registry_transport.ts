@@ -13,6 +13,7 @@
  */
 
 import { DockerSaveError, type DockerSaveErrorCode } from "../errors.ts";
+import { concatBytes } from "../_streams.ts";
 import { untrustedText } from "../_untrusted_text.ts";
 
 /**
@@ -431,7 +432,7 @@ export class RegistryTransport {
       await reader.cancel().catch(() => {});
       throw error;
     }
-    return concat(chunks, total);
+    return concatBytes(chunks);
   }
 
   /**
@@ -488,7 +489,7 @@ export class RegistryTransport {
       exchange.controller.abort();
       await reader.cancel().catch(() => {});
     }
-    return concat(chunks, total);
+    return concatBytes(chunks);
   }
 
   async #fetch(
@@ -570,16 +571,6 @@ function retryAfter(response: Response, max: number): number | undefined {
  */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
 }
 
 // "CODE: message; …" from a registry's error body (distribution's

@@ -34,12 +34,21 @@ import {
   parseReference,
 } from "./_reference.ts";
 import {
+  type CredentialsFound,
   dockerConfigCredentials,
-  type RegistryCredentials,
-} from "./_registry_auth.ts";
+} from "./_docker_config.ts";
 import { RegistryClient } from "./_registry_client.ts";
+import {
+  assertCredentialsOption,
+  credentialsFor,
+  type RegistryCredentialsOption,
+} from "./registry_credentials.ts";
 
-export type { RegistryCredentials };
+export type {
+  RegistryCredentials,
+  RegistryCredentialsOption,
+  RegistryHostCredentials,
+} from "./registry_credentials.ts";
 
 /**
  * How failed requests are retried.
@@ -90,7 +99,7 @@ export type UncompressedSizes = "trailer" | "count";
  * const options: FromRegistryOptions = {
  *   platform: "linux/arm64",
  *   insecure: ["registry.lan:5000"],
- *   credentials: { username: "ci", password: "token" },
+ *   credentials: { registry: "registry.lan:5000", username: "ci", password: "token" },
  * };
  * const image = await fromRegistry("registry.lan:5000/team/app:1.2", options);
  * ```
@@ -103,21 +112,21 @@ export interface FromRegistryOptions {
    */
   platform?: string;
   /**
-   * Credentials, or a function of the registry name (`docker.io`,
-   * `ghcr.io`, `localhost:5000`) returning them. Without them (or when the
-   * function returns `undefined`) the docker config file is read.
+   * Credentials, each bound to the registry host it is for:
+   * `{ registry, username, password }`, a map keyed by registry host
+   * (`{ "ghcr.io": { username, password } }`), or a function of the registry
+   * host (`docker.io`, `ghcr.io`, `localhost:5000`) returning them. A bare
+   * `{ username, password }` is refused with a `TypeError`: it would go to
+   * whatever registry the reference names. Where these give nothing for the
+   * host, the docker config file is read.
    */
-  credentials?:
-    | RegistryCredentials
-    | ((
-      registry: string,
-    ) =>
-      | RegistryCredentials
-      | undefined
-      | Promise<RegistryCredentials | undefined>);
+  credentials?: RegistryCredentialsOption;
   /**
-   * The docker config file whose `auths` give credentials; `false` never
-   * reads one. Read only where the runtime has `node:fs`.
+   * The docker config file to take credentials from as docker does
+   * (`credHelpers`, then `credsStore`, each running
+   * `docker-credential-<name> get`; else `auths`, with `identitytoken`);
+   * `false` never reads one. Read only where the runtime has `node:fs`;
+   * helpers run only where it can run programs.
    * @default {"$DOCKER_CONFIG/config.json, else ~/.docker/config.json"}
    */
   dockerConfig?: string | false;
@@ -224,6 +233,7 @@ export async function fromRegistry(
   reference: string,
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage> {
+  assertCredentialsOption(options.credentials);
   const ref = parseReference(reference);
   const what = `"${reference}"`;
   const host = apiHost(ref.registry);
@@ -239,7 +249,7 @@ export async function fromRegistry(
     host,
     secure,
     fetch: options.fetch ?? ((input, init) => fetch(input, init)),
-    credentials: () => resolveCredentials(ref.registry, options),
+    credentials: () => findCredentials(ref.registry, options),
     attempts: retry.attempts ?? 5,
     delay: retry.delay ?? 500,
     maxDelay: retry.maxDelay ?? 10_000,
@@ -367,16 +377,19 @@ export function normalizeReference(reference: string): string {
   return formatReference(parseReference(reference));
 }
 
-async function resolveCredentials(
+// The credentials for `registry` and no other: from the option, else from
+// the docker config file.
+async function findCredentials(
   registry: string,
   options: FromRegistryOptions,
-): Promise<RegistryCredentials | undefined> {
-  const given = typeof options.credentials === "function"
-    ? await options.credentials(registry)
-    : options.credentials;
-  if (given) return given;
-  if (options.dockerConfig === false) return undefined;
-  return await dockerConfigCredentials(registry, options.dockerConfig);
+): Promise<CredentialsFound> {
+  const given = await credentialsFor(options.credentials, registry);
+  if (given) return { credentials: given };
+  if (options.dockerConfig === false) return {};
+  return await dockerConfigCredentials(registry, {
+    path: options.dockerConfig,
+    timeout: options.timeout,
+  });
 }
 
 interface Pulled {
