@@ -182,3 +182,21 @@ export function fakeFetch(
 export function json(value: unknown): Uint8Array {
   return text(JSON.stringify(value));
 }
+
+/**
+ * What a registry answers for `url` holding `built` as `…:v1`: the manifest,
+ * the config and layer blobs, else 404.
+ */
+export function serveBuilt(built: Built, url: URL): Response {
+  if (url.pathname.endsWith("/manifests/v1")) {
+    return new Response(built.manifest as Uint8Array<ArrayBuffer>, {
+      headers: { "content-type": MEDIA_TYPES.ociManifest },
+    });
+  }
+  const blob = url.pathname.endsWith(sha256(built.config))
+    ? built.config
+    : built.layers.find((l) => url.pathname.endsWith(l.digest))?.blob;
+  return blob
+    ? new Response(blob as Uint8Array<ArrayBuffer>)
+    : new Response("", { status: 404 });
+}

@@ -49,6 +49,7 @@ import {
   payload,
   registryTest,
   saved,
+  serveBuilt,
   text,
   USER,
 } from "./_registry_images.ts";
@@ -241,17 +242,7 @@ test("fromRegistry() refuses foreign layers unless allowed, then fetches them fr
         headers: { "www-authenticate": 'Basic realm="r"' },
       });
     }
-    if (url.pathname.endsWith("/manifests/v1")) {
-      return new Response(built.manifest as Uint8Array<ArrayBuffer>, {
-        headers: { "content-type": MEDIA_TYPES.ociManifest },
-      });
-    }
-    const blob = url.pathname.endsWith(sha256(built.config))
-      ? built.config
-      : built.layers.find((l) => url.pathname.endsWith(l.digest))?.blob;
-    return blob
-      ? new Response(blob as Uint8Array<ArrayBuffer>)
-      : new Response("", { status: 404 });
+    return serveBuilt(built, url);
   });
   const options = {
     ...FAST,

@@ -17,7 +17,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MEDIA_TYPES } from "../src/image.ts";
 import { fromRegistry } from "../src/sources/registry.ts";
-import { Cleanup, listen, sha256, tempDir } from "./_registry.ts";
+import { Cleanup, listen, tempDir } from "./_registry.ts";
 import {
   assertSameBytes,
   buildGzipImage,
@@ -26,6 +26,7 @@ import {
   json,
   PASS,
   saved,
+  serveBuilt,
   text,
   USER,
 } from "./_registry_images.ts";
@@ -170,20 +171,11 @@ test("fromRegistry() fetches a foreign layer only from https: urls of a secure r
       urls: ["file:///etc/hostname", "http://cdn.example.net/layer.tar.gz"],
     },
   });
-  const { fetch, log } = fakeFetch((url) => {
-    if (url.host !== "registry.example.com") {
-      return new Response(built.layers[1].blob as Uint8Array<ArrayBuffer>);
-    }
-    if (url.pathname.endsWith("/manifests/v1")) {
-      return new Response(built.manifest as Uint8Array<ArrayBuffer>, {
-        headers: { "content-type": MEDIA_TYPES.ociManifest },
-      });
-    }
-    const blob = url.pathname.endsWith(sha256(built.config))
-      ? built.config
-      : built.layers.find((l) => url.pathname.endsWith(l.digest))?.blob;
-    return new Response(blob as Uint8Array<ArrayBuffer>);
-  });
+  const { fetch, log } = fakeFetch((url) =>
+    url.host === "registry.example.com"
+      ? serveBuilt(built, url)
+      : new Response(built.layers[1].blob as Uint8Array<ArrayBuffer>)
+  );
   const image = await fromRegistry("registry.example.com/app:v1", {
     ...FAST,
     fetch,

@@ -513,7 +513,10 @@ export class RegistryTransport {
       });
     } catch (error) {
       throw new TransportError(
-        `${url.host}: ${(error as Error)?.message ?? error}`,
+        // A runtime's message may quote a URL a redirect named.
+        `${url.host}: ${
+          untrustedText(String((error as Error)?.message ?? error))
+        }`,
         { cause: error },
       );
     } finally {

@@ -425,7 +425,9 @@ async function checkDigest(
   if (expected?.startsWith("sha256:") && actual !== expected) {
     throw new DockerSaveError(
       "DIGEST_MISMATCH",
-      `Cannot verify ${what}: its bytes hash to ${actual}, expected ${expected}`,
+      `Cannot verify ${what}: its bytes hash to ${actual}, expected ${
+        untrustedText(expected)
+      }`,
     );
   }
   return actual;
