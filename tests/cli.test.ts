@@ -274,7 +274,7 @@ test("parseArgs() reads the registry options", () => {
     message: '--platform takes os/arch[/variant], not "linux" (see --help)',
   });
   assert.throws(() => parseArgs(["--creds", "nocolon"]), {
-    message: "--creds takes USER:PASS (see --help)",
+    message: "--creds takes USER:PASS or HOST=USER:PASS (see --help)",
   });
 });
 

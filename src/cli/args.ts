@@ -10,6 +10,7 @@ import type {
   RegistryCredentials,
   UncompressedSizes,
 } from "../sources/registry.ts";
+import { type CredsValue, parseCreds } from "./credentials.ts";
 import { UsageError } from "./errors.ts";
 
 /**
@@ -38,8 +39,12 @@ export interface CliArgs {
   platform?: string;
   /** `--quiet`. */
   quiet: boolean;
-  /** `--creds`, split at the first colon. */
+  /** The bare `--creds USER:PASS`, split at the first colon (also in `creds`). */
   credentials?: RegistryCredentials;
+  /** Every `--creds`, with the host of `HOST=USER:PASS` (see credentials.ts). */
+  creds: CredsValue[];
+  /** `--authfile`: the docker config file credentials come from. */
+  authfile?: string;
   /** Every `--insecure-registry`. */
   insecure: string[];
   /** `--allow-foreign-layers`. */
@@ -66,6 +71,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     format: "docker",
     help: false,
     quiet: false,
+    creds: [],
     insecure: [],
     allowForeignLayers: false,
     uncompressedSizes: "trailer",
@@ -95,12 +101,27 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       }
       args.platform = value;
     } else if ((value = valueOf("--creds")) !== undefined) {
-      const colon = value.indexOf(":");
-      if (colon <= 0) throw new UsageError("--creds takes USER:PASS");
-      args.credentials = {
-        username: value.slice(0, colon),
-        password: value.slice(colon + 1),
-      };
+      // The value is a secret: never quoted in a message.
+      const creds = parseCreds(value);
+      if (!creds) {
+        throw new UsageError("--creds takes USER:PASS or HOST=USER:PASS");
+      }
+      if (args.creds.some((c) => c.host === creds.host)) {
+        throw new UsageError(
+          creds.host === undefined
+            ? "--creds USER:PASS is given twice"
+            : `--creds ${creds.host}=… is given twice`,
+        );
+      }
+      args.creds.push(creds);
+      if (creds.host === undefined) {
+        args.credentials = {
+          username: creds.username,
+          password: creds.password,
+        };
+      }
+    } else if ((value = valueOf("--authfile")) !== undefined) {
+      args.authfile = value;
     } else if ((value = valueOf("--insecure-registry")) !== undefined) {
       args.insecure.push(value);
     } else if ((value = valueOf("--uncompressed-sizes")) !== undefined) {

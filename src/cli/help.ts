@@ -52,9 +52,14 @@ Options:
                         layer.tar is the layer tar itself) or compressed (each
                         layer.tar is the blob as stored; one pass, no gunzip;
                         docker, podman and skopeo load it)
-      --creds USER:PASS credentials for the registries of REF sources (else
-                        auths in $DOCKER_CONFIG/config.json or
-                        ~/.docker/config.json; credential helpers are not run)
+      --creds HOST=USER:PASS
+                        credentials for registry HOST (host[:port], docker.io
+                        for Docker Hub); repeatable. --creds USER:PASS when the
+                        sources name one registry. Others come from the
+                        docker config file, as docker finds them (credHelpers,
+                        credsStore, auths)
+      --authfile FILE   the docker config file to read (default
+                        $DOCKER_CONFIG/config.json, else ~/.docker/config.json)
       --insecure-registry HOST
                         reach HOST (host or host:port) over plain HTTP;
                         repeatable

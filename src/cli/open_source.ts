@@ -13,7 +13,7 @@ import {
 } from "../sources/docker_archive.ts";
 import { fromOciArchive, indexOciArchive } from "../sources/oci_archive.ts";
 import { fromOciLayout } from "../sources/oci_layout.ts";
-import { fromRegistry } from "../sources/registry.ts";
+import { fromRegistry, type RegistryCredentials } from "../sources/registry.ts";
 import type { CliArgs } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import type { CliSource } from "./source_grammar.ts";
@@ -21,7 +21,8 @@ import type { CliSource } from "./source_grammar.ts";
 /**
  * Opens a SOURCE as an image and the tag to save it under. `indexes` keeps
  * each archive's index, so that an archive named by several sources is
- * indexed once.
+ * indexed once. `credentials` are the registry credentials by host (see
+ * `credentialsForSources()` in credentials.ts).
  *
  * @example
  * ```ts
@@ -40,6 +41,7 @@ export async function openSource(
   source: CliSource,
   args: CliArgs,
   indexes: Map<string, Promise<ArchiveIndex>>,
+  credentials?: Record<string, RegistryCredentials>,
 ): Promise<[string, Image]> {
   const platform = args.platform;
   switch (source.kind) {
@@ -53,8 +55,8 @@ export async function openSource(
         source.tag,
         await fromRegistry(source.reference, {
           platform,
-          // Every registry source gets --creds, as before (see --help).
-          credentials: args.credentials && (() => args.credentials),
+          credentials,
+          dockerConfig: args.authfile,
           insecure: args.insecure,
           allowForeignLayers: args.allowForeignLayers,
           uncompressedSizes: args.uncompressedSizes,

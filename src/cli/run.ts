@@ -16,6 +16,7 @@ import {
 } from "../runtime/signals.ts";
 import type { ArchiveIndex } from "../sources/_archive_index.ts";
 import { type CliArgs, parseArgs } from "./args.ts";
+import { credentialsForSources } from "./credentials.ts";
 import { errorLine, UsageError } from "./errors.ts";
 import { USAGE } from "./help.ts";
 import { openSource } from "./open_source.ts";
@@ -89,11 +90,27 @@ async function run(
     }
     const sources: CliSource[] = [];
     for (const source of args.sources) sources.push(await parseSource(source));
+    const found = credentialsForSources(
+      args.creds,
+      sources.flatMap((s) => s.kind === "registry" ? [s.reference] : []),
+    );
+    if ("ambiguous" in found) {
+      throw new UsageError(
+        `--creds USER:PASS is for one registry, but the sources name ${
+          found.ambiguous.join(", ")
+        }: give --creds HOST=USER:PASS for each`,
+      );
+    }
     progress = args.quiet ? undefined : stderrProgress();
     const entries: [string, Image][] = [];
     const indexes = new Map<string, Promise<ArchiveIndex>>();
     for (const source of sources) {
-      const [tag, image] = await openSource(source, args, indexes);
+      const [tag, image] = await openSource(
+        source,
+        args,
+        indexes,
+        found.credentials,
+      );
       await progress?.expect(image, tag);
       entries.push([tag, image]);
     }
