@@ -14,7 +14,15 @@ import { fromMemory } from "../src/sources/memory.ts";
 import type { FromRegistryOptions } from "../src/sources/registry.ts";
 import { tarStream } from "../src/save/tar_writer.ts";
 import { goldenCases, readAll } from "./_golden.ts";
-import { Cleanup, requireTools, sha256, skip } from "./_registry.ts";
+import {
+  Cleanup,
+  pushLayout,
+  type Registry,
+  requireTools,
+  sha256,
+  skip,
+  startRegistry,
+} from "./_registry.ts";
 
 /** The timeout of one registry test. */
 export const TIMEOUT = 60_000;
@@ -199,4 +207,28 @@ export function serveBuilt(built: Built, url: URL): Response {
   return blob
     ? new Response(blob as Uint8Array<ArrayBuffer>)
     : new Response("", { status: 404 });
+}
+
+/** A second user of the test registries. */
+export const BOB = "bob";
+/** Their password. */
+export const BOB_PASS = "hunter2-secret";
+
+/** The `Authorization` value of Basic credentials. */
+export const basicAuth = (user: string, pass: string): string =>
+  `Basic ${btoa(`${user}:${pass}`)}`;
+
+/** An htpasswd registry for `user` holding oracle/basic:v1 (the golden case). */
+export async function privateRegistry(
+  cleanup: Cleanup,
+  user: string,
+  pass: string,
+): Promise<Registry> {
+  const registry = await startRegistry(cleanup, {
+    htpasswd: { username: user, password: pass },
+  });
+  await pushLayout(LAYOUT, "basic", registry.url, "oracle/basic", "v1", {
+    authorization: basicAuth(user, pass),
+  });
+  return registry;
 }

@@ -13,21 +13,18 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "../src/cli.ts";
 import { parseCreds } from "../src/cli/credentials.ts";
+import { type Cleanup, type Proxy, startProxy, tempDir } from "./_registry.ts";
 import {
-  type Cleanup,
-  type Proxy,
-  pushLayout,
-  startProxy,
-  startRegistry,
-  tempDir,
-} from "./_registry.ts";
-import { basic, LAYOUT, PASS, registryTest, USER } from "./_registry_images.ts";
+  basic,
+  basicAuth,
+  BOB,
+  BOB_PASS,
+  PASS,
+  privateRegistry,
+  registryTest,
+  USER,
+} from "./_registry_images.ts";
 import { runCli } from "./_cli.ts";
-
-const BOB = "bob";
-const BOB_PASS = "hunter2-secret";
-const basicAuth = (user: string, pass: string) =>
-  `Basic ${btoa(`${user}:${pass}`)}`;
 
 test("parseCreds() tells HOST=USER:PASS from USER:PASS", () => {
   assert.deepEqual(parseCreds("ghcr.io=ci:pa:ss"), {
@@ -85,17 +82,12 @@ test("parseArgs() keeps every --creds and --authfile, and never quotes a secret"
 });
 
 /** An htpasswd registry for `user` holding oracle/basic:v1, behind a proxy. */
-async function privateRegistry(
+async function proxiedRegistry(
   cleanup: Cleanup,
   user: string,
   pass: string,
 ): Promise<Proxy> {
-  const registry = await startRegistry(cleanup, {
-    htpasswd: { username: user, password: pass },
-  });
-  await pushLayout(LAYOUT, "basic", registry.url, "oracle/basic", "v1", {
-    authorization: basicAuth(user, pass),
-  });
+  const registry = await privateRegistry(cleanup, user, pass);
   return await startProxy(cleanup, registry.url, () => undefined);
 }
 
@@ -105,8 +97,8 @@ const sent = (proxy: Proxy) =>
 registryTest(
   "cli sends each registry only its --creds HOST=USER:PASS, and refuses a bare USER:PASS for two registries",
   async (cleanup) => {
-    const a = await privateRegistry(cleanup, USER, PASS);
-    const b = await privateRegistry(cleanup, BOB, BOB_PASS);
+    const a = await proxiedRegistry(cleanup, USER, PASS);
+    const b = await proxiedRegistry(cleanup, BOB, BOB_PASS);
     const sources = [
       `${a.host}/oracle/basic:v1=a/basic:v1`,
       `${b.host}/oracle/basic:v1=b/basic:v1`,
@@ -175,7 +167,7 @@ registryTest(
 registryTest(
   "cli reads credentials from --authfile",
   async (cleanup) => {
-    const a = await privateRegistry(cleanup, USER, PASS);
+    const a = await proxiedRegistry(cleanup, USER, PASS);
     const dir = await tempDir(cleanup, "authfile");
     const authfile = join(dir, "auth.json");
     await writeFile(

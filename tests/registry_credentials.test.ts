@@ -27,7 +27,6 @@ import {
   fakeCredentialHelper,
   prependPath,
   pushLayout,
-  type Registry,
   startProxy,
   startRegistry,
   startTokenServer,
@@ -38,33 +37,17 @@ import { readAll } from "./_golden.ts";
 import {
   assertSameBytes,
   basic,
+  basicAuth,
+  BOB,
+  BOB_PASS,
   FAST,
   LAYOUT,
   PASS,
+  privateRegistry,
   registryTest,
   saved,
   USER,
 } from "./_registry_images.ts";
-
-const BOB = "bob";
-const BOB_PASS = "hunter2";
-const basicAuth = (user: string, pass: string) =>
-  `Basic ${btoa(`${user}:${pass}`)}`;
-
-/** An htpasswd registry for `user` holding oracle/basic:v1. */
-async function privateRegistry(
-  cleanup: Cleanup,
-  user: string,
-  pass: string,
-): Promise<Registry> {
-  const registry = await startRegistry(cleanup, {
-    htpasswd: { username: user, password: pass },
-  });
-  await pushLayout(LAYOUT, "basic", registry.url, "oracle/basic", "v1", {
-    authorization: basicAuth(user, pass),
-  });
-  return registry;
-}
 
 /** A docker config file with `content`; returns its path. */
 async function dockerConfig(cleanup: Cleanup, content: unknown) {
