@@ -737,16 +737,23 @@ export async function stopChild(
 }
 
 /**
- * A registry with token auth (USER/PASS at its token server) holding the
- * OCI layout `layout`'s `ref` as `oracle/basic:v1`.
+ * A registry with token auth (USER/PASS at its token server, with the other
+ * token server options in `more`) holding the OCI layout `layout`'s `basic`
+ * as `oracle/basic:v1`.
  */
 export async function tokenRegistryWithBasic(
   cleanup: Cleanup,
   layout: string,
   username: string,
   password: string,
+  more: Omit<Parameters<typeof startTokenServer>[1], "username" | "password"> =
+    {},
 ): Promise<{ tokens: TokenServer; registry: Registry }> {
-  const tokens = await startTokenServer(cleanup, { username, password });
+  const tokens = await startTokenServer(cleanup, {
+    ...more,
+    username,
+    password,
+  });
   const registry = await startRegistry(cleanup, { token: tokens });
   await pushLayout(
     layout,

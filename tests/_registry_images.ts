@@ -5,7 +5,6 @@
  */
 
 import { test } from "node:test";
-import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import type { Image } from "../src/image.ts";
 import { MEDIA_TYPES } from "../src/image.ts";
@@ -63,12 +62,6 @@ export async function saved(
   options?: SaveOptions,
 ): Promise<Uint8Array> {
   return await readAll(save([[tag, image]], options));
-}
-
-/** Asserts two byte arrays are equal. */
-export function assertSameBytes(actual: Uint8Array, expected: Uint8Array) {
-  assert.equal(actual.byteLength, expected.byteLength, "tarball length");
-  assert.ok(Buffer.from(actual).equals(Buffer.from(expected)), "bytes differ");
 }
 
 /** UTF-8 bytes of a string. */

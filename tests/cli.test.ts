@@ -26,13 +26,12 @@ import { imageContent, startFakeRegistry } from "./_fake_registry.ts";
 import {
   Cleanup,
   pushLayout,
-  requireTools,
-  skip as skipRegistry,
   startProxy,
   startRegistry,
   tempDir,
   tokenRegistryWithBasic,
 } from "./_registry.ts";
+import { registryTest } from "./_registry_images.ts";
 
 const run = runCli;
 
@@ -565,18 +564,6 @@ for (const [signal, status] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
 
 const USER = "alice";
 const PASS = "s3cret";
-
-function registryTest(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
-  test(name, { skip: skipRegistry, timeout: 120_000 }, async () => {
-    requireTools();
-    const cleanup = new Cleanup();
-    try {
-      await fn(cleanup);
-    } finally {
-      await cleanup.close();
-    }
-  });
-}
 
 registryTest(
   "cli pulls 127.0.0.1:PORT/oracle/basic:v1 with the same bytes as its OCI layout",

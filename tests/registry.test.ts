@@ -38,7 +38,6 @@ import {
   tokenRegistryWithBasic,
 } from "./_registry.ts";
 import {
-  assertSameBytes,
   basic,
   buildGzipImage,
   fakeFetch,
@@ -53,6 +52,7 @@ import {
   text,
   USER,
 } from "./_registry_images.ts";
+import { assertSameBytes } from "./_fixtures.ts";
 
 /** An anonymous registry holding oracle/basic:v1 (the golden case). */
 async function basicRegistry(cleanup: Cleanup): Promise<Registry> {

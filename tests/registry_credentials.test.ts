@@ -26,16 +26,13 @@ import {
   Cleanup,
   fakeCredentialHelper,
   prependPath,
-  pushLayout,
   startProxy,
-  startRegistry,
-  startTokenServer,
+  type startTokenServer,
   tempDir,
-  tokenHeaders,
+  tokenRegistryWithBasic,
 } from "./_registry.ts";
 import { readAll } from "./_golden.ts";
 import {
-  assertSameBytes,
   basic,
   basicAuth,
   BOB,
@@ -48,6 +45,7 @@ import {
   saved,
   USER,
 } from "./_registry_images.ts";
+import { assertSameBytes } from "./_fixtures.ts";
 
 /** A docker config file with `content`; returns its path. */
 async function dockerConfig(cleanup: Cleanup, content: unknown) {
@@ -326,25 +324,18 @@ test("dockerConfigCredentials() asks helpers for Docker Hub as https://index.doc
 /** A token-auth registry holding oracle/basic:v1, and its token server. */
 async function tokenRegistry(
   cleanup: Cleanup,
-  tokenOptions: Parameters<typeof startTokenServer>[1],
+  { username, password, ...more }: Parameters<typeof startTokenServer>[1],
 ) {
-  const tokens = await startTokenServer(cleanup, tokenOptions);
-  const registry = await startRegistry(cleanup, { token: tokens });
-  await pushLayout(
+  const found = await tokenRegistryWithBasic(
+    cleanup,
     LAYOUT,
-    "basic",
-    registry.url,
-    "oracle/basic",
-    "v1",
-    await tokenHeaders(
-      tokens,
-      tokenOptions.username,
-      tokenOptions.password,
-      "oracle/basic",
-    ),
+    username,
+    password,
+    more,
   );
-  tokens.grants.length = 0;
-  return { tokens, registry };
+  // Only the grants of the pull under test.
+  found.tokens.grants.length = 0;
+  return found;
 }
 
 registryTest(

@@ -19,7 +19,6 @@ import { MEDIA_TYPES } from "../src/image.ts";
 import { fromRegistry } from "../src/sources/registry.ts";
 import { Cleanup, listen, tempDir } from "./_registry.ts";
 import {
-  assertSameBytes,
   buildGzipImage,
   fakeFetch,
   FAST,
@@ -30,6 +29,7 @@ import {
   text,
   USER,
 } from "./_registry_images.ts";
+import { assertSameBytes } from "./_fixtures.ts";
 
 /** A test with a `Cleanup` emptied at its end. */
 function withCleanup(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
