@@ -177,14 +177,7 @@ export function* planOciEntries(
           mediaType: MEDIA_TYPES.ociIndex,
           manifests: items.map((item) => ({
             ...built.get(item)!,
-            annotations: {
-              ...(options.docker
-                ? {
-                  [CONTAINERD_NAME_ANNOTATION]: containerdName(item.parsedTag),
-                }
-                : {}),
-              [REF_NAME_ANNOTATION]: repoTagOf(item.tag),
-            },
+            annotations: indexAnnotations(item),
           })),
         }),
       )),
@@ -330,6 +323,28 @@ async function descriptorOf(
     mediaType,
     digest: `sha256:${await sha256Hex(bytes)}`,
     size: bytes.byteLength,
+  };
+}
+
+/**
+ * The names an index entry carries, in both layouts (`oci` and `docker+oci`):
+ *
+ * - `io.containerd.image.name`, the normalised full name
+ *   (`docker.io/library/app:v1`), as docker ≥ 25's own `docker save` writes
+ *   it. containerd's importer (`ctr images import`, and `docker load` with the
+ *   containerd image store) names the image by it as is; without it, it
+ *   falls back to `ref.name` un-normalised, and `docker image inspect
+ *   app:v1` then answers "No such image". podman ≥ 4 names a loaded
+ *   oci-archive by it too.
+ * - `org.opencontainers.image.ref.name`, the tag as given (`app:v1`), not
+ *   docker's tag-only `v1`: it is what skopeo (`oci-archive:FILE:app:v1`),
+ *   umoci and our own sources select an entry by, and unlike a bare tag it
+ *   stays unique when two images share one (`a:latest`, `b:latest`).
+ */
+function indexAnnotations(item: SaveItem): Record<string, string> {
+  return {
+    [CONTAINERD_NAME_ANNOTATION]: containerdName(item.parsedTag),
+    [REF_NAME_ANNOTATION]: repoTagOf(item.tag),
   };
 }
 
