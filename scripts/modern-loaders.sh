@@ -183,11 +183,14 @@ start_daemon() {
 }
 
 wait_for() {
-  local what="$1" pidfile="$2" binary="$3"
-  shift 3
-  local deadline=$((SECONDS + 60))
+  local what="$1" pidfile="$2"
+  shift 2
+  local deadline=$((SECONDS + 60)) pid
+  pid="$(<"${pidfile}")"
   until "$@" >/dev/null 2>&1; do
-    live_pid "${pidfile}" "${binary}" >/dev/null ||
+    # Alive is enough here: just after the fork it still runs setsid or
+    # chroot, not yet the daemon.
+    [[ -d "/proc/${pid}" ]] ||
       die "${what} exited; last lines of ${LOG_DIR}/${what}.log:
 $(tail -n 20 "${LOG_DIR}/${what}.log")"
     ((SECONDS < deadline)) || die "${what} did not answer in 60 s"
@@ -253,11 +256,11 @@ start_daemons() {
   stop_daemon "${DIR}/containerd.pid" containerd
   mount_all
   start_daemon containerd /usr/bin/containerd --config /etc/containerd/config.toml
-  wait_for containerd "${DIR}/containerd.pid" containerd in_root ctr version
+  wait_for containerd "${DIR}/containerd.pid" in_root ctr version
   start_daemon dockerd /usr/sbin/dockerd \
     --containerd /run/containerd/containerd.sock \
     --pidfile /run/docker.pid
-  wait_for dockerd "${DIR}/dockerd.pid" dockerd \
+  wait_for dockerd "${DIR}/dockerd.pid" \
     in_root docker version --format '{{.Server.Version}}'
   say "started in $((SECONDS - started)) s: $(print_versions)"
 }
