@@ -26,7 +26,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { ensureFixture, FIXTURE_REF } from "./_fixture.ts";
 import { cleanOutputs, log, OUT_TAR, ROOT, timed } from "./_harness.ts";
-import type { Options, Runtime } from "./_options.ts";
+import type { Mode, Options, Runtime } from "./_options.ts";
 
 /** The work tree. */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -61,6 +61,15 @@ export function runtimeArgv(runtime: Runtime): string[] {
     case "bun":
       return [join(REPO, "node_modules/.bin/bun"), "src/cli.ts"];
   }
+}
+
+/** Our CLI on `runtime` saving `source` to OUT_TAR with `mode` layers. */
+export function saveArgv(
+  runtime: Runtime,
+  mode: Mode,
+  source: string,
+): string[] {
+  return [...runtimeArgv(runtime), "-o", OUT_TAR, "--layers", mode, source];
 }
 
 // The npm build of the work tree (what `node` runs).
@@ -122,14 +131,10 @@ export async function prepareSources(options: Options): Promise<string> {
     for (const runtime of options.runtimes) {
       for (const mode of options.modes) {
         cleanOutputs();
-        const r = timed([
-          ...runtimeArgv(runtime),
-          "-o",
-          OUT_TAR,
-          "--layers",
-          mode,
-          source,
-        ], { cwd: dir, outputPath: OUT_TAR });
+        const r = timed(saveArgv(runtime, mode, source), {
+          cwd: dir,
+          outputPath: OUT_TAR,
+        });
         cleanOutputs();
         if (!r.ok) failures.push(`${runtime} ${mode}: ${r.error}`);
       }

@@ -19,7 +19,7 @@
 
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { cliDir, REPO, runtimeArgv, TAG } from "./_cli.ts";
+import { cliDir, REPO, saveArgv, TAG } from "./_cli.ts";
 import { type Fixture, FIXTURE_REF } from "./_fixture.ts";
 import {
   OUT_BIN,
@@ -113,14 +113,7 @@ export function buildRows(input: RowInput): Row[] {
           job: MODE_JOBS[mode][from],
           runtime,
           throughputOf: mode === "compressed" ? "blob" : "output",
-          argv: [
-            ...runtimeArgv(runtime),
-            "-o",
-            OUT_TAR,
-            "--layers",
-            mode,
-            source,
-          ],
+          argv: saveArgv(runtime, mode, source),
           cwd: cliDir(),
           outputPath: OUT_TAR,
           results: [],
