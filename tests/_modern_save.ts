@@ -17,8 +17,10 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Image } from "../src/image.ts";
+import { buildIndex, type ImageIndex } from "../src/image_index.ts";
 import { type LayerMode, save, type SaveFormat } from "../src/save.ts";
 import { fromDockerArchive } from "../src/sources/docker_archive.ts";
+import { buildImage } from "../src/sources/memory.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import { fromRegistry } from "../src/sources/registry.ts";
 
@@ -26,7 +28,13 @@ import { fromRegistry } from "../src/sources/registry.ts";
 export type SaveSource =
   | { kind: "oci-layout"; dir: string; ref: string }
   | { kind: "docker-archive"; path: string; tag?: string }
-  | { kind: "registry"; reference: string };
+  | { kind: "registry"; reference: string }
+  /**
+   * A two-platform index built here from plain-tar layers (the same bytes
+   * on every runtime): linux/amd64 from the layer file `amd64`, linux/arm64
+   * from `arm64`.
+   */
+  | { kind: "index"; amd64: string; arm64: string };
 
 /** One tarball to write: `OUT_DIR/<name>.tar`. */
 export interface SaveJob {
@@ -36,8 +44,10 @@ export interface SaveJob {
   entries: { tag: string; source: SaveSource }[];
 }
 
-function open(source: SaveSource): Promise<Image> {
+function open(source: SaveSource): Promise<Image | ImageIndex> {
   switch (source.kind) {
+    case "index":
+      return twoPlatforms(source.amd64, source.arm64);
     case "oci-layout":
       return fromOciLayout(source.dir, source.ref);
     case "docker-archive":
@@ -47,13 +57,31 @@ function open(source: SaveSource): Promise<Image> {
   }
 }
 
+async function twoPlatforms(amd64: string, arm64: string) {
+  const image = async (layer: string, architecture: string) =>
+    buildImage({
+      layers: [new Uint8Array(await readFile(layer))],
+      config: { architecture, os: "linux" },
+    });
+  return await buildIndex([
+    {
+      image: await image(amd64, "amd64"),
+      platform: { os: "linux", architecture: "amd64" },
+    },
+    {
+      image: await image(arm64, "arm64"),
+      platform: { os: "linux", architecture: "arm64" },
+    },
+  ]);
+}
+
 /** Writes every job's tarball into `outDir`. */
 export async function writeJobs(
   jobs: readonly SaveJob[],
   outDir: string,
 ): Promise<void> {
   for (const job of jobs) {
-    const entries: [string, Image][] = [];
+    const entries: [string, Image | ImageIndex][] = [];
     for (const { tag, source } of job.entries) {
       entries.push([tag, await open(source)]);
     }

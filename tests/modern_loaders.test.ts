@@ -15,7 +15,9 @@
  *   docker-registry and written as an OCI layout), and one made by docker 28
  *   itself (`docker import`, then `docker save`: docker ≥ 25's archive
  *   shape), saved by us from the registry, the layout and that archive in
- *   each format and layer mode: `docker run` prints what we asked.
+ *   each format and layer mode: `docker run` prints what we asked. So does
+ *   a two-platform index (linux/amd64 busybox, linux/arm64) saved whole as
+ *   `oci` or `docker+oci`: docker runs its amd64 child.
  *
  * The loader checks run once, under node: the tarballs come from
  * tests/_modern_save.ts run under node, deno and bun, and the first test
@@ -106,7 +108,10 @@ for (const golden of goldenCases()) {
 const singleCases = goldenCases().filter((golden) => golden.save.length === 1);
 
 /** The three sources of the busybox images that run. */
-const RUN_SOURCES = ["registry", "layout", "docker28"] as const;
+const RUN_SOURCES = ["registry", "layout", "docker28", "index"] as const;
+// The docker format holds one platform per tag, so no index there.
+const runSources = (format: SaveFormat) =>
+  RUN_SOURCES.filter((source) => source !== "index" || OCI_FORMATS.has(format));
 const runTag = (
   source: string,
   format: SaveFormat,
@@ -190,6 +195,11 @@ function jobs(registryHost: string): SaveJob[] {
       ref: "busybox",
     },
     docker28: { kind: "docker-archive", path: join(temp.host, "docker28.tar") },
+    index: {
+      kind: "index",
+      amd64: join(temp.host, "busybox-layer.tar"),
+      arm64: join(temp.host, "arm64-layer.tar"),
+    },
   };
   for (const format of FORMATS) {
     for (const layers of LAYER_MODES) {
@@ -203,7 +213,7 @@ function jobs(registryHost: string): SaveJob[] {
         name: `run-${format}-${layers}`,
         format,
         layers,
-        entries: RUN_SOURCES.map((source) => ({
+        entries: runSources(format).map((source) => ({
           tag: runTag(source, format, layers),
           source: sources[source],
         })),
@@ -245,6 +255,14 @@ before(async () => {
   await writeLayout(join(temp.host, "layout"), "busybox", busybox);
   // docker 28's: imported from the same layer, saved by docker itself.
   await writeFile(join(temp.host, "busybox-layer.tar"), layer);
+  // The arm64 child of the two-platform index (never run here).
+  await writeFile(
+    join(temp.host, "arm64-layer.tar"),
+    await packTar([{
+      header: { name: "arm64.txt", size: 6, mode: 0o644, mtime: new Date(0) },
+      body: "arm64\n",
+    }]),
+  );
   await inModern([
     "docker",
     "import",
@@ -489,10 +507,14 @@ for (const format of FORMATS) {
     }
 
     test(
-      `docker 28 runs busybox saved as ${format} with ${layers} layers from a registry, an OCI layout and docker 28's own archive`,
+      `docker 28 runs busybox saved as ${format} with ${layers} layers from ${
+        OCI_FORMATS.has(format)
+          ? "a registry, an OCI layout, docker 28's own archive and a two-platform index"
+          : "a registry, an OCI layout and docker 28's own archive"
+      }`,
       { skip, timeout: TIMEOUT },
       async () => {
-        const tags = RUN_SOURCES.map((source) =>
+        const tags = runSources(format).map((source) =>
           runTag(source, format, layers)
         );
         try {
@@ -502,7 +524,7 @@ for (const format of FORMATS) {
             "-i",
             inside(`run-${format}-${layers}`),
           ]);
-          for (const source of RUN_SOURCES) {
+          for (const source of runSources(format)) {
             const tag = runTag(source, format, layers);
             assert.ok(loaded.includes(`Loaded image: ${tag}\n`), loaded);
             const greeting =
