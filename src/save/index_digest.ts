@@ -13,12 +13,10 @@ import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
 import { type ImageIndex, isImageIndex } from "../image_index.ts";
 import { isIndexMediaType } from "../manifest.ts";
+import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
 import { formatPlatform } from "../platform.ts";
 import { type ParsedTag, parseTag } from "../tag.ts";
 import { type DigestedImage, digestImage } from "./config_digest.ts";
-
-/** Nested indexes deeper than this are refused (containerd allows fewer). */
-export const MAX_INDEX_DEPTH = 4;
 
 /** A child that is not a saveable image, copied as its blobs. */
 export interface DigestedArtifact {
@@ -201,30 +199,12 @@ function descriptorOf(value: unknown, what: string): Descriptor {
   return { mediaType: d.mediaType, digest: d.digest!, size: d.size! };
 }
 
+// The entries as the index has them (platform, annotations), each checked
+// as a descriptor whose bytes can be verified (sha256).
 function entriesOf(rawIndex: Uint8Array, what: string): Descriptor[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(rawIndex));
-  } catch (error) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read ${what}: it is not JSON`,
-      {
-        cause: error,
-      },
-    );
-  }
-  const manifests = isObject(value) ? value.manifests : undefined;
-  if (!Array.isArray(manifests)) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read ${what}: it has no manifests list`,
-    );
-  }
-  // The entries as the index has them (platform, annotations), checked.
-  return manifests.map((entry) => {
+  return parseIndexManifest(rawIndex, what).manifests.map((entry) => {
     const { mediaType, digest, size } = descriptorOf(entry, what);
-    return { ...(entry as unknown as Descriptor), mediaType, digest, size };
+    return { ...entry, mediaType, digest, size };
   });
 }
 

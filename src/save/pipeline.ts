@@ -33,7 +33,6 @@ export interface SavePlan {
  * ```ts
  * import { planSave } from "./pipeline.ts";
  * import type { Image } from "../image.ts";
-import type { ImageIndex } from "../image_index.ts";
  * declare const image: Image;
  * const { entries } = await planSave([["app:v1", image]], { format: "docker" });
  * ```

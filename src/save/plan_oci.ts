@@ -67,10 +67,7 @@ export type SaveItem = ConvertedImage | ConvertedIndex;
  * @example
  * ```ts
  * import { planOciEntries } from "./plan_oci.ts";
- * import { DockerSaveError } from "../errors.ts";
-import { parsePlatform, platformMatches } from "../platform.ts";
-import type { DigestedArtifact } from "./index_digest.ts";
-import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
+ * import type { ConvertedImage } from "./v1.ts";
  * declare const images: ConvertedImage[];
  * for (const entry of planOciEntries(images, { docker: true, compressed: false })) {
  *   console.log("name" in entry ? entry.name : "(built later)");

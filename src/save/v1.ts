@@ -97,7 +97,6 @@ const HISTORY_KEYS = ["created", "comment", "author"];
  * ```ts
  * import { v1Ancestry } from "./v1.ts";
  * import type { DigestedImage } from "./config_digest.ts";
-import type { DigestedEntry, DigestedIndex } from "./index_digest.ts";
  * declare const image: DigestedImage;
  * const [top] = await v1Ancestry(image);
  * ```
@@ -156,7 +155,6 @@ export async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
  * ```ts
  * import { V1Stream } from "./v1.ts";
  * import type { DigestedImage } from "./config_digest.ts";
-import type { DigestedEntry, DigestedIndex } from "./index_digest.ts";
  * declare const digested: ReadableStream<DigestedImage>;
  * const converted = digested.pipeThrough(new V1Stream());
  * ```
