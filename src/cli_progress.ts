@@ -11,6 +11,8 @@
  */
 
 import type { Image } from "./image.ts";
+import { type ImageIndex, isImageIndex } from "./image_index.ts";
+import { formatPlatform } from "./platform.ts";
 import type { ProgressListener, ProgressUpdate } from "./save/progress.ts";
 
 /**
@@ -77,6 +79,8 @@ const RATE_WINDOW = 5000;
  * import { Progress } from "./cli_progress.ts";
  * import { save } from "./save.ts";
  * import type { Image } from "./image.ts";
+import { type ImageIndex, isImageIndex } from "./image_index.ts";
+import { formatPlatform } from "./platform.ts";
  * declare const image: Image;
  * const progress = new Progress({ write: (s) => console.error(s), tty: false });
  * await progress.expect(image, "app:v1");
@@ -131,9 +135,20 @@ export class Progress {
 
   /**
    * Registers an image's layers ahead of the save, for the total and to
-   * name the image in the view. Reads only the manifest.
+   * name the image in the view (an index: every platform's, each named by
+   * its platform). Reads only manifests.
    */
-  async expect(image: Image, label: string): Promise<void> {
+  async expect(image: Image | ImageIndex, label: string): Promise<void> {
+    if (isImageIndex(image)) {
+      // Each platform's layers, named by the platform.
+      for (const entry of (await image.index()).manifests) {
+        const child = await image.child(entry);
+        if (!child) continue;
+        const platform = formatPlatform(entry.platform);
+        await this.expect(child, `${label} ${platform}`);
+      }
+      return;
+    }
     for (const layer of (await image.manifest()).layers) {
       if (this.#layers.has(layer.digest)) continue;
       this.#layers.set(layer.digest, {

@@ -130,3 +130,36 @@ function assertDescriptor(
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
+
+/**
+ * The manifest of an artifact in an index (a buildx attestation): parsed
+ * only as far as its config and blob descriptors, which `save()` checks
+ * before it reads them. Throws `DockerSaveError` `BAD_MANIFEST` for bytes
+ * that are not a JSON object.
+ *
+ * @example
+ * ```ts
+ * import { parseArtifact } from "./manifest.ts";
+ * declare const bytes: Uint8Array;
+ * const { config, layers } = parseArtifact(bytes, "an attestation");
+ * ```
+ */
+export function parseArtifact(bytes: Uint8Array, what: string): Manifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read artifact manifest of ${what}: it is not JSON`,
+      { cause: error },
+    );
+  }
+  if (!isObject(value)) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read artifact manifest of ${what}: it is not a JSON object`,
+    );
+  }
+  return value as unknown as Manifest;
+}

@@ -8,6 +8,7 @@
  */
 
 import { assertSha256Digest, hexOf } from "./digest.ts";
+import type { ParsedTag } from "./tag.ts";
 
 /**
  * The annotation an OCI index entry is chosen by (`oci:DIR:REF`).
@@ -19,6 +20,40 @@ import { assertSha256Digest, hexOf } from "./digest.ts";
  * ```
  */
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
+
+/**
+ * The annotation containerd (and docker ≥ 25's store) names an imported
+ * image by: the normalised full name, `docker.io/library/alpine:3.20`.
+ *
+ * @example
+ * ```ts
+ * import { CONTAINERD_NAME_ANNOTATION } from "./oci_layout_names.ts";
+ * const entry = { annotations: { [CONTAINERD_NAME_ANNOTATION]: "docker.io/library/alpine:3.20" } };
+ * ```
+ */
+export const CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name";
+
+/**
+ * The fully qualified name containerd gives an image: Docker Hub names get
+ * `docker.io/` and `library/`, and an untagged name `:latest`.
+ *
+ * @example
+ * ```ts
+ * import { containerdName } from "./oci_layout_names.ts";
+ * import { parseTag } from "./tag.ts";
+ * containerdName(parseTag("ubuntu")); // "docker.io/library/ubuntu:latest"
+ * ```
+ */
+export function containerdName(tag: ParsedTag): string {
+  const hub = tag.registry === "" || tag.registry === "docker.io" ||
+    tag.registry === "index.docker.io";
+  const repository = hub && !tag.repository.includes("/")
+    ? `library/${tag.repository}`
+    : tag.repository;
+  return `${hub ? "docker.io" : tag.registry}/${repository}:${
+    tag.tag ?? "latest"
+  }`;
+}
 
 const BLOB_PATH = /^blobs\/sha256\/([0-9a-f]{64})$/;
 

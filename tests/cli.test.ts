@@ -270,7 +270,8 @@ test("parseArgs() reads the registry options", () => {
   assert.equal(args.uncompressedSizes, "count");
   assert.deepEqual(args.sources, ["alpine"]);
   assert.throws(() => parseArgs(["--platform", "linux"]), {
-    message: '--platform takes os/arch[/variant], not "linux" (see --help)',
+    message:
+      '--platform takes os/arch[/variant], a comma-separated list of them, all or available, not "linux" (see --help)',
   });
   assert.throws(() => parseArgs(["--creds", "nocolon"]), {
     message: "--creds takes USER:PASS or HOST=USER:PASS (see --help)",

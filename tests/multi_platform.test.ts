@@ -10,10 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import {
-  buildImage,
-  buildIndex,
   DockerSaveError,
-  fromMemory,
   type Image,
   type ImageIndex,
   indexOver,
@@ -23,13 +20,8 @@ import {
   selectPlatforms,
 } from "../mod.ts";
 import { readAll } from "./_golden.ts";
-import {
-  digestOf,
-  layerTar,
-  readTar,
-  type TarMember,
-  withTemp,
-} from "./_fixtures.ts";
+import { fixture, platformImage } from "./_multi_platform.ts";
+import { digestOf, readTar, type TarMember, withTemp } from "./_fixtures.ts";
 import {
   requireSkopeo,
   skip as skipSkopeo,
@@ -38,85 +30,7 @@ import {
 } from "./_skopeo.ts";
 
 const TAG = "example.com/multi/app:v1";
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-
-async function platformImage(
-  architecture: string,
-  variant?: string,
-): Promise<Image> {
-  return await buildImage({
-    layers: [
-      await layerTar({ "etc/arch": `${architecture}\n` }),
-      await layerTar({
-        "bin/app": `app for ${architecture}${variant ?? ""}\n`,
-      }),
-    ],
-    config: {
-      architecture,
-      os: "linux",
-      ...(variant ? { variant } : {}),
-    },
-    compression: "gzip",
-  });
-}
-
-// What buildx attaches: a manifest whose layer is an in-toto statement.
-function attestationFor(subject: string): Image {
-  const statement = new TextEncoder().encode(JSON.stringify({
-    _type: "https://in-toto.io/Statement/v0.1",
-    predicateType: "https://spdx.dev/Document",
-    subject: [{ name: "app", digest: { sha256: subject.slice(7) } }],
-  }));
-  const config = new TextEncoder().encode(JSON.stringify({
-    architecture: "unknown",
-    os: "unknown",
-    config: {},
-    rootfs: { type: "layers", diff_ids: [digestOf(statement)] },
-  }));
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      digest: digestOf(config),
-      size: config.byteLength,
-    },
-    layers: [{
-      mediaType: "application/vnd.in-toto+json",
-      digest: digestOf(statement),
-      size: statement.byteLength,
-      annotations: { "in-toto.io/predicate-type": "https://spdx.dev/Document" },
-    }],
-  };
-  return fromMemory({
-    manifest: new TextEncoder().encode(JSON.stringify(manifest)),
-    config,
-    blobs: { [digestOf(statement)]: statement },
-  });
-}
-
-async function fixture() {
-  const amd64 = await platformImage("amd64");
-  const arm64 = await platformImage("arm64", "v8");
-  const amd64Digest = digestOf(await amd64.rawManifest());
-  const index = await buildIndex([
-    { image: amd64, platform: { os: "linux", architecture: "amd64" } },
-    {
-      image: arm64,
-      platform: { os: "linux", architecture: "arm64", variant: "v8" },
-    },
-    {
-      image: attestationFor(amd64Digest),
-      platform: { os: "unknown", architecture: "unknown" },
-      annotations: {
-        "vnd.docker.reference.type": "attestation-manifest",
-        "vnd.docker.reference.digest": amd64Digest,
-      },
-    },
-  ]);
-  return { amd64, arm64, index };
-}
 
 function member(members: TarMember[], name: string): Uint8Array {
   const found = members.find((m) => m.name === name);

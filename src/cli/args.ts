@@ -12,6 +12,7 @@ import type {
 } from "../sources/registry.ts";
 import { type CredsValue, parseCreds } from "./credentials.ts";
 import { UsageError } from "./errors.ts";
+import type { PlatformSelection } from "../image_index.ts";
 
 /**
  * Parsed command line.
@@ -35,8 +36,13 @@ export interface CliArgs {
   format: SaveFormat;
   /** `--help`. */
   help: boolean;
-  /** `--platform`; `undefined` when not given. */
+  /**
+   * `--platform`: one `os/arch[/variant]`, a comma-separated list, `all` or
+   * `available`; `undefined` when not given.
+   */
   platform?: string;
+  /** `--default-platform`; `undefined` when not given. */
+  defaultPlatform?: string;
   /** `--quiet`. */
   quiet: boolean;
   /** The bare `--creds USER:PASS`, split at the first colon (also in `creds`). */
@@ -51,6 +57,27 @@ export interface CliArgs {
   allowForeignLayers: boolean;
   /** `--uncompressed-sizes`. */
   uncompressedSizes: UncompressedSizes;
+}
+
+const PLATFORM = /^[^/\s,]+\/[^/\s,]+(\/[^/\s,]+)?$/;
+
+/**
+ * What `--platform` asks for: one platform (an image, as without the flag),
+ * or several (an image index, with `selectPlatforms`).
+ *
+ * @example
+ * ```ts
+ * import { platformSelection } from "./args.ts";
+ * platformSelection("linux/amd64,linux/arm64"); // ["linux/amd64", "linux/arm64"]
+ * platformSelection("linux/arm64"); // undefined: one platform
+ * ```
+ */
+export function platformSelection(
+  platform: string | undefined,
+): PlatformSelection | undefined {
+  if (platform === "all" || platform === "available") return platform;
+  const list = platform?.split(",") ?? [];
+  return list.length > 1 ? list : undefined;
 }
 
 /**
@@ -94,12 +121,23 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     else if (arg === "-q" || arg === "--quiet") args.quiet = true;
     else if (arg === "--allow-foreign-layers") args.allowForeignLayers = true;
     else if ((value = valueOf("--platform")) !== undefined) {
-      if (!/^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/.test(value)) {
+      const list = value.split(",");
+      if (
+        value !== "all" && value !== "available" &&
+        !list.every((one) => PLATFORM.test(one))
+      ) {
         throw new UsageError(
-          `--platform takes os/arch[/variant], not "${value}"`,
+          `--platform takes os/arch[/variant], a comma-separated list of them, all or available, not "${value}"`,
         );
       }
       args.platform = value;
+    } else if ((value = valueOf("--default-platform")) !== undefined) {
+      if (!PLATFORM.test(value)) {
+        throw new UsageError(
+          `--default-platform takes os/arch[/variant], not "${value}"`,
+        );
+      }
+      args.defaultPlatform = value;
     } else if ((value = valueOf("--creds")) !== undefined) {
       // The value is a secret: never quoted in a message.
       const creds = parseCreds(value);

@@ -47,6 +47,16 @@ Options:
                         oci (an OCI image layout tarball), or docker+oci
                         (both: classic docker load and the containerd store)
       --platform P      os/arch[/variant] to take from multi-platform images
+                        (default linux/amd64); or several, kept as one image
+                        index per tag (--format oci or docker+oci): all (the
+                        index as the source has it, every platform needed),
+                        available (the platforms the source holds), or a
+                        comma-separated list (attestations dropped). A
+                        subset, or uncompressed layers, gives a new index
+                        digest; all with --layers compressed keeps it
+      --default-platform P
+                        the platform of an index that manifest.json names
+                        (docker+oci), for classic docker load and podman
                         (default linux/amd64)
       --layers MODE     uncompressed (default; the reference's format: each
                         layer.tar is the layer tar itself) or compressed (each
@@ -85,6 +95,8 @@ after SIGTERM; otherwise 1, with a one-line error on stderr.
 Examples:
   docker-save -o alpine.tar alpine:3.20
   docker-save --platform linux/arm64 -o app.tar ghcr.io/org/app:1.2=app:1.2
+  docker-save --platform all --format docker+oci --layers compressed \\
+    -o app.tar ghcr.io/org/app:1.2
   docker-save -o app.tar oci:./oci:app=registry.example.com/app:v1
   docker-save oci:./layout=app:v1 localhost:5000/tool:2 > both.tar
 `;

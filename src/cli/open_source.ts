@@ -6,20 +6,37 @@
  */
 
 import type { Image } from "../image.ts";
+import {
+  type ImageIndex,
+  isImageIndex,
+  type PlatformSelection,
+  selectPlatforms,
+} from "../image_index.ts";
 import type { ArchiveIndex } from "../sources/_archive_index.ts";
 import {
   fromDockerArchive,
   indexDockerArchive,
 } from "../sources/docker_archive.ts";
-import { fromOciArchive, indexOciArchive } from "../sources/oci_archive.ts";
-import { fromOciLayout } from "../sources/oci_layout.ts";
-import { fromRegistry, type RegistryCredentials } from "../sources/registry.ts";
-import type { CliArgs } from "./args.ts";
+import {
+  fromOciArchive,
+  fromOciArchiveIndex,
+  indexOciArchive,
+} from "../sources/oci_archive.ts";
+import { fromOciLayout, fromOciLayoutIndex } from "../sources/oci_layout.ts";
+import {
+  fromRegistry,
+  fromRegistryIndex,
+  type RegistryCredentials,
+} from "../sources/registry.ts";
+import { type CliArgs, platformSelection } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import type { CliSource } from "./source_grammar.ts";
 
 /**
- * Opens a SOURCE as an image and the tag to save it under. `indexes` keeps
+ * Opens a SOURCE as an image and the tag to save it under; with a
+ * `--platform` of several platforms (`all`, `available`, a list), as the
+ * image index of those platforms (or the image, for a single-platform
+ * source). `indexes` keeps
  * each archive's index, so that an archive named by several sources is
  * indexed once. `credentials` are the registry credentials by host (see
  * `credentialsForSources()` in credentials.ts).
@@ -42,26 +59,34 @@ export async function openSource(
   args: CliArgs,
   indexes: Map<string, Promise<ArchiveIndex>>,
   credentials?: Record<string, RegistryCredentials>,
-): Promise<[string, Image]> {
-  const platform = args.platform;
+): Promise<[string, Image | ImageIndex]> {
+  const selection = platformSelection(args.platform);
+  const platform = selection ? undefined : args.platform;
+  const select = (found: Image | ImageIndex) => selectFrom(found, selection!);
   switch (source.kind) {
     case "oci":
       return [
         source.tag,
-        await fromOciLayout(source.dir, source.ref, { platform }),
+        selection
+          ? await select(await fromOciLayoutIndex(source.dir, source.ref))
+          : await fromOciLayout(source.dir, source.ref, { platform }),
       ];
-    case "registry":
+    case "registry": {
+      const options = {
+        platform,
+        credentials,
+        dockerConfig: args.authfile,
+        insecure: args.insecure,
+        allowForeignLayers: args.allowForeignLayers,
+        uncompressedSizes: args.uncompressedSizes,
+      };
       return [
         source.tag,
-        await fromRegistry(source.reference, {
-          platform,
-          credentials,
-          dockerConfig: args.authfile,
-          insecure: args.insecure,
-          allowForeignLayers: args.allowForeignLayers,
-          uncompressedSizes: args.uncompressedSizes,
-        }),
+        selection
+          ? await select(await fromRegistryIndex(source.reference, options))
+          : await fromRegistry(source.reference, options),
       ];
+    }
   }
   const key = `${source.kind}:${source.path}`;
   if (!indexes.has(key)) {
@@ -73,6 +98,22 @@ export async function openSource(
     );
   }
   const index = await indexes.get(key)!;
+  // A docker ≥ 25 archive is an OCI layout too: its index keeps every
+  // platform the archive holds.
+  const multi = selection &&
+    (source.kind === "oci-archive" || index.get("index.json"));
+  if (multi) {
+    const found = await select(
+      await fromOciArchiveIndex(source.path, source.name, { index }),
+    );
+    const tag = source.tag ?? source.name;
+    if (!tag) {
+      throw new UsageError(
+        `source "${source.kind}:${source.path}" needs a tag: ${source.kind}:FILE[:REF]=TAG`,
+      );
+    }
+    return [tag, found];
+  }
   if (source.kind === "oci-archive") {
     const image = await fromOciArchive(source.path, source.name, {
       platform,
@@ -93,4 +134,13 @@ export async function openSource(
     );
   }
   return [tag, image];
+}
+
+// The platforms asked for of what a source holds: an index narrowed by
+// `selectPlatforms`, or a single-platform image as it is.
+async function selectFrom(
+  found: Image | ImageIndex,
+  selection: PlatformSelection,
+): Promise<Image | ImageIndex> {
+  return isImageIndex(found) ? await selectPlatforms(found, selection) : found;
 }

@@ -8,6 +8,7 @@
 import process from "node:process";
 import { Progress } from "../cli_progress.ts";
 import type { Image } from "../image.ts";
+import type { ImageIndex } from "../image_index.ts";
 import type { ProgressListener } from "../save/progress.ts";
 import { untrustedText } from "../_untrusted_text.ts";
 
@@ -22,7 +23,7 @@ import { untrustedText } from "../_untrusted_text.ts";
  */
 export interface ProgressView {
   /** Registers an image's layers ahead of the save, named by its tag. */
-  expect(image: Image, tag: string): Promise<void>;
+  expect(image: Image | ImageIndex, tag: string): Promise<void>;
   /** The `onProgress` option of `save()`. */
   listener: ProgressListener;
   /** Prints what is still pending; called once, on success or error. */
@@ -37,6 +38,7 @@ export interface ProgressView {
  * import { stderrProgress } from "./progress.ts";
  * import { save } from "../save.ts";
  * import type { Image } from "../image.ts";
+import type { ImageIndex } from "../image_index.ts";
  * declare const image: Image;
  * const progress = stderrProgress();
  * await progress.expect(image, "app:v1");

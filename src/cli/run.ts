@@ -7,6 +7,7 @@
 
 import process from "node:process";
 import type { Image } from "../image.ts";
+import type { ImageIndex } from "../image_index.ts";
 import { save, type SaveOptions } from "../save.ts";
 import { saveToFile } from "../save_to_file.ts";
 import {
@@ -102,7 +103,7 @@ async function run(
       );
     }
     progress = args.quiet ? undefined : stderrProgress();
-    const entries: [string, Image][] = [];
+    const entries: [string, Image | ImageIndex][] = [];
     const indexes = new Map<string, Promise<ArchiveIndex>>();
     for (const source of sources) {
       const [tag, image] = await openSource(
@@ -118,6 +119,7 @@ async function run(
       verify: args.verify,
       layers: args.layers,
       format: args.format,
+      defaultPlatform: args.defaultPlatform,
       onProgress: progress?.listener,
     };
     // A file can seek: each layer is then decompressed once.

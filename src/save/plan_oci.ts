@@ -15,8 +15,13 @@
 import { sha256Hex } from "../digest.ts";
 import { type Descriptor, isForeignLayer, MEDIA_TYPES } from "../image.ts";
 import { dumpJson, type JsonValue } from "../json.ts";
-import { blobPath, REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
-import { type ParsedTag, repoTagOf } from "../tag.ts";
+import {
+  blobPath,
+  CONTAINERD_NAME_ANNOTATION,
+  containerdName,
+  REF_NAME_ANNOTATION,
+} from "../oci_layout_names.ts";
+import { repoTagOf } from "../tag.ts";
 import {
   bytesEntry,
   type LayerSizes,
@@ -41,9 +46,6 @@ export interface OciPlanOptions {
    */
   defaultPlatform?: string;
 }
-
-/** The annotation containerd names an imported image by. */
-export const CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name";
 
 const OCI_LAYER_TYPES: Record<string, string> = {
   [MEDIA_TYPES.dockerLayerGzip]: MEDIA_TYPES.ociLayerGzip,
@@ -343,28 +345,6 @@ function indexAnnotations(item: SaveItem): Record<string, string> {
     [CONTAINERD_NAME_ANNOTATION]: containerdName(item.parsedTag),
     [REF_NAME_ANNOTATION]: repoTagOf(item.tag),
   };
-}
-
-/**
- * The fully qualified name containerd gives an image: Docker Hub names get
- * `docker.io/` and `library/`, and an untagged name `:latest`.
- *
- * @example
- * ```ts
- * import { containerdName } from "./plan_oci.ts";
- * import { parseTag } from "../tag.ts";
- * containerdName(parseTag("ubuntu")); // "docker.io/library/ubuntu:latest"
- * ```
- */
-export function containerdName(tag: ParsedTag): string {
-  const hub = tag.registry === "" || tag.registry === "docker.io" ||
-    tag.registry === "index.docker.io";
-  const repository = hub && !tag.repository.includes("/")
-    ? `library/${tag.repository}`
-    : tag.repository;
-  return `${hub ? "docker.io" : tag.registry}/${repository}:${
-    tag.tag ?? "latest"
-  }`;
 }
 
 // The manifest describing the blobs actually written.

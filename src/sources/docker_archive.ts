@@ -28,6 +28,7 @@ import {
 import { isIndexMediaType, parseManifest } from "../manifest.ts";
 import {
   blobPath,
+  CONTAINERD_NAME_ANNOTATION,
   digestOfBlobPath,
   REF_NAME_ANNOTATION,
 } from "../oci_layout_names.ts";
@@ -91,7 +92,7 @@ interface ManifestEntry {
 const V1_LAYER_NAME = /^([0-9a-f]{64})\/layer\.tar$/;
 const V1_ID = /^[0-9a-f]{64}$/;
 const IMAGE_NAME_ANNOTATIONS = [
-  "io.containerd.image.name",
+  CONTAINERD_NAME_ANNOTATION,
   REF_NAME_ANNOTATION,
 ];
 

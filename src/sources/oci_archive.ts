@@ -16,7 +16,12 @@ import {
   type ArchiveIndex,
   indexArchive,
 } from "./_archive_index.ts";
-import { fromOciLayout } from "./oci_layout.ts";
+import {
+  fromOciLayout,
+  fromOciLayoutIndex,
+  type FromOciLayoutOptions,
+} from "./oci_layout.ts";
+import type { ImageIndex } from "../image_index.ts";
 import { parseSourceRef } from "./source_ref.ts";
 
 /** Options for `fromOciArchive`. */
@@ -88,6 +93,39 @@ export async function fromOciArchive(
   ref?: string,
   options: FromOciArchiveOptions = {},
 ): Promise<Image> {
+  return await fromOciLayout(path, ref, await layoutOptions(path, options));
+}
+
+/**
+ * Every platform of the entry an OCI layout tarball's `index.json` names,
+ * as `fromOciLayoutIndex` reads a layout directory: an `ImageIndex`, or the
+ * image itself for a single-platform entry. Reads docker ≥ 25 archives too
+ * (an OCI layout beside `manifest.json`), whose entries are named by
+ * `io.containerd.image.name`.
+ *
+ * @example
+ * ```ts
+ * import { fromOciArchiveIndex } from "./oci_archive.ts";
+ * const app = await fromOciArchiveIndex("app-oci.tar", "app");
+ * ```
+ */
+export async function fromOciArchiveIndex(
+  path: string,
+  ref?: string,
+  options: FromOciArchiveOptions = {},
+): Promise<Image | ImageIndex> {
+  return await fromOciLayoutIndex(
+    path,
+    ref,
+    await layoutOptions(path, options),
+  );
+}
+
+// The archive as the file system of an OCI layout rooted at `path`.
+async function layoutOptions(
+  path: string,
+  options: FromOciArchiveOptions,
+): Promise<FromOciLayoutOptions> {
   const archive = options.index ?? await indexOciArchive(path, options);
   const prefix = `${path}/`;
   const find = (file: string) => {
@@ -110,11 +148,7 @@ export async function fromOciArchive(
       return range?.length === undefined ? body : takeBytes(body, range.length);
     },
   };
-  return await fromOciLayout(path, ref, {
-    fs,
-    platform: options.platform,
-    label: `OCI archive "${path}"`,
-  });
+  return { fs, platform: options.platform, label: `OCI archive "${path}"` };
 }
 
 /**

@@ -7,9 +7,16 @@
 
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
+import type { ImageIndex, IndexManifest } from "../image_index.ts";
+import { parseTag } from "../tag.ts";
 import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
-import { isIndexMediaType, parseManifest } from "../manifest.ts";
-import { blobPath, REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
+import { isIndexMediaType, parseArtifact, parseManifest } from "../manifest.ts";
+import {
+  blobPath,
+  CONTAINERD_NAME_ANNOTATION,
+  containerdName,
+  REF_NAME_ANNOTATION,
+} from "../oci_layout_names.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
 import { choosePlatform as chooseIndexPlatform } from "../platform.ts";
 import {
@@ -45,10 +52,11 @@ interface Index {
 
 /**
  * The image an OCI layout's `index.json` names: the entry whose
- * `org.opencontainers.image.ref.name` annotation is `ref`, or the only entry
- * when `ref` is omitted. An entry that is itself an index is resolved by
- * platform. The manifest is checked against its descriptor here; layers are
- * read lazily, and verified by `save()`.
+ * `org.opencontainers.image.ref.name` annotation is `ref` (or whose
+ * `io.containerd.image.name` is that tag, as docker ≥ 25 writes it), or the
+ * only entry when `ref` is omitted. An entry that is itself an index is
+ * resolved by platform. The manifest is checked against its descriptor here;
+ * layers are read lazily, and verified by `save()`.
  *
  * @example
  * ```ts
@@ -61,6 +69,59 @@ export async function fromOciLayout(
   ref?: string,
   options: FromOciLayoutOptions = {},
 ): Promise<Image> {
+  const layout = await openLayout(dir, ref, options);
+  let descriptor = layout.entry;
+  const platform = options.platform ?? "linux/amd64";
+  for (let depth = 0; isIndexMediaType(descriptor.mediaType); depth++) {
+    if (depth >= MAX_INDEX_DEPTH) {
+      throw new DockerSaveError(
+        "BAD_MANIFEST",
+        `Cannot read ${layout.what}: indexes nest deeper than ${MAX_INDEX_DEPTH}`,
+      );
+    }
+    const nested = parseIndexManifest(
+      await layout.readBlob(descriptor, "index"),
+      `index ${descriptor.digest} of ${layout.what}`,
+    );
+    descriptor = choosePlatform(nested, platform, layout.what);
+  }
+  return await layout.image(descriptor);
+}
+
+/**
+ * Every platform of the entry an OCI layout's `index.json` names (chosen as
+ * `fromOciLayout` does): an `ImageIndex` whose children are read from the
+ * layout, each checked against its descriptor, or the image itself when the
+ * entry is a single-platform image. A child whose blob the layout lacks is
+ * absent (`child()` answers `undefined`), as in a containerd-store
+ * `docker save`; choose with `selectPlatforms`.
+ *
+ * @example Save every platform
+ * ```ts
+ * import { fromOciLayoutIndex } from "./oci_layout.ts";
+ * import { save } from "../save.ts";
+ * const app = await fromOciLayoutIndex("./oci", "app");
+ * save([["app:v1", app]], { format: "oci", layers: "compressed" });
+ * ```
+ */
+export async function fromOciLayoutIndex(
+  dir: string,
+  ref?: string,
+  options: FromOciLayoutOptions = {},
+): Promise<Image | ImageIndex> {
+  const layout = await openLayout(dir, ref, options);
+  if (!isIndexMediaType(layout.entry.mediaType)) {
+    return await layout.image(layout.entry);
+  }
+  return await layout.index(layout.entry, 0);
+}
+
+// An opened layout: its chosen entry and how to read what it names.
+async function openLayout(
+  dir: string,
+  ref: string | undefined,
+  options: FromOciLayoutOptions,
+) {
   const fs = options.fs ?? await nodeFileSystem();
   if (!fs) {
     throw new TypeError(
@@ -137,7 +198,78 @@ export async function fromOciLayout(
       throw notFound(error, descriptor.digest, what);
     });
 
-  let descriptor = chooseEntry(
+  const image = async (descriptor: Descriptor): Promise<Image> => {
+    const rawManifest = await readBlob(descriptor, "manifest");
+    const manifest = parseManifest(rawManifest, what);
+    const rawConfig = await readBlob(manifest.config, "config");
+    return {
+      rawManifest: () => Promise.resolve(rawManifest),
+      manifest: () => Promise.resolve(manifest),
+      rawConfig: () => Promise.resolve(rawConfig),
+      openLayer: (layer) => openBlob(layer.digest, 0),
+      layerAccess: (layer) =>
+        Promise.resolve({
+          openBlobFrom: (offset: number) => openBlob(layer.digest, offset),
+        }),
+    };
+  };
+  // An artifact child (an attestation) has no image config we can parse:
+  // its blobs are served as they are; save() checks every one.
+  const artifact = async (descriptor: Descriptor): Promise<Image> => {
+    const rawManifest = await readBlob(descriptor, "manifest");
+    const value = parseArtifact(rawManifest, what);
+    return {
+      rawManifest: () => Promise.resolve(rawManifest),
+      manifest: () => Promise.resolve(value),
+      rawConfig: () => readBlob(value.config, "config"),
+      openLayer: (layer) => openBlob(layer.digest, 0),
+    };
+  };
+  const index = async (
+    descriptor: Descriptor,
+    depth: number,
+  ): Promise<ImageIndex> => {
+    if (depth > MAX_INDEX_DEPTH) {
+      throw new DockerSaveError(
+        "BAD_MANIFEST",
+        `Cannot read ${what}: indexes nest deeper than ${MAX_INDEX_DEPTH}`,
+      );
+    }
+    const rawIndex = await readBlob(descriptor, "index");
+    const parsed = parseIndexManifest(
+      rawIndex,
+      `index ${descriptor.digest} of ${what}`,
+    ) as IndexManifest;
+    return {
+      rawIndex: () => Promise.resolve(rawIndex),
+      index: () => Promise.resolve(structuredClone(parsed)),
+      child: async (entry) => {
+        try {
+          if (isIndexMediaType(entry.mediaType)) {
+            return await index(entry, depth + 1);
+          }
+          return isAttestation(entry)
+            ? await artifact(entry)
+            : await image(entry).catch((error) => {
+              // Not an image we can read as one: an artifact.
+              if (
+                error instanceof DockerSaveError &&
+                error.code === "UNSUPPORTED_MEDIA_TYPE"
+              ) return artifact(entry);
+              throw error;
+            });
+        } catch (error) {
+          // What the layout does not hold is absent, as in a partial save.
+          if (
+            error instanceof DockerSaveError && error.code === "BLOB_NOT_FOUND"
+          ) return undefined;
+          throw error;
+        }
+      },
+    };
+  };
+
+  const entry = chooseEntry(
     parseIndexManifest(
       await readLayoutFile("index.json"),
       `index.json of ${what}`,
@@ -146,33 +278,12 @@ export async function fromOciLayout(
     ref,
     what,
   );
-  const platform = options.platform ?? "linux/amd64";
-  for (let depth = 0; isIndexMediaType(descriptor.mediaType); depth++) {
-    if (depth >= MAX_INDEX_DEPTH) {
-      throw new DockerSaveError(
-        "BAD_MANIFEST",
-        `Cannot read ${what}: indexes nest deeper than ${MAX_INDEX_DEPTH}`,
-      );
-    }
-    const nested = parseIndexManifest(
-      await readBlob(descriptor, "index"),
-      `index ${descriptor.digest} of ${what}`,
-    );
-    descriptor = choosePlatform(nested, platform, what);
-  }
-  const rawManifest = await readBlob(descriptor, "manifest");
-  const manifest = parseManifest(rawManifest, what);
-  const rawConfig = await readBlob(manifest.config, "config");
-  return {
-    rawManifest: () => Promise.resolve(rawManifest),
-    manifest: () => Promise.resolve(manifest),
-    rawConfig: () => Promise.resolve(rawConfig),
-    openLayer: (layer) => openBlob(layer.digest, 0),
-    layerAccess: (layer) =>
-      Promise.resolve({
-        openBlobFrom: (offset: number) => openBlob(layer.digest, offset),
-      }),
-  };
+  return { what, entry, readBlob, image, index };
+}
+
+function isAttestation(entry: Descriptor): boolean {
+  return entry.platform?.os === "unknown" &&
+    entry.platform?.architecture === "unknown";
 }
 
 function chooseEntry(
@@ -191,7 +302,18 @@ function chooseEntry(
       })`,
     );
   }
-  const found = entries.filter((_, i) => refs[i] === ref);
+  // docker ≥ 25 names entries by io.containerd.image.name, with a tag-only
+  // ref.name: a full tag finds its entry there too.
+  const names = entries.map((entry) =>
+    entry.annotations?.[CONTAINERD_NAME_ANNOTATION]
+  );
+  let found = entries.filter((_, i) => refs[i] === ref);
+  if (found.length === 0) {
+    const full = containerdNameOf(ref);
+    found = entries.filter((_, i) =>
+      names[i] !== undefined && names[i] === full
+    );
+  }
   if (found.length !== 1) {
     throw new DockerSaveError(
       "BAD_LAYOUT",
@@ -232,4 +354,13 @@ function notFound(error: unknown, digest: string, what: string): Error {
       : `Cannot open blob ${digest} of ${what}: ${(error as Error).message}`,
     { cause: error },
   );
+}
+
+// A tag's containerd name, or undefined when it is not a tag.
+function containerdNameOf(ref: string): string | undefined {
+  try {
+    return containerdName(parseTag(ref));
+  } catch {
+    return undefined;
+  }
 }

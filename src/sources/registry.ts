@@ -18,7 +18,9 @@ import {
   type Manifest,
   type Platform,
 } from "../image.ts";
-import { isIndexMediaType, parseManifest } from "../manifest.ts";
+import { isIndexMediaType, parseArtifact, parseManifest } from "../manifest.ts";
+import type { ImageIndex, IndexManifest } from "../image_index.ts";
+import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
 import {
   choosePlatform,
   formatPlatform,
@@ -233,6 +235,165 @@ export async function fromRegistry(
   reference: string,
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage> {
+  const registry = connect(reference, options);
+  const { client, repository, what, ref } = registry;
+  // Tag or digest -> (index -> platform)* -> image manifest.
+  let pulled = await client.manifest(
+    repository,
+    ref.digest ?? ref.tag!,
+    `manifest of ${what}`,
+  );
+  let digest = await checkDigest(
+    pulled.bytes,
+    ref.digest ?? pulled.digest,
+    `manifest of ${what}`,
+  );
+  let platform: Platform | undefined;
+  const wanted = options.platform ?? "linux/amd64";
+  for (let depth = 0; isIndex(pulled); depth++) {
+    if (depth >= MAX_INDEX_DEPTH) {
+      throw new DockerSaveError(
+        "BAD_MANIFEST",
+        `Cannot read manifest of ${what}: indexes nest too deep`,
+      );
+    }
+    const entry = chooseEntry(pulled.bytes, wanted, what);
+    platform = entry.platform;
+    ({ pulled, digest } = await pullChild(registry, entry));
+  }
+  const image = await imageOf(registry, pulled, digest, platform);
+  if (options.platform !== undefined && platform === undefined) {
+    checkConfigPlatform(await image.rawConfig(), options.platform, what);
+  }
+  return image;
+}
+
+/**
+ * Every platform of a registry reference that names an index (a
+ * multi-platform image): an `ImageIndex` whose children are pulled when
+ * `save()` asks for them, each checked against the entry naming it; or the
+ * image itself when the reference names a single-platform image. A child
+ * the registry does not have (404) is absent; choose with
+ * `selectPlatforms`.
+ *
+ * @example Save every platform of an image
+ * ```ts
+ * import { fromRegistryIndex } from "./registry.ts";
+ * import { save } from "../save.ts";
+ * const app = await fromRegistryIndex("ghcr.io/org/app:1.2", {
+ *   credentials: { registry: "ghcr.io", username: "me", password: "…" },
+ * });
+ * save([["ghcr.io/org/app:1.2", app]], { format: "oci", layers: "compressed" });
+ * ```
+ */
+export async function fromRegistryIndex(
+  reference: string,
+  options: FromRegistryOptions = {},
+): Promise<RegistryImage | ImageIndex> {
+  const registry = connect(reference, options);
+  const { client, repository, what, ref } = registry;
+  const pulled = await client.manifest(
+    repository,
+    ref.digest ?? ref.tag!,
+    `manifest of ${what}`,
+  );
+  const digest = await checkDigest(
+    pulled.bytes,
+    ref.digest ?? pulled.digest,
+    `manifest of ${what}`,
+  );
+  if (!isIndex(pulled)) {
+    return await imageOf(registry, pulled, digest, undefined);
+  }
+  return indexOf(registry, pulled, 0);
+}
+
+// An index pulled from the registry, its children pulled on demand.
+function indexOf(
+  registry: Connection,
+  pulled: Pulled,
+  depth: number,
+): ImageIndex {
+  const what = `index of ${registry.what}`;
+  const parsed = parseIndexManifest(pulled.bytes, what) as IndexManifest;
+  return {
+    rawIndex: () => Promise.resolve(pulled.bytes),
+    index: () => Promise.resolve(structuredClone(parsed)),
+    child: async (entry) => {
+      let child: { pulled: Pulled; digest: string };
+      try {
+        child = await pullChild(registry, entry);
+      } catch (error) {
+        if (
+          error instanceof DockerSaveError &&
+          error.code === "MANIFEST_NOT_FOUND"
+        ) return undefined;
+        throw error;
+      }
+      if (isIndex(child.pulled)) {
+        if (depth + 1 >= MAX_INDEX_DEPTH) {
+          throw new DockerSaveError(
+            "BAD_MANIFEST",
+            `Cannot read ${what}: indexes nest too deep`,
+          );
+        }
+        return indexOf(registry, child.pulled, depth + 1);
+      }
+      const attestation = entry.platform?.os === "unknown" &&
+        entry.platform?.architecture === "unknown";
+      if (attestation) return artifactOf(registry, child.pulled);
+      try {
+        return await imageOf(
+          registry,
+          child.pulled,
+          child.digest,
+          entry.platform,
+        );
+      } catch (error) {
+        // Not an image we can read as one (other artifacts): its blobs.
+        if (
+          error instanceof DockerSaveError &&
+          error.code === "UNSUPPORTED_MEDIA_TYPE"
+        ) return artifactOf(registry, child.pulled);
+        throw error;
+      }
+    },
+  };
+}
+
+// An index child that is not an image (a buildx attestation): its manifest
+// and blobs served as the registry has them; save() checks every one.
+function artifactOf(
+  { client, repository, what }: Connection,
+  pulled: Pulled,
+): Image {
+  const value = parseArtifact(pulled.bytes, what);
+  return {
+    rawManifest: () => Promise.resolve(pulled.bytes),
+    manifest: () => Promise.resolve(value),
+    rawConfig: () =>
+      client.blobBytes(
+        repository,
+        value.config,
+        `config ${value.config?.digest} of ${what}`,
+      ),
+    openLayer: (layer) =>
+      Promise.resolve(
+        client.openBlob(repository, layer, `blob ${layer.digest} of ${what}`),
+      ),
+  };
+}
+
+// What every image and index pulled from one reference shares.
+interface Connection {
+  ref: ReturnType<typeof parseReference>;
+  what: string;
+  client: RegistryClient;
+  repository: string;
+  options: FromRegistryOptions;
+}
+
+function connect(reference: string, options: FromRegistryOptions): Connection {
   assertCredentialsOption(options.credentials);
   const ref = parseReference(reference);
   const what = `"${reference}"`;
@@ -255,40 +416,36 @@ export async function fromRegistry(
     maxDelay: retry.maxDelay ?? 10_000,
     timeout: options.timeout ?? 60_000,
   });
-  const repository = ref.repository;
+  return { ref, what, client, repository: ref.repository, options };
+}
 
-  // Tag or digest -> (index -> platform)* -> image manifest.
-  let pulled = await client.manifest(
-    repository,
-    ref.digest ?? ref.tag!,
-    `manifest of ${what}`,
-  );
-  let digest = await checkDigest(
-    pulled.bytes,
-    ref.digest ?? pulled.digest,
-    `manifest of ${what}`,
-  );
-  let platform: Platform | undefined;
-  const wanted = options.platform ?? "linux/amd64";
-  for (let depth = 0; isIndex(pulled); depth++) {
-    if (depth >= 4) {
-      throw new DockerSaveError(
-        "BAD_MANIFEST",
-        `Cannot read manifest of ${what}: indexes nest too deep`,
-      );
-    }
-    const entry = chooseEntry(pulled.bytes, wanted, what);
-    platform = entry.platform;
-    const child = `manifest ${entry.digest} of ${what}`;
-    pulled = await client.manifest(repository, entry.digest, child);
-    digest = await checkDigest(pulled.bytes, entry.digest, child);
-    if (pulled.bytes.byteLength !== entry.size) {
-      throw new DockerSaveError(
-        "SIZE_MISMATCH",
-        `Cannot verify ${child}: it has ${pulled.bytes.byteLength} bytes, expected ${entry.size}`,
-      );
-    }
+// An index entry's manifest, checked against the entry (digest, size).
+async function pullChild(
+  { client, repository, what }: Connection,
+  entry: Descriptor,
+): Promise<{ pulled: Pulled; digest: string }> {
+  assertSha256Digest(entry.digest, `an index entry of ${what}`);
+  const child = `manifest ${entry.digest} of ${what}`;
+  const pulled = await client.manifest(repository, entry.digest, child);
+  const digest = await checkDigest(pulled.bytes, entry.digest, child);
+  if (pulled.bytes.byteLength !== entry.size) {
+    throw new DockerSaveError(
+      "SIZE_MISMATCH",
+      `Cannot verify ${child}: it has ${pulled.bytes.byteLength} bytes, expected ${entry.size}`,
+    );
   }
+  return { pulled, digest };
+}
+
+// The image of a pulled image manifest: its config fetched now, its layers
+// streamed when save() writes them.
+async function imageOf(
+  registry: Connection,
+  pulled: Pulled,
+  digest: string,
+  platform: Platform | undefined,
+): Promise<RegistryImage> {
+  const { client, repository, what, ref, options } = registry;
   if (
     pulled.mediaType?.startsWith(SCHEMA1) || schemaVersion(pulled) === 1
   ) {
@@ -317,9 +474,6 @@ export async function fromRegistry(
     manifest.config,
     `config ${manifest.config.digest} of ${what}`,
   );
-  if (options.platform !== undefined && platform === undefined) {
-    checkConfigPlatform(rawConfig, options.platform, what);
-  }
 
   const sizes = new Map<string, Promise<number | undefined>>();
   const layerWhat = (layer: Descriptor) => `layer ${layer.digest} of ${what}`;
