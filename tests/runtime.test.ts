@@ -208,7 +208,7 @@ test(
       const fs = await nodeFileSystem();
       assert.ok(fs, "node:fs is available on this runtime");
       const path = join(dir, "blob");
-      const data = pattern(200_000); // several 64 KiB reads
+      const data = pattern(1_000_000); // several 256 KiB reads
       await writeFile(path, data);
 
       const stream = await fs.openRead(path);

@@ -30,8 +30,13 @@ export interface FileSystem {
   ): Promise<ReadableStream<Uint8Array>>;
 }
 
-/** Read size for streamed files. */
-const READ_SIZE = 64 * 1024;
+/**
+ * Read size for streamed files. Measured (256 MiB gzip layer, OCI layout to
+ * `-o FILE`, A/B medians of 5): 256 KiB against 64 KiB is 14% faster on
+ * Deno, 11% on Bun and 22% on Node at about the same peak RSS; 1 MiB is a
+ * little faster again but takes Deno past 100 MiB without V8 flags.
+ */
+const READ_SIZE = 256 * 1024;
 
 /**
  * Whether an error is a "no such file" error from a file system.
