@@ -62,6 +62,39 @@ export function parseManifest(bytes: Uint8Array, what: string): Manifest {
 }
 
 /**
+ * Parses JSON bytes that must hold an object (a manifest, an index), or
+ * throws `DockerSaveError` `BAD_MANIFEST` naming `what`.
+ *
+ * @example
+ * ```ts
+ * import { parseJsonObject } from "./manifest.ts";
+ * parseJsonObject(new TextEncoder().encode("{}"), "an index"); // {}
+ * ```
+ */
+export function parseJsonObject(
+  bytes: Uint8Array,
+  what: string,
+): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read ${what}: it is not JSON`,
+      { cause: error },
+    );
+  }
+  if (!isObject(value)) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read ${what}: it is not a JSON object`,
+    );
+  }
+  return value;
+}
+
+/**
  * Throws `DockerSaveError` unless `value` is an image manifest the pipeline
  * can save: schema 2, a Docker v2.2 or OCI media type, a config descriptor, and
  * layer descriptors with sha256 digests, sizes and known layer media types.
@@ -145,21 +178,6 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * ```
  */
 export function parseArtifact(bytes: Uint8Array, what: string): Manifest {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (error) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read artifact manifest of ${what}: it is not JSON`,
-      { cause: error },
-    );
-  }
-  if (!isObject(value)) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read artifact manifest of ${what}: it is not a JSON object`,
-    );
-  }
+  const value = parseJsonObject(bytes, `artifact manifest of ${what}`);
   return value as unknown as Manifest;
 }

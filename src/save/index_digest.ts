@@ -12,7 +12,7 @@ import { assertSha256Digest, sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
 import { type ImageIndex, isImageIndex } from "../image_index.ts";
-import { isIndexMediaType } from "../manifest.ts";
+import { isIndexMediaType, parseJsonObject } from "../manifest.ts";
 import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
 import { formatPlatform } from "../platform.ts";
 import { type ParsedTag, parseTag } from "../tag.ts";
@@ -158,24 +158,7 @@ async function artifactOf(
 ): Promise<DigestedArtifact> {
   const what = `artifact in the index of "${tag}"`;
   const rawManifest = await image.rawManifest();
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(rawManifest));
-  } catch (error) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read ${what}: it is not JSON`,
-      {
-        cause: error,
-      },
-    );
-  }
-  if (!isObject(value)) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read ${what}: it is not a JSON object`,
-    );
-  }
+  const value = parseJsonObject(rawManifest, what);
   const config = descriptorOf(value.config, what);
   const layers = Array.isArray(value.layers) ? value.layers : [];
   const blobs = layers.map((layer) => descriptorOf(layer, what));
@@ -209,18 +192,7 @@ function entriesOf(rawIndex: Uint8Array, what: string): Descriptor[] {
 }
 
 function mediaTypeOf(rawIndex: Uint8Array, what: string): string {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(rawIndex));
-  } catch (error) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read index of ${what}: it is not JSON`,
-      {
-        cause: error,
-      },
-    );
-  }
+  const value = parseJsonObject(rawIndex, `index of ${what}`);
   const mediaType = (value as { mediaType?: unknown })?.mediaType;
   if (mediaType !== undefined && !isIndexMediaType(mediaType)) {
     throw new DockerSaveError(
