@@ -24,6 +24,7 @@ import {
   save,
   type SaveOptions,
 } from "../mod.ts";
+import { packTar } from "modern-tar";
 import { readAll } from "./_golden.ts";
 import { digestOf, readTar, withTemp } from "./_fixtures.ts";
 import { fixture } from "./_multi_platform.ts";
@@ -221,5 +222,47 @@ test("cli --platform all|LIST|available writes indexes, refuses the docker forma
     assert.equal(available.code, 0, available.stderr);
     const kept = await indexJson(readFileSync(`${dir}/available.tar`));
     assert.equal(kept.manifests.length, 1);
+  });
+});
+
+test("cli --platform available reads a docker >= 25 archive's partial index and keeps the archive's tag, as without --platform", async () => {
+  await withTemp("multi-docker-archive-", async (dir) => {
+    const { index } = await fixture();
+    // What a containerd-store `docker save` of an image pulled for one
+    // platform writes: the whole index, manifest.json, only amd64's blobs.
+    const saved = await readTar(
+      await readAll(
+        save([[TAG, index]], { ...COMPRESSED, format: "docker+oci" }),
+      ),
+    );
+    const absent = (await index.index()).manifests
+      .filter((entry) => entry.platform?.architecture !== "amd64")
+      .map((entry) => `blobs/sha256/${entry.digest.slice(7)}`);
+    const archive = `${dir}/docker25.tar`;
+    writeFileSync(
+      archive,
+      await packTar(
+        saved.filter((member) => !absent.includes(member.name)).map((
+          member,
+        ) => ({
+          header: { name: member.name, size: member.data.byteLength },
+          body: member.data,
+        })),
+      ),
+    );
+    const out = `${dir}/available.tar`;
+    const available = await runCli([
+      "-q",
+      "--platform",
+      "available",
+      "--format",
+      "oci",
+      "-o",
+      out,
+      `docker-archive:${archive}`,
+    ]);
+    assert.equal(available.code, 0, available.stderr);
+    const [entry] = (await indexJson(readFileSync(out))).manifests;
+    assert.equal(entry.annotations["org.opencontainers.image.ref.name"], TAG);
   });
 });

@@ -106,7 +106,13 @@ export async function openSource(
     const found = await select(
       await fromOciArchiveIndex(source.path, source.name, { index }),
     );
-    const tag = source.tag ?? source.name;
+    // A docker archive's image keeps its tag there (manifest.json's
+    // RepoTags), as it does without --platform.
+    const tag = source.tag ?? source.name ??
+      (source.kind === "docker-archive"
+        ? (await fromDockerArchive(source.path, undefined, { index }))
+          .repoTags[0]
+        : undefined);
     if (!tag) {
       throw new UsageError(
         `source "${source.kind}:${source.path}" needs a tag: ${source.kind}:FILE[:REF]=TAG`,
