@@ -14,10 +14,15 @@
  */
 
 import { execFile, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
+import { packTar } from "modern-tar";
+import type { Image } from "../src/image.ts";
+import { type ImageIndex, isImageIndex } from "../src/image_index.ts";
+import type { SaveJob } from "./_modern_save.ts";
 
 /** The script that builds, starts and stops the environment. */
 export const MODERN_SCRIPT = new URL(
@@ -42,6 +47,21 @@ export const modernSkip: string | false = ci || (built && root) ? false : (
     ? `modern loaders not built (run: ${MODERN_SCRIPT} start)`
     : "modern loaders need root (chroot)"
 );
+
+const runtime = (globalThis as { Deno?: unknown }).Deno
+  ? "deno"
+  : (globalThis as { Bun?: unknown }).Bun
+  ? "bun"
+  : "node";
+
+/**
+ * The `skip` option for the loader checks: they run once, under node (on
+ * tarballs node, deno and bun write alike, see `saveOnEveryRuntime`), and
+ * as `modernSkip` says there.
+ */
+export const loaderSkip: string | false = runtime === "node"
+  ? modernSkip
+  : "the loader checks run once, under node, on tarballs node, deno and bun write byte for byte alike";
 
 /** Per-command timeout. */
 export const COMMAND_TIMEOUT = 300_000;
@@ -146,4 +166,183 @@ export async function modernTemp(prefix: string): Promise<ModernTemp> {
     inside: host.slice(MODERN_ROOT.length),
     dispose: () => rm(host, { recursive: true, force: true }),
   };
+}
+
+/** containerd's (and docker's) normalised name of a tag, by its rules. */
+export function normalised(tag: string): string {
+  const slash = tag.indexOf("/");
+  const first = slash < 0 ? "" : tag.slice(0, slash);
+  const hasHost = first.includes(".") || first.includes(":") ||
+    first === "localhost";
+  if (hasHost) return tag;
+  return `docker.io/${slash < 0 ? `library/${tag}` : tag}`;
+}
+
+/**
+ * Removes images from a containerd namespace (docker's is `moby`) by tag,
+ * raw or normalised.
+ */
+export async function forget(
+  tags: readonly string[],
+  namespace = "moby",
+): Promise<void> {
+  const wanted = new Set(tags.flatMap((tag) => [tag, normalised(tag)]));
+  const names = (await inModern(["ctr", "-n", namespace, "images", "ls", "-q"]))
+    .split("\n").filter((name) => wanted.has(name));
+  if (names.length) {
+    await inModern(["ctr", "-n", namespace, "images", "rm", ...names]);
+  }
+}
+
+/**
+ * Waits until containerd's garbage collector has dropped the blobs
+ * `digests` from a namespace's content store: an import writes every blob
+ * of a tarball and drops what no image needs a moment later.
+ */
+export async function untilCollected(
+  digests: readonly string[],
+  namespace = "moby",
+  timeout = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const held = new Set(
+      (await inModern(["ctr", "-n", namespace, "content", "ls", "-q"]))
+        .split("\n"),
+    );
+    const left = digests.filter((digest) => held.has(digest));
+    if (left.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`containerd still holds ${left.join(", ")}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** A layer holding `/bin/busybox` (static, from the chroot), mode 0755. */
+export async function busyboxLayer(): Promise<Uint8Array> {
+  const busybox = new Uint8Array(
+    await readFile(join(MODERN_ROOT, "bin", "busybox")),
+  );
+  const mtime = new Date(0);
+  return await packTar([
+    {
+      header: { name: "bin/", type: "directory", size: 0, mode: 0o755, mtime },
+    },
+    {
+      header: {
+        name: "bin/busybox",
+        size: busybox.byteLength,
+        mode: 0o755,
+        mtime,
+      },
+      body: busybox,
+    },
+  ]);
+}
+
+const sha256Hex = (bytes: Uint8Array) =>
+  createHash("sha256").update(bytes).digest("hex");
+
+/**
+ * Writes an OCI layout whose one index entry, named `ref`, is an image or
+ * an index (each child's blobs too), every blob byte for byte.
+ */
+export async function writeLayout(
+  dir: string,
+  ref: string,
+  item: Image | ImageIndex,
+): Promise<void> {
+  const blobs = join(dir, "blobs", "sha256");
+  await mkdir(blobs, { recursive: true });
+  const put = async (bytes: Uint8Array) => {
+    await writeFile(join(blobs, sha256Hex(bytes)), bytes);
+    return bytes;
+  };
+  const putAll = async (
+    item: Image | ImageIndex,
+  ): Promise<{ mediaType: string; raw: Uint8Array }> => {
+    if (isImageIndex(item)) {
+      for (const entry of (await item.index()).manifests) {
+        await putAll((await item.child(entry))!);
+      }
+      return {
+        mediaType: (await item.index()).mediaType ??
+          "application/vnd.oci.image.index.v1+json",
+        raw: await put(await item.rawIndex()),
+      };
+    }
+    const manifest = await item.manifest();
+    await put(await item.rawConfig());
+    for (const layer of manifest.layers) {
+      await put(
+        new Uint8Array(
+          await new Response(await item.openLayer(layer)).arrayBuffer(),
+        ),
+      );
+    }
+    return {
+      mediaType: manifest.mediaType ??
+        "application/vnd.oci.image.manifest.v1+json",
+      raw: await put(await item.rawManifest()),
+    };
+  };
+  const { mediaType, raw } = await putAll(item);
+  await writeFile(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(
+    join(dir, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType,
+        digest: `sha256:${sha256Hex(raw)}`,
+        size: raw.byteLength,
+        annotations: { "org.opencontainers.image.ref.name": ref },
+      }],
+    }),
+  );
+}
+
+const REPO = new URL("../", import.meta.url).pathname;
+const GENERATOR = join(REPO, "tests", "_modern_save.ts");
+const bin = (name: string) => join(REPO, "node_modules", ".bin", name);
+const RUNTIMES: Record<string, string[]> = {
+  node: [process.execPath, "--import", "tsx", GENERATOR],
+  deno: [bin("deno"), "run", "-A", GENERATOR],
+  bun: [bin("bun"), GENERATOR],
+};
+
+/**
+ * Writes every job's tarball with tests/_modern_save.ts under node, deno
+ * and bun, into `DIR/out-<runtime>/<job>.tar`; resolves with node's dir
+ * and, per job, the sha256 of each runtime's tarball (the caller checks
+ * they agree).
+ */
+export async function saveOnEveryRuntime(
+  jobs: readonly SaveJob[],
+  dir: string,
+): Promise<{ outputs: string; digests: Map<string, string[]> }> {
+  const jobsFile = join(dir, "jobs.json");
+  await writeFile(jobsFile, JSON.stringify(jobs));
+  for (const [name, command] of Object.entries(RUNTIMES)) {
+    const out = join(dir, `out-${name}`);
+    await mkdir(out);
+    await run(command[0], [...command.slice(1), jobsFile, out]);
+  }
+  const digests = new Map<string, string[]>();
+  for (const job of jobs) {
+    digests.set(
+      job.name,
+      await Promise.all(
+        Object.keys(RUNTIMES).map(async (name) =>
+          sha256Hex(
+            new Uint8Array(
+              await readFile(join(dir, `out-${name}`, `${job.name}.tar`)),
+            ),
+          )
+        ),
+      ),
+    );
+  }
+  return { outputs: join(dir, "out-node"), digests };
 }

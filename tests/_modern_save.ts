@@ -17,62 +17,69 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Image } from "../src/image.ts";
-import { buildIndex, type ImageIndex } from "../src/image_index.ts";
+import {
+  type ImageIndex,
+  isImageIndex,
+  type PlatformSelection,
+  selectPlatforms,
+} from "../src/image_index.ts";
 import { type LayerMode, save, type SaveFormat } from "../src/save.ts";
 import { fromDockerArchive } from "../src/sources/docker_archive.ts";
-import { buildImage } from "../src/sources/memory.ts";
-import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import { fromRegistry } from "../src/sources/registry.ts";
+import {
+  fromOciArchive,
+  fromOciArchiveIndex,
+} from "../src/sources/oci_archive.ts";
+import {
+  fromOciLayout,
+  fromOciLayoutIndex,
+} from "../src/sources/oci_layout.ts";
+import { fromRegistry, fromRegistryIndex } from "../src/sources/registry.ts";
 
-/** Where an image comes from. */
+/**
+ * Where an image comes from. With `platforms`, the source's index (the
+ * `from…Index` reader) narrowed by `selectPlatforms`.
+ */
 export type SaveSource =
-  | { kind: "oci-layout"; dir: string; ref: string }
-  | { kind: "docker-archive"; path: string; tag?: string }
-  | { kind: "registry"; reference: string }
-  /**
-   * A two-platform index built here from plain-tar layers (the same bytes
-   * on every runtime): linux/amd64 from the layer file `amd64`, linux/arm64
-   * from `arm64`.
-   */
-  | { kind: "index"; amd64: string; arm64: string };
+  & (
+    | { kind: "oci-layout"; dir: string; ref: string }
+    | { kind: "oci-archive"; path: string; ref: string }
+    | { kind: "docker-archive"; path: string; tag?: string }
+    | { kind: "registry"; reference: string }
+  )
+  & { platforms?: PlatformSelection };
 
 /** One tarball to write: `OUT_DIR/<name>.tar`. */
 export interface SaveJob {
   name: string;
   format: SaveFormat;
   layers: LayerMode;
+  /** The platform manifest.json names for an index (`docker+oci`). */
+  defaultPlatform?: string;
   entries: { tag: string; source: SaveSource }[];
 }
 
-function open(source: SaveSource): Promise<Image | ImageIndex> {
-  switch (source.kind) {
-    case "index":
-      return twoPlatforms(source.amd64, source.arm64);
-    case "oci-layout":
-      return fromOciLayout(source.dir, source.ref);
-    case "docker-archive":
-      return fromDockerArchive(source.path, source.tag);
-    case "registry":
-      return fromRegistry(source.reference, { dockerConfig: false });
+async function open(source: SaveSource): Promise<Image | ImageIndex> {
+  const { platforms } = source;
+  if (platforms === undefined) {
+    switch (source.kind) {
+      case "oci-layout":
+        return await fromOciLayout(source.dir, source.ref);
+      case "oci-archive":
+        return await fromOciArchive(source.path, source.ref);
+      case "docker-archive":
+        return await fromDockerArchive(source.path, source.tag);
+      case "registry":
+        return await fromRegistry(source.reference, { dockerConfig: false });
+    }
   }
-}
-
-async function twoPlatforms(amd64: string, arm64: string) {
-  const image = async (layer: string, architecture: string) =>
-    buildImage({
-      layers: [new Uint8Array(await readFile(layer))],
-      config: { architecture, os: "linux" },
-    });
-  return await buildIndex([
-    {
-      image: await image(amd64, "amd64"),
-      platform: { os: "linux", architecture: "amd64" },
-    },
-    {
-      image: await image(arm64, "arm64"),
-      platform: { os: "linux", architecture: "arm64" },
-    },
-  ]);
+  const found = source.kind === "oci-layout"
+    ? await fromOciLayoutIndex(source.dir, source.ref)
+    : source.kind === "oci-archive"
+    ? await fromOciArchiveIndex(source.path, source.ref)
+    : source.kind === "docker-archive"
+    ? await fromOciArchiveIndex(source.path, source.tag)
+    : await fromRegistryIndex(source.reference, { dockerConfig: false });
+  return isImageIndex(found) ? await selectPlatforms(found, platforms) : found;
 }
 
 /** Writes every job's tarball into `outDir`. */
@@ -85,7 +92,11 @@ export async function writeJobs(
     for (const { tag, source } of job.entries) {
       entries.push([tag, await open(source)]);
     }
-    const tar = save(entries, { format: job.format, layers: job.layers });
+    const tar = save(entries, {
+      format: job.format,
+      layers: job.layers,
+      defaultPlatform: job.defaultPlatform,
+    });
     await writeFile(
       join(outDir, `${job.name}.tar`),
       new Uint8Array(await new Response(tar).arrayBuffer()),

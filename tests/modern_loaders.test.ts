@@ -15,9 +15,8 @@
  *   docker-registry and written as an OCI layout), and one made by docker 28
  *   itself (`docker import`, then `docker save`: docker ≥ 25's archive
  *   shape), saved by us from the registry, the layout and that archive in
- *   each format and layer mode: `docker run` prints what we asked. So does
- *   a two-platform index (linux/amd64 busybox, linux/arm64) saved whole as
- *   `oci` or `docker+oci`: docker runs its amd64 child.
+ *   each format and layer mode: `docker run` prints what we asked.
+ *   (Multi-platform images: tests/modern_multi_platform.test.ts.)
  *
  * The loader checks run once, under node: the tarballs come from
  * tests/_modern_save.ts run under node, deno and bun, and the first test
@@ -33,43 +32,29 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import process from "node:process";
-import { packTar } from "modern-tar";
 import type { Image } from "../src/image.ts";
 import type { LayerMode, SaveFormat } from "../src/save.ts";
 import { buildImage } from "../src/sources/memory.ts";
 import { goldenCases, goldenEntries } from "./_golden.ts";
 import {
   acquireModern,
+  busyboxLayer,
   type CommandError,
+  forget,
   inModern,
+  loaderSkip as skip,
   MODERN_ROOT,
-  modernSkip,
   type ModernTemp,
   modernTemp,
+  normalised,
   run,
+  saveOnEveryRuntime,
+  writeLayout,
 } from "./_modern.ts";
 import type { SaveJob, SaveSource } from "./_modern_save.ts";
 import { Cleanup, pushImage, startRegistry } from "./_registry.ts";
 
-const runtime = (globalThis as { Deno?: unknown }).Deno
-  ? "deno"
-  : (globalThis as { Bun?: unknown }).Bun
-  ? "bun"
-  : "node";
-const skip = runtime === "node"
-  ? modernSkip
-  : "the loader checks run once, under node, on tarballs node, deno and bun write byte for byte alike";
 const TIMEOUT = 600_000;
-
-const REPO = new URL("../", import.meta.url).pathname;
-const GENERATOR = join(REPO, "tests", "_modern_save.ts");
-const bin = (name: string) => join(REPO, "node_modules", ".bin", name);
-const RUNTIMES: Record<string, string[]> = {
-  node: [process.execPath, "--import", "tsx", GENERATOR],
-  deno: [bin("deno"), "run", "-A", GENERATOR],
-  bun: [bin("bun"), GENERATOR],
-};
 
 const FORMATS: SaveFormat[] = ["docker", "docker+oci", "oci"];
 const LAYER_MODES: LayerMode[] = ["uncompressed", "compressed"];
@@ -79,16 +64,6 @@ const DOCKER_FORMATS = new Set<SaveFormat>(["docker", "docker+oci"]);
 const CTR_NAMESPACE = "docker-save-tests";
 /** The image docker 28 makes with `docker import`. */
 const DOCKER28_TAG = "docker-save/docker28-import:v1";
-
-/** containerd's (and docker's) normalised name of a tag, by its rules. */
-function normalised(tag: string): string {
-  const slash = tag.indexOf("/");
-  const first = slash < 0 ? "" : tag.slice(0, slash);
-  const hasHost = first.includes(".") || first.includes(":") ||
-    first === "localhost";
-  if (hasHost) return tag;
-  return `docker.io/${slash < 0 ? `library/${tag}` : tag}`;
-}
 
 const sha256 = (bytes: Uint8Array) =>
   createHash("sha256").update(bytes).digest("hex");
@@ -108,10 +83,7 @@ for (const golden of goldenCases()) {
 const singleCases = goldenCases().filter((golden) => golden.save.length === 1);
 
 /** The three sources of the busybox images that run. */
-const RUN_SOURCES = ["registry", "layout", "docker28", "index"] as const;
-// The docker format holds one platform per tag, so no index there.
-const runSources = (format: SaveFormat) =>
-  RUN_SOURCES.filter((source) => source !== "index" || OCI_FORMATS.has(format));
+const RUN_SOURCES = ["registry", "layout", "docker28"] as const;
 const runTag = (
   source: string,
   format: SaveFormat,
@@ -121,60 +93,6 @@ const runTag = (
 let temp: ModernTemp;
 let outputs = "";
 const cleanup = new Cleanup();
-
-/** A layer holding `/bin/busybox` (static, from the chroot), mode 0755. */
-async function busyboxLayer(): Promise<Uint8Array> {
-  const busybox = new Uint8Array(
-    await readFile(join(MODERN_ROOT, "bin", "busybox")),
-  );
-  const mtime = new Date(0);
-  return await packTar([
-    {
-      header: { name: "bin/", type: "directory", size: 0, mode: 0o755, mtime },
-    },
-    {
-      header: {
-        name: "bin/busybox",
-        size: busybox.byteLength,
-        mode: 0o755,
-        mtime,
-      },
-      body: busybox,
-    },
-  ]);
-}
-
-/** Writes an image as an OCI layout whose one index entry is `ref`. */
-async function writeLayout(dir: string, ref: string, image: Image) {
-  const blobs = join(dir, "blobs", "sha256");
-  await mkdir(blobs, { recursive: true });
-  const put = (bytes: Uint8Array) =>
-    writeFile(join(blobs, sha256(bytes)), bytes);
-  const manifest = await image.manifest();
-  await put(await image.rawConfig());
-  for (const layer of manifest.layers) {
-    await put(
-      new Uint8Array(
-        await new Response(await image.openLayer(layer)).arrayBuffer(),
-      ),
-    );
-  }
-  const raw = await image.rawManifest();
-  await put(raw);
-  await writeFile(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  await writeFile(
-    join(dir, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{
-        mediaType: manifest.mediaType,
-        digest: `sha256:${sha256(raw)}`,
-        size: raw.byteLength,
-        annotations: { "org.opencontainers.image.ref.name": ref },
-      }],
-    }),
-  );
-}
 
 function jobs(registryHost: string): SaveJob[] {
   const list: SaveJob[] = [];
@@ -195,11 +113,6 @@ function jobs(registryHost: string): SaveJob[] {
       ref: "busybox",
     },
     docker28: { kind: "docker-archive", path: join(temp.host, "docker28.tar") },
-    index: {
-      kind: "index",
-      amd64: join(temp.host, "busybox-layer.tar"),
-      arm64: join(temp.host, "arm64-layer.tar"),
-    },
   };
   for (const format of FORMATS) {
     for (const layers of LAYER_MODES) {
@@ -213,7 +126,7 @@ function jobs(registryHost: string): SaveJob[] {
         name: `run-${format}-${layers}`,
         format,
         layers,
-        entries: runSources(format).map((source) => ({
+        entries: RUN_SOURCES.map((source) => ({
           tag: runTag(source, format, layers),
           source: sources[source],
         })),
@@ -240,6 +153,8 @@ function jobs(registryHost: string): SaveJob[] {
 }
 
 let jobList: SaveJob[] = [];
+/** Per job, the sha256 of the tarball node, deno and bun wrote. */
+let digests = new Map<string, string[]>();
 
 before(async () => {
   if (skip) return;
@@ -255,14 +170,6 @@ before(async () => {
   await writeLayout(join(temp.host, "layout"), "busybox", busybox);
   // docker 28's: imported from the same layer, saved by docker itself.
   await writeFile(join(temp.host, "busybox-layer.tar"), layer);
-  // The arm64 child of the two-platform index (never run here).
-  await writeFile(
-    join(temp.host, "arm64-layer.tar"),
-    await packTar([{
-      header: { name: "arm64.txt", size: 6, mode: 0o644, mtime: new Date(0) },
-      body: "arm64\n",
-    }]),
-  );
   await inModern([
     "docker",
     "import",
@@ -279,14 +186,7 @@ before(async () => {
   await forget([DOCKER28_TAG]);
 
   jobList = jobs(registry.host);
-  const jobsFile = join(temp.host, "jobs.json");
-  await writeFile(jobsFile, JSON.stringify(jobList));
-  for (const [name, command] of Object.entries(RUNTIMES)) {
-    const out = join(temp.host, `out-${name}`);
-    await mkdir(out);
-    await run(command[0], [...command.slice(1), jobsFile, out]);
-  }
-  outputs = join(temp.host, "out-node");
+  ({ outputs, digests } = await saveOnEveryRuntime(jobList, temp.host));
 }, { timeout: TIMEOUT });
 
 after(() => cleanup.close(), { timeout: 120_000 });
@@ -295,34 +195,16 @@ after(() => cleanup.close(), { timeout: 120_000 });
 const inside = (name: string) =>
   `${outputs.slice(MODERN_ROOT.length)}/${name}.tar`;
 
-/** Removes images from a containerd namespace by tag (raw or normalised). */
-async function forget(tags: readonly string[], namespace = "moby") {
-  const wanted = new Set(tags.flatMap((tag) => [tag, normalised(tag)]));
-  const names = (await inModern(["ctr", "-n", namespace, "images", "ls", "-q"]))
-    .split("\n").filter((name) => wanted.has(name));
-  if (names.length) {
-    await inModern(["ctr", "-n", namespace, "images", "rm", ...names]);
-  }
-}
-
 // --- the bytes are the runtimes' common output ------------------------------
 
 test(
   "node, deno and bun write the same bytes for every tarball the loaders read",
   { skip, timeout: TIMEOUT },
-  async () => {
+  () => {
     assert.ok(jobList.length > 0);
     for (const job of jobList) {
-      const digests = await Promise.all(
-        Object.keys(RUNTIMES).map(async (name) =>
-          sha256(
-            new Uint8Array(
-              await readFile(join(temp.host, `out-${name}`, `${job.name}.tar`)),
-            ),
-          )
-        ),
-      );
-      assert.equal(new Set(digests).size, 1, `${job.name}: ${digests}`);
+      const written = digests.get(job.name)!;
+      assert.equal(new Set(written).size, 1, `${job.name}: ${written}`);
     }
   },
 );
@@ -507,14 +389,10 @@ for (const format of FORMATS) {
     }
 
     test(
-      `docker 28 runs busybox saved as ${format} with ${layers} layers from ${
-        OCI_FORMATS.has(format)
-          ? "a registry, an OCI layout, docker 28's own archive and a two-platform index"
-          : "a registry, an OCI layout and docker 28's own archive"
-      }`,
+      `docker 28 runs busybox saved as ${format} with ${layers} layers from a registry, an OCI layout and docker 28's own archive`,
       { skip, timeout: TIMEOUT },
       async () => {
-        const tags = runSources(format).map((source) =>
+        const tags = RUN_SOURCES.map((source) =>
           runTag(source, format, layers)
         );
         try {
@@ -524,7 +402,7 @@ for (const format of FORMATS) {
             "-i",
             inside(`run-${format}-${layers}`),
           ]);
-          for (const source of runSources(format)) {
+          for (const source of RUN_SOURCES) {
             const tag = runTag(source, format, layers);
             assert.ok(loaded.includes(`Loaded image: ${tag}\n`), loaded);
             const greeting =
