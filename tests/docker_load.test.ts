@@ -22,6 +22,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { type LayerMode, save, type SaveFormat } from "../src/save.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
+import { fixture } from "./_multi_platform.ts";
 
 const TIMEOUT = 180_000;
 const installed = spawnSync("dockerd", ["--version"], { stdio: "ignore" })
@@ -126,5 +127,48 @@ for (const golden of [two, foreign]) {
         },
       );
     }
+  }
+}
+
+// A multi-platform index saved as docker+oci: docker 20.10 reads only
+// manifest.json, which names the default platform's image (linux/amd64, or
+// `defaultPlatform`).
+for (const defaultPlatform of ["linux/amd64", "linux/arm64"]) {
+  for (const layers of ["uncompressed", "compressed"] as LayerMode[]) {
+    test(
+      `docker load reads the ${defaultPlatform} image manifest.json names in the docker+oci tarball (${layers} layers) of a multi-platform index`,
+      { skip, timeout: TIMEOUT },
+      async () => {
+        const { amd64, arm64, index } = await fixture();
+        const expected = defaultPlatform === "linux/amd64" ? amd64 : arm64;
+        const tag = "example.com/multi/app:v1";
+        const archive = join(root, "multi.tar");
+        await writeFile(
+          archive,
+          await readAll(
+            save([[tag, index]], {
+              format: "docker+oci",
+              layers,
+              defaultPlatform,
+            }),
+          ),
+        );
+        const loaded = await docker(["load", "-i", archive]);
+        assert.match(loaded, new RegExp(`Loaded image: ${tag}`));
+        const [id, diffIds] = (await docker([
+          "image",
+          "inspect",
+          tag,
+          "--format",
+          "{{.Id}} {{json .RootFS.Layers}}",
+        ])).trim().split(" ");
+        assert.equal(id, (await expected.manifest()).config.digest);
+        const config = JSON.parse(
+          new TextDecoder().decode(await expected.rawConfig()),
+        );
+        assert.deepEqual(JSON.parse(diffIds), config.rootfs.diff_ids);
+        await docker(["image", "rm", "-f", tag]);
+      },
+    );
   }
 }

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { type LayerMode, save, type SaveFormat } from "../src/save.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
+import { fixture } from "./_multi_platform.ts";
 
 const TIMEOUT = 180_000;
 const installed = spawnSync("podman", ["--version"], { stdio: "ignore" })
@@ -105,4 +106,71 @@ for (const [format, name] of CASES) {
       },
     );
   }
+}
+
+// A multi-platform index saved as docker+oci, one tag. podman 4.3 reads
+// manifest.json through `docker-archive:`, which names the default
+// platform's image. `podman load` tries the OCI side first and, the index
+// having one entry, takes the machine's platform from it (linux/amd64
+// here) whatever manifest.json names.
+for (const layers of ["uncompressed", "compressed"] as LayerMode[]) {
+  test(
+    `podman reads the manifest.json platform of the docker+oci tarball (${layers} layers) of a multi-platform index: linux/amd64 by default, linux/arm64 when asked`,
+    { skip, timeout: TIMEOUT },
+    async () => {
+      assert.ok(installed, "podman is missing (or not root) and CI is set");
+      const root = await mkdtemp(join(tmpdir(), "docker-save-podman-"));
+      try {
+        const { amd64, arm64, index } = await fixture();
+        const tag = "example.com/multi/app:v1";
+        const saved = async (defaultPlatform: string) => {
+          const archive = join(
+            root,
+            `${defaultPlatform.replace("/", "-")}.tar`,
+          );
+          await writeFile(
+            archive,
+            await readAll(
+              save([[tag, index]], {
+                format: "docker+oci",
+                layers,
+                defaultPlatform,
+              }),
+            ),
+          );
+          return archive;
+        };
+        const id = async () =>
+          `sha256:${
+            (await podman(root, [
+              "image",
+              "inspect",
+              tag,
+              "--format",
+              "{{.Id}}",
+            ])).trim()
+          }`;
+        const configOf = async (image: typeof amd64) =>
+          (await image.manifest()).config.digest;
+
+        const byDefault = await saved("linux/amd64");
+        await podman(root, ["pull", "-q", `docker-archive:${byDefault}`]);
+        assert.equal(await id(), await configOf(amd64));
+        await podman(root, ["rmi", "-a", "-f"]);
+        await podman(root, ["load", "-q", "-i", byDefault]);
+        assert.equal(await id(), await configOf(amd64));
+        await podman(root, ["rmi", "-a", "-f"]);
+
+        const arm = await saved("linux/arm64");
+        await podman(root, ["pull", "-q", `docker-archive:${arm}`]);
+        assert.equal(await id(), await configOf(arm64));
+        await podman(root, ["rmi", "-a", "-f"]);
+        // `podman load` reads index.json: the machine's platform.
+        await podman(root, ["load", "-q", "-i", arm]);
+        assert.equal(await id(), await configOf(amd64));
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+  );
 }
