@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     "uncompressed rows count output-tarball bytes/s, compressed rows and `cat`/`sha256sum` count blob bytes/s, `zcat` counts layer-tar bytes/s. " +
     "skopeo 1.22 and crane 0.20 run from the Debian sid chroot of scripts/modern-loaders.sh (`chroot DIR skopeo …`, writing into the chroot's /tmp on the same disk); skopeo writes an uncompressed docker-archive, `crane pull` a tarball with the layers as stored. " +
     "Wall is measured around `/usr/bin/time -f '%e %M %U %S'` (which gives the peak RSS: the largest single process of the tree, as wait4 reports it); outputs are deleted after each run. " +
-    "An OCI layout does not record the uncompressed size, so uncompressed mode from a layout learns it by a first streaming gunzip pass and gunzips again while writing; from a registry, the gzip trailer gives it (one download). " +
+    "An OCI layout does not record the uncompressed size; with -o FILE the tar header is reserved and patched after the layer is written, so each layer is gunzipped once (to stdout a first counting pass is needed); from a registry, the gzip trailer gives it (one download). " +
     "With a load average above 2 on this 2-core machine the walls are inflated; the CPU column is the steadier number.",
   ];
   const command = `node --import tsx bench/save.bench.ts ${
