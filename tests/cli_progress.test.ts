@@ -125,3 +125,33 @@ test("Progress prints one line per layer when not on a terminal", async () => {
   assert.equal(progress.total, blobs + tars);
   assert.equal(progress.transferred, progress.total);
 });
+
+test("Progress names each platform's layers of an image index", async () => {
+  const { fixture } = await import("./_multi_platform.ts");
+  const { index, amd64, arm64 } = await fixture();
+  const lines: string[] = [];
+  const progress = new Progress({ write: (text) => lines.push(text) });
+  await progress.expect(index, "app:v1");
+  await readAll(save([["app:v1", index]], {
+    format: "oci",
+    layers: "compressed",
+    onProgress: progress.listener,
+  }));
+  progress.finish();
+  const layersOf = async (image: typeof amd64) =>
+    (await image.manifest()).layers.map((layer) => layer.digest);
+  for (
+    const [image, platform] of [[amd64, "linux/amd64"], [
+      arm64,
+      "linux/arm64/v8",
+    ]] as const
+  ) {
+    for (const digest of await layersOf(image)) {
+      const line = lines.find((l) => l.startsWith(digest.slice(0, 19)));
+      assert.ok(line, `no line for ${digest}`);
+      assert.ok(line.includes(`(app:v1 ${platform})`), line);
+    }
+  }
+  // The attestation's statement is a blob of its own, named too.
+  assert.equal(lines.length, 5, lines.join(""));
+});
