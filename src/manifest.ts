@@ -47,18 +47,26 @@ export function isIndexMediaType(mediaType: unknown): boolean {
  * ```
  */
 export function parseManifest(bytes: Uint8Array, what: string): Manifest {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (error) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read manifest of ${what}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
+  const value = decodeJson(
+    bytes,
+    (error) => `Cannot read manifest of ${what}: ${error.message}`,
+  );
   assertValidManifest(value, what);
   return value;
+}
+
+// JSON bytes decoded, or BAD_MANIFEST with the message `failure` gives.
+function decodeJson(
+  bytes: Uint8Array,
+  failure: (error: Error) => string,
+): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new DockerSaveError("BAD_MANIFEST", failure(error as Error), {
+      cause: error,
+    });
+  }
 }
 
 /**
@@ -75,16 +83,7 @@ export function parseJsonObject(
   bytes: Uint8Array,
   what: string,
 ): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (error) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read ${what}: it is not JSON`,
-      { cause: error },
-    );
-  }
+  const value = decodeJson(bytes, () => `Cannot read ${what}: it is not JSON`);
   if (!isObject(value)) {
     throw new DockerSaveError(
       "BAD_MANIFEST",

@@ -114,7 +114,7 @@ test(
     timeout: 300_000,
   },
   async () => {
-    await withTemp("cli-memory-", async (dir) => {
+    await withTemp("cli-memory-", (dir) => {
       const layout = zeroLayout(dir);
       const source = `oci:${layout}=zeros/app:v1`;
       const stdout = peakMiB(["-q", source], `${dir}/stdout.tar`);
@@ -128,6 +128,7 @@ test(
       );
       assert.ok(stdout < BOUND_MIB, `stdout: ${stdout.toFixed(0)} MiB`);
       assert.ok(file < BOUND_MIB, `-o FILE: ${file.toFixed(0)} MiB`);
+      return Promise.resolve();
     });
   },
 );

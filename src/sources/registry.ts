@@ -236,18 +236,9 @@ export async function fromRegistry(
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage> {
   const registry = connect(reference, options);
-  const { client, repository, what, ref } = registry;
+  const { what } = registry;
   // Tag or digest -> (index -> platform)* -> image manifest.
-  let pulled = await client.manifest(
-    repository,
-    ref.digest ?? ref.tag!,
-    `manifest of ${what}`,
-  );
-  let digest = await checkDigest(
-    pulled.bytes,
-    ref.digest ?? pulled.digest,
-    `manifest of ${what}`,
-  );
+  let { pulled, digest } = await pullReference(registry);
   let platform: Platform | undefined;
   const wanted = options.platform ?? "linux/amd64";
   for (let depth = 0; isIndex(pulled); depth++) {
@@ -291,17 +282,7 @@ export async function fromRegistryIndex(
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage | ImageIndex> {
   const registry = connect(reference, options);
-  const { client, repository, what, ref } = registry;
-  const pulled = await client.manifest(
-    repository,
-    ref.digest ?? ref.tag!,
-    `manifest of ${what}`,
-  );
-  const digest = await checkDigest(
-    pulled.bytes,
-    ref.digest ?? pulled.digest,
-    `manifest of ${what}`,
-  );
+  const { pulled, digest } = await pullReference(registry);
   if (!isIndex(pulled)) {
     return await imageOf(registry, pulled, digest, undefined);
   }
@@ -417,6 +398,24 @@ function connect(reference: string, options: FromRegistryOptions): Connection {
     timeout: options.timeout ?? 60_000,
   });
   return { ref, what, client, repository: ref.repository, options };
+}
+
+// What the reference names (a tag or a digest), checked against the digest
+// when it names one.
+async function pullReference(
+  { client, repository, what, ref }: Connection,
+): Promise<{ pulled: Pulled; digest: string }> {
+  const pulled = await client.manifest(
+    repository,
+    ref.digest ?? ref.tag!,
+    `manifest of ${what}`,
+  );
+  const digest = await checkDigest(
+    pulled.bytes,
+    ref.digest ?? pulled.digest,
+    `manifest of ${what}`,
+  );
+  return { pulled, digest };
 }
 
 // An index entry's manifest, checked against the entry (digest, size).
