@@ -21,6 +21,7 @@ import { main } from "./cli/run.ts";
 
 export { USAGE } from "./cli/help.ts";
 export { type CliArgs, parseArgs } from "./cli/args.ts";
+export type { CredsValue } from "./cli/credentials.ts";
 export {
   type ArchiveSource,
   type CliSource,

@@ -9,6 +9,8 @@
 
 import { importNode } from "./runtime/_import.ts";
 import { fileSink, type WritableFileHandle } from "./runtime/file_sink.ts";
+
+export type { WritableFileHandle };
 import type { SaveEntries, SaveOptions } from "./save.ts";
 import { planSave } from "./save/pipeline.ts";
 import { type SeekableSink, writePlanSeekable } from "./save/write.ts";
