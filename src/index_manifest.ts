@@ -8,6 +8,7 @@
 import { DockerSaveError, type DockerSaveErrorCode } from "./errors.ts";
 import type { Descriptor } from "./image.ts";
 import type { IndexManifest } from "./image_index.ts";
+import { isAttestation } from "./platform.ts";
 
 /**
  * How many indexes may nest below the first one: an image index is followed
@@ -80,4 +81,36 @@ export function parseIndexManifest(
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * An index child read as an image, or as an artifact (copied blob for blob)
+ * when it is not one: an attestation (`unknown/unknown`), or a manifest
+ * whose layers are not image layers (`UNSUPPORTED_MEDIA_TYPE`). The one rule
+ * the sources and `save()` use.
+ *
+ * @example
+ * ```ts
+ * import { imageOrArtifact } from "./index_manifest.ts";
+ * import type { Descriptor } from "./image.ts";
+ * declare const entry: Descriptor;
+ * declare function asImage(): Promise<string>;
+ * declare function asArtifact(): Promise<string>;
+ * const child = await imageOrArtifact(entry, asImage, asArtifact);
+ * ```
+ */
+export async function imageOrArtifact<T>(
+  entry: Descriptor,
+  asImage: () => Promise<T>,
+  asArtifact: () => T | Promise<T>,
+): Promise<T> {
+  if (isAttestation(entry.platform)) return await asArtifact();
+  try {
+    return await asImage();
+  } catch (error) {
+    const notAnImage = error instanceof DockerSaveError &&
+      error.code === "UNSUPPORTED_MEDIA_TYPE";
+    if (!notAnImage) throw error;
+    return await asArtifact();
+  }
 }

@@ -196,7 +196,17 @@ function isPlatform(value: unknown): value is Platform {
     typeof p.architecture === "string";
 }
 
-function isAttestation(platform: Platform | undefined): boolean {
+/**
+ * Whether an index entry's platform is an attestation's (buildx writes
+ * `unknown/unknown`): never chosen as a platform, copied as an artifact.
+ *
+ * @example
+ * ```ts
+ * import { isAttestation } from "./platform.ts";
+ * isAttestation({ os: "unknown", architecture: "unknown" }); // true
+ * ```
+ */
+export function isAttestation(platform: Platform | undefined): boolean {
   return isPlatform(platform) && platform.os === "unknown" &&
     platform.architecture === "unknown";
 }

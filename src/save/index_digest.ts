@@ -13,7 +13,11 @@ import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
 import { type ImageIndex, isImageIndex } from "../image_index.ts";
 import { isIndexMediaType, parseJsonObject } from "../manifest.ts";
-import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
+import {
+  imageOrArtifact,
+  MAX_INDEX_DEPTH,
+  parseIndexManifest,
+} from "../index_manifest.ts";
 import { formatPlatform } from "../platform.ts";
 import { type ParsedTag, parseTag } from "../tag.ts";
 import { type DigestedImage, digestImage } from "./config_digest.ts";
@@ -121,35 +125,31 @@ async function readIndex(
       continue;
     }
     await assertBytesMatch(await child.rawManifest(), entry, what);
-    entries.push(await imageOrArtifact(tag, child, entry));
+    entries.push(await childOf(tag, child, entry));
   }
   return { kind: "index", tag, parsedTag, rawIndex, descriptor, entries };
 }
 
 // An image child, or, when it is not one we can save (attestations, other
 // artifacts), its blobs to copy as they are.
-async function imageOrArtifact(
+function childOf(
   tag: string,
   child: Image,
   entry: Descriptor,
 ): Promise<DigestedEntry> {
-  const attestation = entry.platform?.os === "unknown" &&
-    entry.platform?.architecture === "unknown";
-  if (!attestation) {
-    try {
-      const image = await digestImage(tag, child);
-      return { kind: "image", descriptor: entry, image };
-    } catch (error) {
-      const notAnImage = error instanceof DockerSaveError &&
-        error.code === "UNSUPPORTED_MEDIA_TYPE";
-      if (!notAnImage) throw error;
-    }
-  }
-  return {
-    kind: "artifact",
-    descriptor: entry,
-    artifact: await artifactOf(tag, child),
-  };
+  return imageOrArtifact<DigestedEntry>(
+    entry,
+    async () => ({
+      kind: "image",
+      descriptor: entry,
+      image: await digestImage(tag, child),
+    }),
+    async () => ({
+      kind: "artifact",
+      descriptor: entry,
+      artifact: await artifactOf(tag, child),
+    }),
+  );
 }
 
 async function artifactOf(

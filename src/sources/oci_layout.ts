@@ -9,7 +9,11 @@ import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
 import type { ImageIndex, IndexManifest } from "../image_index.ts";
 import { parseTag } from "../tag.ts";
-import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
+import {
+  imageOrArtifact,
+  MAX_INDEX_DEPTH,
+  parseIndexManifest,
+} from "../index_manifest.ts";
 import { isIndexMediaType, parseArtifact, parseManifest } from "../manifest.ts";
 import {
   blobPath,
@@ -248,16 +252,11 @@ async function openLayout(
           if (isIndexMediaType(entry.mediaType)) {
             return await index(entry, depth + 1);
           }
-          return isAttestation(entry)
-            ? await artifact(entry)
-            : await image(entry).catch((error) => {
-              // Not an image we can read as one: an artifact.
-              if (
-                error instanceof DockerSaveError &&
-                error.code === "UNSUPPORTED_MEDIA_TYPE"
-              ) return artifact(entry);
-              throw error;
-            });
+          return await imageOrArtifact(
+            entry,
+            () => image(entry),
+            () => artifact(entry),
+          );
         } catch (error) {
           // What the layout does not hold is absent, as in a partial save.
           if (
@@ -279,11 +278,6 @@ async function openLayout(
     what,
   );
   return { what, entry, readBlob, image, index };
-}
-
-function isAttestation(entry: Descriptor): boolean {
-  return entry.platform?.os === "unknown" &&
-    entry.platform?.architecture === "unknown";
 }
 
 function chooseEntry(

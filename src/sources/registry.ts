@@ -20,7 +20,11 @@ import {
 } from "../image.ts";
 import { isIndexMediaType, parseArtifact, parseManifest } from "../manifest.ts";
 import type { ImageIndex, IndexManifest } from "../image_index.ts";
-import { MAX_INDEX_DEPTH, parseIndexManifest } from "../index_manifest.ts";
+import {
+  imageOrArtifact,
+  MAX_INDEX_DEPTH,
+  parseIndexManifest,
+} from "../index_manifest.ts";
 import {
   choosePlatform,
   formatPlatform,
@@ -320,24 +324,11 @@ function indexOf(
         }
         return indexOf(registry, child.pulled, depth + 1);
       }
-      const attestation = entry.platform?.os === "unknown" &&
-        entry.platform?.architecture === "unknown";
-      if (attestation) return artifactOf(registry, child.pulled);
-      try {
-        return await imageOf(
-          registry,
-          child.pulled,
-          child.digest,
-          entry.platform,
-        );
-      } catch (error) {
-        // Not an image we can read as one (other artifacts): its blobs.
-        if (
-          error instanceof DockerSaveError &&
-          error.code === "UNSUPPORTED_MEDIA_TYPE"
-        ) return artifactOf(registry, child.pulled);
-        throw error;
-      }
+      return await imageOrArtifact<Image>(
+        entry,
+        () => imageOf(registry, child.pulled, child.digest, entry.platform),
+        () => artifactOf(registry, child.pulled),
+      );
     },
   };
 }
