@@ -170,15 +170,16 @@ export class LayerResolver {
     entry: LayerEntry,
   ): Promise<SizedMember | UnsizedMember | undefined> {
     const layer = await describeLayer(entry.image, entry.layer);
-    const progress = (phase: ProgressUpdate["phase"], total: number) =>
-      this.#onProgress &&
-      ((stream: ReadableStream<Uint8Array>) =>
-        progressStream(stream, this.#onProgress!, {
+    const onProgress = this.#onProgress;
+    const progress: ProgressFor = (stream, phase, total) =>
+      onProgress
+        ? progressStream(stream, onProgress, {
           name: entry.name,
           digest: entry.layer.digest,
           phase,
           total,
-        }));
+        })
+        : stream;
     if (this.#compressed || entry.asStored) {
       const size = entry.layer.size;
       return {
@@ -186,10 +187,7 @@ export class LayerResolver {
         size,
         open: async (offset) => {
           if (offset > 0) return await layer.blob.open(offset);
-          return observe(
-            await openBlob(layer, this.#verify),
-            progress("writing", size),
-          );
+          return progress(await openBlob(layer, this.#verify), "writing", size);
         },
       };
     }
@@ -225,10 +223,7 @@ export class LayerResolver {
           const whole = await openContent(layer, NO_CHECKS);
           return skipBytes(whole, offset);
         }
-        return observe(
-          await openContent(layer, checks),
-          progress("writing", size),
-        );
+        return progress(await openContent(layer, checks), "writing", size);
       },
     };
   }
@@ -249,9 +244,10 @@ export class LayerResolver {
       name: entry.name,
       size: undefined,
       open: async () => {
-        const blob = observe(
+        const blob = progress(
           await layer.blob.open(0),
-          progress("writing", entry.layer.size),
+          "writing",
+          entry.layer.size,
         );
         return await openContent(layer, checks, blob);
       },
@@ -273,9 +269,10 @@ export class LayerResolver {
     const learnt = this.#sizes.get(entry.layer, entry.diffId) ??
       await layer.uncompressedSize();
     if (learnt !== undefined || this.#strategy !== "count") return learnt;
-    const blob = observe(
+    const blob = progress(
       await openBlob(layer, this.#verify),
-      progress("counting", entry.layer.size),
+      "counting",
+      entry.layer.size,
     );
     const size = await countBytes(
       await decompress(blob, layer),
@@ -286,13 +283,12 @@ export class LayerResolver {
   }
 }
 
-// Wraps a stream in a progress report of a phase, when progress is asked.
+// A stream reported to `onProgress` as read in a phase (as is without it).
 type ProgressFor = (
+  stream: ReadableStream<Uint8Array>,
   phase: ProgressUpdate["phase"],
   total: number,
-) =>
-  | ((s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>)
-  | undefined;
+) => ReadableStream<Uint8Array>;
 
 /** What `openContent` checks of a layer's uncompressed bytes. */
 interface ContentChecks {
@@ -309,15 +305,6 @@ const NO_CHECKS: ContentChecks = {
   diffId: undefined,
   size: undefined,
 };
-
-function observe(
-  stream: ReadableStream<Uint8Array>,
-  observer:
-    | ((s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>)
-    | undefined,
-): ReadableStream<Uint8Array> {
-  return observer ? observer(stream) : stream;
-}
 
 // The blob as stored, checked against its descriptor's size, and its digest
 // when asked.
