@@ -28,6 +28,7 @@ import {
 import {
   Cleanup,
   pushImage,
+  pushLayout,
   requireTools,
   skip as skipRegistry,
   startRegistry,
@@ -69,6 +70,64 @@ for (const golden of goldenCases()) {
     });
   });
 }
+
+test(
+  "cli gives the same bytes with and without -q for oci:, oci-archive: and registry sources",
+  {
+    timeout: 120_000,
+  },
+  async () => {
+    const [basic] = goldenCases().filter((c) => c.name === "basic");
+    const layout = `${basic.dir}/oci`;
+    const cleanup = new Cleanup();
+    try {
+      await withTemp("contract-cli-kinds-", async (dir) => {
+        const archive = `${dir}/oci.tar`;
+        writeFileSync(
+          archive,
+          // Compressed: the original blobs, so the reference's v1 ids.
+          await readAll(
+            save(await goldenEntries(basic), {
+              format: "oci",
+              layers: "compressed",
+            }),
+          ),
+        );
+        const sources = [
+          `oci:${layout}:basic=oracle/basic:v1`,
+          `oci-archive:${archive}:oracle/basic:v1`,
+        ];
+        if (!skipRegistry) {
+          requireTools();
+          const registry = await startRegistry(cleanup);
+          await pushLayout(layout, "basic", registry.url, "oracle/basic", "v1");
+          sources.push(`${registry.host}/oracle/basic:v1=oracle/basic:v1`);
+        }
+        for (const source of sources) {
+          for (const layers of ["uncompressed", "compressed"]) {
+            const outputs = [];
+            for (const quiet of [true, false]) {
+              const out = `${dir}/${quiet ? "quiet" : "loud"}.tar`;
+              const args = ["--layers", layers, "-o", out, source];
+              const run = await runCli(quiet ? ["-q", ...args] : args);
+              assert.equal(run.code, 0, run.stderr);
+              outputs.push(readFileSync(out));
+            }
+            assert.ok(outputs[0].equals(outputs[1]), `${source}, ${layers}`);
+            if (layers === "uncompressed") {
+              assert.ok(
+                outputs[0].equals(Buffer.from(basic.expected)),
+                `${source}: the golden bytes`,
+              );
+            }
+          }
+        }
+      });
+    } finally {
+      await cleanup.close();
+    }
+  },
+);
 
 test("saveResponse() serves a Range of an fromOciArchive() image as the same slice of the full tarball", async () => {
   const [basic] = goldenCases().filter((c) => c.name === "basic");
