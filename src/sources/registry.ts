@@ -301,34 +301,47 @@ function indexOf(
 ): ImageIndex {
   const what = `index of ${registry.what}`;
   const parsed = parseIndexManifest(pulled.bytes, what) as IndexManifest;
+  // Each child is pulled once, however often it is asked for (the CLI's
+  // progress view, then save()).
+  const children = new Map<string, Promise<Image | ImageIndex | undefined>>();
+  const pull = async (
+    entry: Descriptor,
+  ): Promise<Image | ImageIndex | undefined> => {
+    let child: { pulled: Pulled; digest: string };
+    try {
+      child = await pullChild(registry, entry);
+    } catch (error) {
+      if (
+        error instanceof DockerSaveError &&
+        error.code === "MANIFEST_NOT_FOUND"
+      ) return undefined;
+      throw error;
+    }
+    if (isIndex(child.pulled)) {
+      if (depth + 1 >= MAX_INDEX_DEPTH) {
+        throw new DockerSaveError(
+          "BAD_MANIFEST",
+          `Cannot read ${what}: indexes nest too deep`,
+        );
+      }
+      return indexOf(registry, child.pulled, depth + 1);
+    }
+    return await imageOrArtifact<Image>(
+      entry,
+      () => imageOf(registry, child.pulled, child.digest, entry.platform),
+      () => artifactOf(registry, child.pulled),
+    );
+  };
   return {
     rawIndex: () => Promise.resolve(pulled.bytes),
     index: () => Promise.resolve(structuredClone(parsed)),
-    child: async (entry) => {
-      let child: { pulled: Pulled; digest: string };
-      try {
-        child = await pullChild(registry, entry);
-      } catch (error) {
-        if (
-          error instanceof DockerSaveError &&
-          error.code === "MANIFEST_NOT_FOUND"
-        ) return undefined;
-        throw error;
+    child: (entry) => {
+      let pulling = children.get(entry.digest);
+      if (!pulling) {
+        pulling = pull(entry);
+        children.set(entry.digest, pulling);
       }
-      if (isIndex(child.pulled)) {
-        if (depth + 1 >= MAX_INDEX_DEPTH) {
-          throw new DockerSaveError(
-            "BAD_MANIFEST",
-            `Cannot read ${what}: indexes nest too deep`,
-          );
-        }
-        return indexOf(registry, child.pulled, depth + 1);
-      }
-      return await imageOrArtifact<Image>(
-        entry,
-        () => imageOf(registry, child.pulled, child.digest, entry.platform),
-        () => artifactOf(registry, child.pulled),
-      );
+      return pulling;
     },
   };
 }
