@@ -50,7 +50,10 @@ export function runtimeArgv(runtime: Runtime): string[] {
     case "node-tsx":
       return [process.execPath, "--import", "tsx", "src/cli.ts"];
     case "deno":
-      // As the `deno task cli` runs it.
+      // Plain, as a user runs it from JSR: no V8 flags (`deno task cli`
+      // adds --max-semi-space-size=1; the memory target is without it).
+      return [join(REPO, "node_modules/.bin/deno"), "run", "-A", "src/cli.ts"];
+    case "deno-capped":
       return [
         join(REPO, "node_modules/.bin/deno"),
         "run",

@@ -13,12 +13,20 @@ export type Mode = "uncompressed" | "compressed";
  * `node` runs the npm package's built CLI (`dist/bin/docker-save.js`, from
  * `npm run build`) with plain Node, as npm users do. `node-tsx` is opt-in:
  * the TypeScript sources through tsx, whose loader-hooks thread alone costs
- * ~35 MiB of RSS.
+ * ~35 MiB of RSS. `deno` is plain `deno run -A`, as a user runs the CLI
+ * from JSR; `deno-capped` (opt-in) adds `--max-semi-space-size=1` as
+ * `deno task cli` does.
  */
-export type Runtime = "node" | "deno" | "bun" | "node-tsx";
+export type Runtime = "node" | "deno" | "bun" | "node-tsx" | "deno-capped";
 
 /** Every runtime `--runtimes` accepts. */
-export const RUNTIMES: Runtime[] = ["node", "deno", "bun", "node-tsx"];
+export const RUNTIMES: Runtime[] = [
+  "node",
+  "deno",
+  "bun",
+  "node-tsx",
+  "deno-capped",
+];
 
 /** What one invocation measures. */
 export interface Options {
@@ -42,7 +50,8 @@ export interface Options {
 /** The `--help` text. */
 export const USAGE =
   "node --import tsx bench/save.bench.ts [--sizes 256,1024] [--runs 3] " +
-  "[--runtimes node,deno,bun[,node-tsx]] [--modes uncompressed,compressed] " +
+  "[--runtimes node,deno,bun[,node-tsx,deno-capped]] " +
+  "[--modes uncompressed,compressed] " +
   "[--out FILE [--append]] [--no-skopeo] [--no-modern] [--no-registry] " +
   "[--no-baselines] [--live]";
 

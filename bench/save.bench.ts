@@ -6,7 +6,8 @@
  *
  * ```sh
  * node --import tsx bench/save.bench.ts [--sizes 256,1024] [--runs 3] \
- *   [--runtimes node,deno,bun[,node-tsx]] [--modes uncompressed,compressed] \
+ *   [--runtimes node,deno,bun[,node-tsx,deno-capped]] \
+ *   [--modes uncompressed,compressed] \
  *   [--out bench/results.md [--append]] [--no-skopeo] [--no-modern] \
  *   [--no-registry] [--no-baselines] [--live]
  * ```
