@@ -7,6 +7,7 @@
 
 import process from "node:process";
 import type { Image } from "../image.ts";
+import { releaseChunk } from "../runtime/chunk_release.ts";
 import type { ImageIndex } from "../image_index.ts";
 import { save, type SaveOptions } from "../save.ts";
 import { saveToFile } from "../save_to_file.ts";
@@ -160,7 +161,11 @@ async function writeStdout(
       await writing;
       if (done) break;
       writing = new Promise<void>((resolve, reject) => {
-        out.write(value, (error) => error ? reject(error) : resolve());
+        out.write(value, (error) => {
+          if (error) return reject(error);
+          releaseChunk(value); // written: nothing reads it again
+          resolve();
+        });
       });
       writing.catch(() => {}); // awaited (and rethrown) on the next turn
     }

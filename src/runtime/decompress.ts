@@ -13,6 +13,7 @@
  */
 
 import { importNode } from "./_import.ts";
+import { ownChunk, releaseChunk } from "./chunk_release.ts";
 import { ZstdBlockScanner } from "./_zstd_blocks.ts";
 
 /** Which implementation a decompressor uses. */
@@ -39,6 +40,11 @@ const READ_AHEAD = 1024 * 1024;
 interface Inflater {
   /** The most input one write may take. */
   slice: number;
+  /**
+   * Whether the engine is done with a chunk's bytes once `write` has taken
+   * all of them (zlib), so that the chunk may be freed.
+   */
+  releasesInput: boolean;
   /**
    * Feeds input; resolves when it is consumed, or sooner with output. An
    * inflater that takes only part of `chunk` returns how many bytes it took.
@@ -119,6 +125,8 @@ function zlibInflater(z: import("node:zlib").Gunzip): Inflater {
   z.on("end", () => ended = true);
   return {
     slice: Infinity,
+    // zlib calls back once the chunk is consumed and never reads it again.
+    releasesInput: true,
     write: (chunk) =>
       new Promise<void>((resolve) => {
         z.write(chunk, () => resolve());
@@ -128,7 +136,10 @@ function zlibInflater(z: import("node:zlib").Gunzip): Inflater {
       if (failed) throw failed;
       const chunk = z.read() as Uint8Array | null;
       if (chunk) {
-        return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        // zlib fills a fresh buffer once it has handed one out whole.
+        return ownChunk(
+          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+        );
       }
       return ended ? "end" : null;
     },
@@ -183,6 +194,7 @@ function pushInflater(
   });
   return {
     slice: PUSH_SLICE,
+    releasesInput: false,
     write: (chunk) => void engine.push(chunk, false),
     end() {
       engine.push(new Uint8Array(0), true);
@@ -210,6 +222,7 @@ function pullTransform(
   >();
   const reader = input.getReader();
   let pending: Uint8Array = new Uint8Array(0);
+  let current: Uint8Array | undefined; // the chunk `pending` is part of
   let inputDone = false;
   let failed: { error: unknown } | undefined;
   let feeding: Promise<void> | undefined;
@@ -223,11 +236,15 @@ function pullTransform(
           inflater.end();
           return;
         }
-        pending = next.value;
+        pending = current = next.value;
       }
       const slice = pending.subarray(0, inflater.slice);
       const taken = await inflater.write(slice);
       pending = pending.subarray(taken ?? slice.byteLength);
+      if (pending.byteLength === 0 && current && inflater.releasesInput) {
+        releaseChunk(current);
+        current = undefined;
+      }
     }
   };
   // One feeder at a time, and only when it has work; its failure is

@@ -7,6 +7,7 @@
  */
 
 import type { SeekableSink } from "../save/write.ts";
+import { releaseChunk } from "./chunk_release.ts";
 
 /** The part of a `node:fs/promises` `FileHandle` the sink uses. */
 export interface WritableFileHandle {
@@ -59,7 +60,10 @@ export function fileSink(file: WritableFileHandle): SeekableSink {
     write(bytes) {
       const at = position;
       position += bytes.byteLength;
-      return then(() => writeFully(bytes, at));
+      return then(async () => {
+        await writeFully(bytes, at);
+        releaseChunk(bytes); // written: nothing reads it again
+      });
     },
     async writeAt(at, bytes) {
       then(() => writeFully(bytes, at));

@@ -7,6 +7,7 @@
  */
 
 import { importNode } from "./_import.ts";
+import { ownChunk } from "./chunk_release.ts";
 
 /** Part of a file: `length` bytes from `start` (to the end when omitted). */
 export interface ByteRange {
@@ -87,7 +88,7 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
         if (bytesRead === 0) return null;
         position += bytesRead;
         remaining -= bytesRead;
-        return buffer.subarray(0, bytesRead);
+        return ownChunk(buffer.subarray(0, bytesRead));
       };
       // One read ahead, so the disk works while the chunk before is used.
       let next: Promise<Uint8Array | null> | undefined;

@@ -23,6 +23,7 @@
 
 import { DockerSaveError } from "../errors.ts";
 import { describeLayer, type LayerDescription } from "../layer.ts";
+import { releaseChunk } from "../runtime/chunk_release.ts";
 import { createDecompressor } from "../runtime/decompress.ts";
 import { mapErrors, skipBytes } from "../_streams.ts";
 import {
@@ -390,6 +391,7 @@ async function countBytes(
       if (signal.aborted) throw signal.reason;
       if (done) return size;
       size += value.byteLength;
+      releaseChunk(value); // counted, not kept
     }
   } finally {
     signal.removeEventListener("abort", stop);

@@ -12,6 +12,7 @@
  */
 
 import { DockerSaveError } from "../errors.ts";
+import { ownChunk } from "../runtime/chunk_release.ts";
 import {
   Exchange,
   type RegistryTransport,
@@ -105,7 +106,8 @@ export function resumableBlob(
           );
         }
         received += value.byteLength;
-        let chunk = value;
+        // This stream is the body's only reader: its chunks are ours.
+        let chunk = ownChunk(value);
         if (skip > 0) {
           const dropped = Math.min(skip, chunk.byteLength);
           skip -= dropped;
