@@ -180,7 +180,8 @@ export async function saveToFile(
       writePlanSeekable(
         plan,
         options,
-        stopOnAbort(fileSink(file), options.signal),
+        // Its chunks come from the plan alone: freed once written.
+        stopOnAbort(fileSink(file, true), options.signal),
       ),
     undefined,
     options,

@@ -9,15 +9,20 @@
  * the floor. `ArrayBuffer.prototype.transfer(0)` detaches a buffer and frees
  * its memory at once (Deno, Bun; Node 20 has no `transfer` and waits).
  *
- * Only a chunk this library took from a source nobody else reads (its own
- * file reads, zlib's output, a `fetch` body it alone consumes) is marked. A
- * buffer is freed when the chunk spanning it is released, or when chunks
- * marked as parts of it have been released for every one of its bytes
- * (zlib hands out a 256 KiB buffer in parts across writes); a buffer shared
- * with views never marked (Node's small-buffer pool) is never freed here. It is freed by the reader that uses it last (the file or
- * stdout writer once the write is done, the inflater once zlib has consumed
- * it, the counting pass), never by a stage that passes it on; chunks that
- * leave through `save()`'s stream are the caller's and are left alone.
+ * Only chunks nobody else can hold are marked: those of a stream whose
+ * producer makes a fresh buffer per chunk (file reads, zlib's output, a
+ * `fetch` body read by one reader) and that save's layer stage has claimed
+ * as the stream's one reader (a stream has only one). A stream that passed
+ * through other hands (an `Image` wrapper may tee it) is not the producer's
+ * own object, so its chunks are never marked. A buffer is freed when the
+ * chunk spanning it is released, or when chunks marked as parts of it have
+ * been released for every one of its bytes (zlib hands out a 256 KiB buffer
+ * in parts across writes); a buffer shared with views never marked (Node's
+ * small-buffer pool) is never freed here. It is freed by the reader that
+ * uses it last (`saveToFile`'s writer and the CLI's stdout writer once the
+ * write is done, the inflater once zlib has consumed it, the counting pass),
+ * never by a stage that passes it on; chunks that leave through `save()`'s
+ * stream are the caller's and are left alone.
  *
  * @module
  */
@@ -26,6 +31,7 @@
 // other views (zlib fills a 256 KiB buffer across writes), with how many of
 // that buffer's bytes have been released so far.
 const owned = new WeakSet<ArrayBufferLike>();
+const claimed = new WeakSet<ReadableStream<Uint8Array>>();
 const parts = new WeakSet<Uint8Array>();
 const releasedBytes = new WeakMap<ArrayBufferLike, number>();
 
@@ -63,6 +69,47 @@ export function ownChunk<T extends Uint8Array>(chunk: T): T {
   if (spansBuffer(chunk)) owned.add(chunk.buffer);
   else parts.add(chunk);
   return chunk;
+}
+
+/**
+ * Claims the chunks `stream` will give, for its one reader: the caller,
+ * which makes sure the last reader of each chunk releases it. Only a
+ * producer's own stream (see `ownChunkOf`) is affected. Returns `stream`.
+ *
+ * @example
+ * ```ts
+ * import { claimChunks } from "./chunk_release.ts";
+ * declare const blob: ReadableStream<Uint8Array>;
+ * const chunks = claimChunks(blob);
+ * ```
+ */
+export function claimChunks(
+  stream: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  claimed.add(stream);
+  return stream;
+}
+
+/**
+ * For a producer that gives each chunk of `stream` (its own) a fresh buffer:
+ * marks `chunk` as the library's when the stream's reader claimed it.
+ * Returns `chunk`.
+ *
+ * @example
+ * ```ts
+ * import { ownChunkOf } from "./chunk_release.ts";
+ * const stream: ReadableStream<Uint8Array> = new ReadableStream({
+ *   pull(controller) {
+ *     controller.enqueue(ownChunkOf(stream, new Uint8Array(256 * 1024)));
+ *   },
+ * });
+ * ```
+ */
+export function ownChunkOf<T extends Uint8Array>(
+  stream: ReadableStream<Uint8Array>,
+  chunk: T,
+): T {
+  return claimed.has(stream) ? ownChunk(chunk) : chunk;
 }
 
 /**

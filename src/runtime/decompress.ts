@@ -13,7 +13,7 @@
  */
 
 import { importNode } from "./_import.ts";
-import { ownChunk, releaseChunk } from "./chunk_release.ts";
+import { ownChunkOf, releaseChunk } from "./chunk_release.ts";
 import { ZstdBlockScanner } from "./_zstd_blocks.ts";
 
 /** Which implementation a decompressor uses. */
@@ -41,10 +41,11 @@ interface Inflater {
   /** The most input one write may take. */
   slice: number;
   /**
-   * Whether the engine is done with a chunk's bytes once `write` has taken
-   * all of them (zlib), so that the chunk may be freed.
+   * Whether chunks may be freed (zlib): the engine is done with an input
+   * chunk once `write` has taken all of it, and hands out each output
+   * buffer whole or in consecutive parts, never to fill it again.
    */
-  releasesInput: boolean;
+  freesChunks: boolean;
   /**
    * Feeds input; resolves when it is consumed, or sooner with output. An
    * inflater that takes only part of `chunk` returns how many bytes it took.
@@ -125,8 +126,9 @@ function zlibInflater(z: import("node:zlib").Gunzip): Inflater {
   z.on("end", () => ended = true);
   return {
     slice: Infinity,
-    // zlib calls back once the chunk is consumed and never reads it again.
-    releasesInput: true,
+    // zlib calls back once the chunk is consumed and never reads it again,
+    // and fills a fresh buffer once it has handed one out to its end.
+    freesChunks: true,
     write: (chunk) =>
       new Promise<void>((resolve) => {
         z.write(chunk, () => resolve());
@@ -136,10 +138,7 @@ function zlibInflater(z: import("node:zlib").Gunzip): Inflater {
       if (failed) throw failed;
       const chunk = z.read() as Uint8Array | null;
       if (chunk) {
-        // zlib fills a fresh buffer once it has handed one out whole.
-        return ownChunk(
-          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
-        );
+        return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       }
       return ended ? "end" : null;
     },
@@ -194,7 +193,7 @@ function pushInflater(
   });
   return {
     slice: PUSH_SLICE,
-    releasesInput: false,
+    freesChunks: false,
     write: (chunk) => void engine.push(chunk, false),
     end() {
       engine.push(new Uint8Array(0), true);
@@ -241,7 +240,7 @@ function pullTransform(
       const slice = pending.subarray(0, inflater.slice);
       const taken = await inflater.write(slice);
       pending = pending.subarray(taken ?? slice.byteLength);
-      if (pending.byteLength === 0 && current && inflater.releasesInput) {
+      if (pending.byteLength === 0 && current && inflater.freesChunks) {
         releaseChunk(current);
         current = undefined;
       }
@@ -261,7 +260,7 @@ function pullTransform(
     return feeding;
   };
 
-  const readable = new ReadableStream<Uint8Array>({
+  const readable: ReadableStream<Uint8Array> = new ReadableStream({
     async pull(controller) {
       for (;;) {
         if (failed) throw failed.error;
@@ -269,7 +268,9 @@ function pullTransform(
         if (chunk === "end") return controller.close();
         if (chunk) {
           startFeeding();
-          return controller.enqueue(chunk);
+          return controller.enqueue(
+            inflater.freesChunks ? ownChunkOf(readable, chunk) : chunk,
+          );
         }
         const fed = startFeeding();
         await (fed ? Promise.race([fed, inflater.ready()]) : inflater.ready());

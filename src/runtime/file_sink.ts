@@ -23,7 +23,10 @@ export interface WritableFileHandle {
 }
 
 /**
- * A sink writing to `file` from position 0.
+ * A sink writing to `file` from position 0. With `releaseWritten` (for a
+ * writer that is the last reader of every chunk it appends, as
+ * `saveToFile`'s is) each appended chunk is released once written (see
+ * `chunk_release.ts`).
  *
  * @example
  * ```ts
@@ -33,7 +36,10 @@ export interface WritableFileHandle {
  * await sink.write(new Uint8Array(512));
  * ```
  */
-export function fileSink(file: WritableFileHandle): SeekableSink {
+export function fileSink(
+  file: WritableFileHandle,
+  releaseWritten = false,
+): SeekableSink {
   let position = 0;
   // Writes go out in order; at most one is in flight while the next chunk
   // is produced, so the disk and the pipeline overlap.
@@ -62,7 +68,7 @@ export function fileSink(file: WritableFileHandle): SeekableSink {
       position += bytes.byteLength;
       return then(async () => {
         await writeFully(bytes, at);
-        releaseChunk(bytes); // written: nothing reads it again
+        if (releaseWritten) releaseChunk(bytes);
       });
     },
     async writeAt(at, bytes) {

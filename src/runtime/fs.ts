@@ -7,7 +7,7 @@
  */
 
 import { importNode } from "./_import.ts";
-import { ownChunk } from "./chunk_release.ts";
+import { ownChunkOf } from "./chunk_release.ts";
 
 /** Part of a file: `length` bytes from `start` (to the end when omitted). */
 export interface ByteRange {
@@ -88,11 +88,12 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
         if (bytesRead === 0) return null;
         position += bytesRead;
         remaining -= bytesRead;
-        return ownChunk(buffer.subarray(0, bytesRead));
+        return buffer.subarray(0, bytesRead);
       };
       // One read ahead, so the disk works while the chunk before is used.
       let next: Promise<Uint8Array | null> | undefined;
-      return new ReadableStream<Uint8Array>({
+      // Each chunk is a fresh buffer (a claimed stream's may be freed).
+      const stream: ReadableStream<Uint8Array> = new ReadableStream({
         async pull(controller) {
           try {
             const chunk = await (next ?? readNext());
@@ -108,7 +109,7 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
               } else controller.close();
               return;
             }
-            controller.enqueue(chunk);
+            controller.enqueue(ownChunkOf(stream, chunk));
             next = readNext();
             next.catch(() => {}); // reported by the next pull
           } catch (error) {
@@ -121,6 +122,7 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
           await close();
         },
       }, { highWaterMark: 0 });
+      return stream;
     },
   };
 }

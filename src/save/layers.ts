@@ -22,8 +22,12 @@
  */
 
 import { DockerSaveError } from "../errors.ts";
-import { describeLayer, type LayerDescription } from "../layer.ts";
-import { releaseChunk } from "../runtime/chunk_release.ts";
+import {
+  type ByteSource,
+  describeLayer,
+  type LayerDescription,
+} from "../layer.ts";
+import { claimChunks, releaseChunk } from "../runtime/chunk_release.ts";
 import { createDecompressor } from "../runtime/decompress.ts";
 import { mapErrors, skipBytes } from "../_streams.ts";
 import {
@@ -246,7 +250,7 @@ export class LayerResolver {
       size: undefined,
       open: async () => {
         const blob = progress(
-          await layer.blob.open(0),
+          await openWhole(layer.blob),
           "writing",
           entry.layer.size,
         );
@@ -307,6 +311,15 @@ const NO_CHECKS: ContentChecks = {
   size: undefined,
 };
 
+// Bytes opened from 0 are read by this stage alone (a stream has one
+// reader): their chunks are claimed, so that those nobody else can hold are
+// freed by their last reader (chunk_release.ts).
+async function openWhole(
+  bytes: ByteSource,
+): Promise<ReadableStream<Uint8Array>> {
+  return claimChunks(await bytes.open(0));
+}
+
 // The blob as stored, checked against its descriptor's size, and its digest
 // when asked.
 async function openBlob(
@@ -315,7 +328,7 @@ async function openBlob(
   opened?: ReadableStream<Uint8Array>,
 ): Promise<ReadableStream<Uint8Array>> {
   const { descriptor } = layer;
-  return (opened ?? await layer.blob.open(0)).pipeThrough(
+  return (opened ?? await openWhole(layer.blob)).pipeThrough(
     new VerifyStream({
       digest: verifyDigest ? descriptor.digest : undefined,
       size: descriptor.size,
@@ -336,7 +349,7 @@ async function openContent(
   const stored = layer.uncompressed;
   let stream: ReadableStream<Uint8Array>;
   if (stored && !stored.isBlob) {
-    stream = await stored.open(0);
+    stream = await openWhole(stored);
   } else {
     stream = await openBlob(layer, checks.blobDigest, blob);
     if (!stored) stream = await decompress(stream, layer);
@@ -363,7 +376,7 @@ async function decompress(
   if (!compression || compression === "none") return blob;
   // zlib's errors name no layer; say which one failed.
   return mapErrors(
-    blob.pipeThrough(await createDecompressor(compression)),
+    claimChunks(blob.pipeThrough(await createDecompressor(compression))),
     (error) =>
       error instanceof DockerSaveError ? error : new DockerSaveError(
         "BAD_LAYER",

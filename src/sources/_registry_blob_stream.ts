@@ -12,7 +12,7 @@
  */
 
 import { DockerSaveError } from "../errors.ts";
-import { ownChunk } from "../runtime/chunk_release.ts";
+import { ownChunkOf } from "../runtime/chunk_release.ts";
 import {
   Exchange,
   type RegistryTransport,
@@ -106,8 +106,7 @@ export function resumableBlob(
           );
         }
         received += value.byteLength;
-        // This stream is the body's only reader: its chunks are ours.
-        let chunk = ownChunk(value);
+        let chunk = value;
         if (skip > 0) {
           const dropped = Math.min(skip, chunk.byteLength);
           skip -= dropped;
@@ -132,17 +131,20 @@ export function resumableBlob(
     }
   };
 
-  return new ReadableStream<Uint8Array>({
-    pull: async (stream) => {
+  // The body's only reader, so each chunk is a fresh buffer nobody else
+  // holds (a claimed stream's may be freed).
+  const stream: ReadableStream<Uint8Array> = new ReadableStream({
+    pull: async (controller) => {
       const chunk = await transport.retry(what, exchange, next);
-      if (chunk) stream.enqueue(chunk);
-      else stream.close();
+      if (chunk) controller.enqueue(ownChunkOf(stream, chunk));
+      else controller.close();
     },
     cancel: async (reason) => {
       exchange.cancel(reason);
       await reader?.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
+  return stream;
 }
 
 /**
