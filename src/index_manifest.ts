@@ -23,7 +23,7 @@ import { isAttestation } from "./platform.ts";
  */
 export const MAX_INDEX_DEPTH = 4;
 
-/** An index's entries, checked: every one is a descriptor. */
+/** An index as parsed, its entries checked: every one is a descriptor. */
 export type CheckedIndex = Pick<IndexManifest, "manifests">;
 
 /**
@@ -76,7 +76,9 @@ export function parseIndexManifest(
       }
     }
   });
-  return { manifests: manifests as Descriptor[] };
+  // The rest as it is: a subset of the index keeps schemaVersion, mediaType
+  // and annotations.
+  return { ...value, manifests: manifests as Descriptor[] };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -23,6 +23,7 @@ import {
   isImageIndex,
   save,
   type SaveOptions,
+  selectPlatforms,
 } from "../mod.ts";
 import { packTar } from "modern-tar";
 import { readAll } from "./_golden.ts";
@@ -80,6 +81,32 @@ test("fromOciLayoutIndex() and fromOciArchiveIndex() read every platform back to
       assert.deepEqual(await found.rawIndex(), await index.rawIndex());
       const again = await readAll(save([[TAG, found]], COMPRESSED));
       assert.ok(Buffer.from(again).equals(Buffer.from(expected)));
+    }
+  });
+});
+
+test("a subset of platforms read from an OCI layout or archive is a whole index: schemaVersion and mediaType kept, as a subset of the fixture's own index", async () => {
+  await withTemp("multi-sources-", async (dir) => {
+    const { layout, archive, index } = await onDisk(dir);
+    const expected = await selectPlatforms(index, ["linux/amd64"]);
+    for (
+      const read of [
+        () => fromOciLayoutIndex(layout, TAG),
+        () => fromOciArchiveIndex(archive, TAG),
+      ]
+    ) {
+      const found = await read();
+      assert.ok(isImageIndex(found));
+      const subset = await selectPlatforms(found, ["linux/amd64"]);
+      const written = JSON.parse(
+        new TextDecoder().decode(await subset.rawIndex()),
+      );
+      assert.equal(written.schemaVersion, 2);
+      assert.equal(
+        written.mediaType,
+        "application/vnd.oci.image.index.v1+json",
+      );
+      assert.deepEqual(await subset.rawIndex(), await expected.rawIndex());
     }
   });
 });
