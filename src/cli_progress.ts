@@ -79,8 +79,6 @@ const RATE_WINDOW = 5000;
  * import { Progress } from "./cli_progress.ts";
  * import { save } from "./save.ts";
  * import type { Image } from "./image.ts";
-import { type ImageIndex, isImageIndex } from "./image_index.ts";
-import { formatPlatform } from "./platform.ts";
  * declare const image: Image;
  * const progress = new Progress({ write: (s) => console.error(s), tty: false });
  * await progress.expect(image, "app:v1");

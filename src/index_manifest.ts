@@ -8,6 +8,7 @@
 import { DockerSaveError, type DockerSaveErrorCode } from "./errors.ts";
 import type { Descriptor } from "./image.ts";
 import type { IndexManifest } from "./image_index.ts";
+import { isObject } from "./manifest.ts";
 import { isAttestation } from "./platform.ts";
 
 /**
@@ -79,10 +80,6 @@ export function parseIndexManifest(
   // The rest as it is: a subset of the index keeps schemaVersion, mediaType
   // and annotations.
   return { ...value, manifests: manifests as Descriptor[] };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

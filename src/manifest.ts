@@ -159,7 +159,17 @@ function assertDescriptor(
   assertSha256Digest(value.digest, what);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/**
+ * Whether a value `JSON.parse` gave is a JSON object (not null, not a list).
+ *
+ * @example
+ * ```ts
+ * import { isObject } from "./manifest.ts";
+ * isObject(JSON.parse('{"a":1}')); // true
+ * isObject(JSON.parse("[]")); // false
+ * ```
+ */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 

@@ -38,7 +38,6 @@ export interface ProgressView {
  * import { stderrProgress } from "./progress.ts";
  * import { save } from "../save.ts";
  * import type { Image } from "../image.ts";
-import type { ImageIndex } from "../image_index.ts";
  * declare const image: Image;
  * const progress = stderrProgress();
  * await progress.expect(image, "app:v1");

@@ -12,7 +12,7 @@ import { assertSha256Digest, sha256Hex } from "../digest.ts";
 import { DockerSaveError } from "../errors.ts";
 import type { Descriptor, Image } from "../image.ts";
 import { type ImageIndex, isImageIndex } from "../image_index.ts";
-import { isIndexMediaType, parseJsonObject } from "../manifest.ts";
+import { isIndexMediaType, isObject, parseJsonObject } from "../manifest.ts";
 import {
   imageOrArtifact,
   MAX_INDEX_DEPTH,
@@ -226,8 +226,4 @@ async function assertBytesMatch(
       `Cannot verify ${what}: child ${entry.digest} has ${bytes.byteLength} bytes, expected ${entry.size}`,
     );
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -260,19 +260,9 @@ function indexBytes(
   }));
 }
 
-/**
- * The image child of an index that classic loaders get (`manifest.json`):
- * the one matching `platform` (default `linux/amd64`), else the first image.
- *
- * @example
- * ```ts
- * import { defaultImage } from "./plan_oci.ts";
- * import type { ConvertedIndex } from "./v1.ts";
- * declare const index: ConvertedIndex;
- * defaultImage(index, "linux/arm64").configHex;
- * ```
- */
-export function defaultImage(
+// The image child of an index that classic loaders get (`manifest.json`):
+// the one matching `platform` (default `linux/amd64`), else the first image.
+function defaultImage(
   index: ConvertedIndex,
   platform = "linux/amd64",
 ): ConvertedImage {

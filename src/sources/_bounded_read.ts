@@ -61,20 +61,15 @@ export async function readAtMost(
 /** How `readVerifiedBlob` bounds and names what it reads. */
 export interface ReadVerifiedBlobOptions {
   /**
-   * The largest size a descriptor may give.
-   * @default {MAX_JSON_BYTES}
-   */
-  limit?: number;
-  /**
-   * The code for a descriptor over `limit`.
+   * The code for a descriptor over `MAX_JSON_BYTES`.
    * @default {"BAD_MANIFEST"}
    */
   code?: DockerSaveErrorCode;
 }
 
 /**
- * A blob read whole and checked against its descriptor: a size over the
- * limit is refused before anything is read, a stream longer or shorter than
+ * A blob read whole and checked against its descriptor: a size over
+ * `MAX_JSON_BYTES` is refused before anything is read, a stream longer or shorter than
  * the size gives `SIZE_MISMATCH` (reading at most one chunk past it), other
  * bytes `DIGEST_MISMATCH`. The digest must be sha256 (see `blobPath`).
  *
@@ -93,11 +88,10 @@ export async function readVerifiedBlob(
   what: string,
   options: ReadVerifiedBlobOptions = {},
 ): Promise<Uint8Array> {
-  const limit = options.limit ?? MAX_JSON_BYTES;
-  if (descriptor.size > limit) {
+  if (descriptor.size > MAX_JSON_BYTES) {
     throw new DockerSaveError(
       options.code ?? "BAD_MANIFEST",
-      `Cannot read ${what}: its descriptor says ${descriptor.size} bytes, more than the ${limit} allowed`,
+      `Cannot read ${what}: its descriptor says ${descriptor.size} bytes, more than the ${MAX_JSON_BYTES} allowed`,
     );
   }
   const bytes = await readAtMost(await open(), descriptor.size);

@@ -10,6 +10,7 @@
  */
 
 import { DockerSaveError } from "../errors.ts";
+import { isObject } from "../manifest.ts";
 import { importNode } from "../runtime/_import.ts";
 import { type ProgramOutcome, runProgram } from "../runtime/run_program.ts";
 import { untrustedText } from "../_untrusted_text.ts";
@@ -65,7 +66,6 @@ export interface DockerConfigOptions {
 // Docker Hub's key in config files and for credential helpers.
 const DOCKER_HUB_SERVER = "https://index.docker.io/v1/";
 const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const HELPER_OUTPUT_BYTES = 1024 * 1024;
 
 /**
  * The credentials a docker config file gives for `registry` (as named in
@@ -90,7 +90,7 @@ export async function dockerConfigCredentials(
   const config = await readConfig(path);
   if (!config) return {};
   const key = registryKey(registry);
-  const helpers = isRecord(config.credHelpers) ? config.credHelpers : {};
+  const helpers = isObject(config.credHelpers) ? config.credHelpers : {};
   const perHost = Object.entries(helpers).find(([host, name]) =>
     registryKey(host) === key && typeof name === "string" && name !== ""
   );
@@ -110,7 +110,7 @@ export async function dockerConfigCredentials(
       options,
     );
   }
-  const auths = isRecord(config.auths) ? config.auths : {};
+  const auths = isObject(config.auths) ? config.auths : {};
   for (const [host, entry] of Object.entries(auths)) {
     if (registryKey(host) !== key) continue;
     const credentials = entryCredentials(entry);
@@ -128,7 +128,7 @@ async function readConfig(
   if (!fs) return undefined;
   try {
     const value = JSON.parse(await fs.readFile(path, "utf8"));
-    return isRecord(value) ? value : undefined;
+    return isObject(value) ? value : undefined;
   } catch {
     return undefined; // missing or not JSON: as if there were none
   }
@@ -159,11 +159,8 @@ async function fromHelper(
   const outcome: ProgramOutcome = await (options.run ?? runProgram)(
     program,
     ["get"],
-    {
-      input: server,
-      timeout: options.timeout ?? 60_000,
-      maxOutput: HELPER_OUTPUT_BYTES,
-    },
+    // runProgram's defaults: 60 s, 1 MiB of output.
+    { input: server, timeout: options.timeout },
   );
   if (outcome.kind === "unavailable") {
     return {
@@ -209,7 +206,7 @@ async function fromHelper(
 }
 
 function entryCredentials(entry: unknown): RegistryCredentials | undefined {
-  if (!isRecord(entry)) return undefined;
+  if (!isObject(entry)) return undefined;
   let username = typeof entry.username === "string" ? entry.username : "";
   let password = typeof entry.password === "string" ? entry.password : "";
   if (typeof entry.auth === "string" && entry.auth !== "") {
@@ -242,8 +239,4 @@ async function defaultDockerConfigPath(): Promise<string | undefined> {
   const os = await importNode<typeof import("node:os")>("node:os");
   const home = os?.homedir?.();
   return home ? `${home}/.docker/config.json` : undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

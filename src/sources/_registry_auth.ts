@@ -159,9 +159,6 @@ export class RegistryAuth {
     this.#options = options;
   }
 
-  /** How many token requests were made (for tests and progress). */
-  tokenRequests = 0;
-
   /**
    * One attempt at a registry URL needing `scope`, authorised: the
    * `Authorization` the registry's challenge asks for, and after a 401 from
@@ -341,7 +338,6 @@ export class RegistryAuth {
   ): Promise<TokenAnswer> {
     const transport = this.#options.transport;
     const exchange = new Exchange();
-    this.tokenRequests++;
     const started = Date.now();
     return transport.retry(what, exchange, async () => {
       const { response } = await transport.send(url, {

@@ -16,6 +16,7 @@ import type { Descriptor } from "../image.ts";
 import { MEDIA_TYPES } from "../image.ts";
 import { untrustedText } from "../_untrusted_text.ts";
 import { RegistryAuth } from "./_registry_auth.ts";
+import { MAX_JSON_BYTES, readAtMost } from "./_bounded_read.ts";
 import type { CredentialsFound } from "./_docker_config.ts";
 import { parseContentRange, resumableBlob } from "./_registry_blob_stream.ts";
 import {
@@ -26,34 +27,13 @@ import {
   type TransportOptions,
 } from "./_registry_transport.ts";
 
-/**
- * Every manifest type we read, for `Accept`.
- *
- * @example
- * ```ts
- * import { MANIFEST_ACCEPT } from "./_registry_client.ts";
- * await fetch("https://ghcr.io/v2/org/app/manifests/1.2", {
- *   headers: { accept: MANIFEST_ACCEPT },
- * });
- * ```
- */
-export const MANIFEST_ACCEPT: string = [
+// Every manifest type we read, for `Accept`.
+const MANIFEST_ACCEPT: string = [
   MEDIA_TYPES.ociIndex,
   MEDIA_TYPES.dockerManifestList,
   MEDIA_TYPES.ociManifest,
   MEDIA_TYPES.dockerManifest,
 ].join(", ");
-
-/**
- * Manifests larger than this are refused (distribution's own limit).
- *
- * @example
- * ```ts
- * import { MAX_MANIFEST_BYTES } from "./_registry_client.ts";
- * MAX_MANIFEST_BYTES; // 4194304
- * ```
- */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
  * How one registry is reached.
@@ -102,8 +82,7 @@ const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
 export class RegistryClient {
   /** The registry's API root, `http[s]://host`. */
   readonly base: URL;
-  /** The auth state. */
-  readonly auth: RegistryAuth;
+  #auth: RegistryAuth;
   #transport: RegistryTransport;
 
   /**
@@ -117,7 +96,7 @@ export class RegistryClient {
       ...config,
       allowHttp: !config.secure,
     });
-    this.auth = new RegistryAuth({
+    this.#auth = new RegistryAuth({
       registry: config.registry,
       credentials: config.credentials,
       transport: this.#transport,
@@ -146,7 +125,7 @@ export class RegistryClient {
       );
       const bytes = await this.#transport.read(
         response,
-        MAX_MANIFEST_BYTES,
+        MAX_JSON_BYTES,
         exchange,
         what,
       );
@@ -179,23 +158,17 @@ export class RegistryClient {
         `Cannot fetch ${what}: its descriptor says ${descriptor.size} bytes, more than the ${MAX_CONFIG_BYTES} allowed`,
       );
     }
-    const reader = this.openBlob(repository, descriptor, what).getReader();
-    const bytes = new Uint8Array(descriptor.size);
-    let at = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (at + value.byteLength > bytes.byteLength) {
-        await reader.cancel().catch(() => {});
-        throw new DockerSaveError(
-          "SIZE_MISMATCH",
-          `Cannot verify ${what}: it has more than ${descriptor.size} bytes`,
-        );
-      }
-      bytes.set(value, at);
-      at += value.byteLength;
+    const bytes = await readAtMost(
+      this.openBlob(repository, descriptor, what),
+      descriptor.size,
+    );
+    if (bytes === undefined) {
+      throw new DockerSaveError(
+        "SIZE_MISMATCH",
+        `Cannot verify ${what}: it has more than ${descriptor.size} bytes`,
+      );
     }
-    return bytes.subarray(0, at);
+    return bytes;
   }
 
   /**
@@ -322,7 +295,7 @@ export class RegistryClient {
     target: Target,
     exchange: Exchange,
   ): Promise<Response> {
-    const response = await this.auth.send(
+    const response = await this.#auth.send(
       url,
       headers,
       `repository:${repository}:pull`,

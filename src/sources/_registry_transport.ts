@@ -57,17 +57,9 @@ export interface TransportOptions {
  */
 export class TransportError extends Error {}
 
-/**
- * A response whose status is worth retrying (408, 429, 5xx), with the wait
- * its `Retry-After` asks for.
- *
- * @example
- * ```ts
- * import { RetryableStatus } from "./_registry_transport.ts";
- * throw new RetryableStatus(new Response(null, { status: 503 }), undefined);
- * ```
- */
-export class RetryableStatus extends TransportError {
+// A response whose status is worth retrying (408, 429, 5xx), with the wait
+// its `Retry-After` asks for.
+class RetryableStatus extends TransportError {
   /**
    * @param response the response, body unread
    * @param wait milliseconds `Retry-After` asks for, if it does
@@ -337,13 +329,13 @@ export class RegistryTransport {
           wait = error.wait;
           await error.response.body?.cancel().catch(() => {});
         }
-        await sleep(wait ?? this.backoff(failures + 1));
+        await sleep(wait ?? this.#backoff(failures + 1));
       }
     }
   }
 
-  /** The backoff (ms) before retry number `failures`, with jitter. */
-  backoff(failures: number): number {
+  // The backoff (ms) before retry number `failures`, with jitter.
+  #backoff(failures: number): number {
     const { delay, maxDelay } = this.options;
     const exponential = delay * 2 ** (failures - 1);
     return Math.min(maxDelay, exponential) * (0.5 + Math.random() / 2);
@@ -563,16 +555,7 @@ function retryAfter(response: Response, max: number): number | undefined {
   return Number.isFinite(ms) ? Math.min(max, Math.max(0, ms)) : undefined;
 }
 
-/**
- * Resolves after `ms` milliseconds.
- *
- * @example
- * ```ts
- * import { sleep } from "./_registry_transport.ts";
- * await sleep(10);
- * ```
- */
-export function sleep(ms: number): Promise<void> {
+function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 

@@ -10,6 +10,7 @@ import type { Descriptor, Image } from "../image.ts";
 import type { ImageIndex, IndexManifest } from "../image_index.ts";
 import { parseTag } from "../tag.ts";
 import {
+  type CheckedIndex,
   imageOrArtifact,
   MAX_INDEX_DEPTH,
   parseIndexManifest,
@@ -22,7 +23,7 @@ import {
   REF_NAME_ANNOTATION,
 } from "../oci_layout_names.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
-import { choosePlatform as chooseIndexPlatform } from "../platform.ts";
+import { choosePlatform } from "../platform.ts";
 import {
   MAX_JSON_BYTES,
   readAtMost,
@@ -48,10 +49,6 @@ export interface FromOciLayoutOptions {
    * @default {`OCI layout "<dir>"`}
    */
   label?: string;
-}
-
-interface Index {
-  manifests?: Descriptor[];
 }
 
 /**
@@ -87,7 +84,8 @@ export async function fromOciLayout(
       await layout.readBlob(descriptor, "index"),
       `index ${descriptor.digest} of ${layout.what}`,
     );
-    descriptor = choosePlatform(nested, platform, layout.what);
+    // One platform rule for every source: see src/platform.ts.
+    descriptor = choosePlatform(nested.manifests, platform, layout.what);
   }
   return await layout.image(descriptor);
 }
@@ -281,11 +279,11 @@ async function openLayout(
 }
 
 function chooseEntry(
-  index: Index,
+  index: CheckedIndex,
   ref: string | undefined,
   what: string,
 ): Descriptor {
-  const entries = Array.isArray(index?.manifests) ? index.manifests : [];
+  const entries = index.manifests;
   const refs = entries.map((entry) => entry.annotations?.[REF_NAME_ANNOTATION]);
   if (ref === undefined) {
     if (entries.length === 1) return entries[0];
@@ -317,19 +315,6 @@ function chooseEntry(
     );
   }
   return found[0];
-}
-
-// One platform rule for every source: see src/platform.ts.
-function choosePlatform(
-  index: Index,
-  wanted: string,
-  what: string,
-): Descriptor {
-  return chooseIndexPlatform(
-    Array.isArray(index?.manifests) ? index.manifests : [],
-    wanted,
-    what,
-  );
 }
 
 function listRefs(refs: (string | undefined)[]): string {
