@@ -14,19 +14,19 @@
  * @module
  */
 
-export * from "./src/save.ts";
-export * from "./src/save_to_file.ts";
-export * from "./src/save_response.ts";
-export * from "./src/image.ts";
-export * from "./src/image_index.ts";
-export * from "./src/layer.ts";
-export * from "./src/v1_form.ts";
-export * from "./src/errors.ts";
-export * from "./src/tag.ts";
-export * from "./src/digest.ts";
+export * from "./src/save/save.ts";
+export * from "./src/save/to_file.ts";
+export * from "./src/save/response.ts";
+export * from "./src/model/image.ts";
+export * from "./src/model/image_index.ts";
+export * from "./src/model/layer.ts";
+export * from "./src/model/v1_form.ts";
+export * from "./src/model/errors.ts";
+export * from "./src/model/tag.ts";
+export * from "./src/model/digest.ts";
 export * from "./src/sources/memory.ts";
 export * from "./src/sources/oci_layout.ts";
 export type { FileSystem } from "./src/runtime/fs.ts";
-export * from "./src/sources/docker_archive.ts";
-export * from "./src/sources/oci_archive.ts";
-export * from "./src/sources/registry.ts";
+export * from "./src/sources/archive/docker_archive.ts";
+export * from "./src/sources/archive/oci_archive.ts";
+export * from "./src/sources/registry/pull.ts";

@@ -22,12 +22,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import process from "node:process";
 import { gzipSync } from "node:zlib";
-import { save, type SaveOptions } from "../src/save.ts";
+import { save, type SaveOptions } from "../src/save/save.ts";
 import { tarHeader } from "../src/save/tar_writer.ts";
 import {
   fromRegistry,
   type FromRegistryOptions,
-} from "../src/sources/registry.ts";
+} from "../src/sources/registry/pull.ts";
 import {
   Cleanup,
   pushBlob,

@@ -30,11 +30,11 @@ export {
   type RegistrySource,
 } from "./cli/source_grammar.ts";
 export { main };
-export type { LayerMode, SaveFormat } from "./save.ts";
+export type { LayerMode, SaveFormat } from "./save/save.ts";
 export type {
   RegistryCredentials,
   UncompressedSizes,
-} from "./sources/registry.ts";
+} from "./sources/registry/pull.ts";
 
 if (import.meta.main ?? isNodeEntry()) {
   process.exitCode = await main(process.argv.slice(2));

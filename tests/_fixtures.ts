@@ -195,7 +195,7 @@ export async function collect(
 }
 
 /** The chunks as one byte array. */
-export { concatBytes as concat } from "../src/_streams.ts";
+export { concatBytes as concat } from "../src/util/streams.ts";
 
 /** Asserts equal bytes, naming the first offset where they differ. */
 export function assertSameBytes(

@@ -7,7 +7,7 @@
 
 import { readdirSync, readFileSync } from "node:fs";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import type { Image } from "../src/image.ts";
+import type { Image } from "../src/model/image.ts";
 
 /** Folder of the test data. */
 export const TESTDATA = new URL("./testdata/", import.meta.url).pathname;

@@ -9,7 +9,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { packTar } from "modern-tar";
-import type { ArchiveIndex } from "../src/sources/_archive_index.ts";
+import type { ArchiveIndex } from "../src/sources/archive/archive_index.ts";
 import type { FileSystem } from "../src/runtime/fs.ts";
 import { digestOf } from "./_fixtures.ts";
 

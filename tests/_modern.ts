@@ -20,8 +20,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { packTar } from "modern-tar";
-import type { Image } from "../src/image.ts";
-import { type ImageIndex, isImageIndex } from "../src/image_index.ts";
+import type { Image } from "../src/model/image.ts";
+import { type ImageIndex, isImageIndex } from "../src/model/image_index.ts";
 import type { SaveJob } from "./_modern_save.ts";
 
 /** The script that builds, starts and stops the environment. */

@@ -16,24 +16,27 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import type { Image } from "../src/image.ts";
+import type { Image } from "../src/model/image.ts";
 import {
   type ImageIndex,
   isImageIndex,
   type PlatformSelection,
   selectPlatforms,
-} from "../src/image_index.ts";
-import { type LayerMode, save, type SaveFormat } from "../src/save.ts";
-import { fromDockerArchive } from "../src/sources/docker_archive.ts";
+} from "../src/model/image_index.ts";
+import { type LayerMode, save, type SaveFormat } from "../src/save/save.ts";
+import { fromDockerArchive } from "../src/sources/archive/docker_archive.ts";
 import {
   fromOciArchive,
   fromOciArchiveIndex,
-} from "../src/sources/oci_archive.ts";
+} from "../src/sources/archive/oci_archive.ts";
 import {
   fromOciLayout,
   fromOciLayoutIndex,
 } from "../src/sources/oci_layout.ts";
-import { fromRegistry, fromRegistryIndex } from "../src/sources/registry.ts";
+import {
+  fromRegistry,
+  fromRegistryIndex,
+} from "../src/sources/registry/pull.ts";
 
 /**
  * Where an image comes from. With `platforms`, the source's index (the

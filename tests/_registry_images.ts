@@ -6,11 +6,11 @@
 
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
-import type { Image } from "../src/image.ts";
-import { MEDIA_TYPES } from "../src/image.ts";
-import { save, type SaveOptions } from "../src/save.ts";
+import type { Image } from "../src/model/image.ts";
+import { MEDIA_TYPES } from "../src/model/image.ts";
+import { save, type SaveOptions } from "../src/save/save.ts";
 import { fromMemory } from "../src/sources/memory.ts";
-import type { FromRegistryOptions } from "../src/sources/registry.ts";
+import type { FromRegistryOptions } from "../src/sources/registry/pull.ts";
 import { tarStream } from "../src/save/tar_writer.ts";
 import { goldenCases, readAll } from "./_golden.ts";
 import {

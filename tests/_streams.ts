@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
-import type { Descriptor, Image, Manifest } from "../src/image.ts";
+import type { Descriptor, Image, Manifest } from "../src/model/image.ts";
 
 /** 1 MiB. */
 export const MiB = 1024 * 1024;

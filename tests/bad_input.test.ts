@@ -9,8 +9,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import type { Image, Manifest } from "../src/image.ts";
-import { save } from "../src/save.ts";
+import type { Image, Manifest } from "../src/model/image.ts";
+import { save } from "../src/save/save.ts";
 import { fromMemory } from "../src/sources/memory.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import {

@@ -31,7 +31,7 @@ import { join, normalize } from "node:path";
 import process from "node:process";
 import { build, type Plugin } from "esbuild";
 import { chromium } from "playwright-core";
-import { save } from "../src/save.ts";
+import { save } from "../src/save/save.ts";
 import { sampleImage } from "../examples/_image.ts";
 import { goldenCases, readAll } from "./_golden.ts";
 

@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromOciLayout, save } from "../mod.ts";
-import { bytes, Progress } from "../src/cli_progress.ts";
+import { bytes, Progress } from "../src/cli/progress_view.ts";
 import { goldenCases, readAll } from "./_golden.ts";
 import { readTar } from "./_fixtures.ts";
 

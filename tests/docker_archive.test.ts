@@ -27,11 +27,11 @@ import {
   save,
   type SaveOptions,
 } from "../mod.ts";
-import { describeLayer } from "../src/layer.ts";
+import { describeLayer } from "../src/model/layer.ts";
 import {
   type ArchiveFileSystem,
   nodeArchiveFileSystem,
-} from "../src/sources/_archive_index.ts";
+} from "../src/sources/archive/archive_index.ts";
 import type { ByteRange } from "../src/runtime/fs.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
 import {

@@ -15,8 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { unpackTar } from "modern-tar";
-import { type LayerMode, save, type SaveFormat } from "../src/save.ts";
-import type { Image } from "../src/image.ts";
+import { type LayerMode, save, type SaveFormat } from "../src/save/save.ts";
+import type { Image } from "../src/model/image.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
 import { requireSkopeo, skip, skopeo, TIMEOUT } from "./_skopeo.ts";
 

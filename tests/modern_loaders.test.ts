@@ -32,8 +32,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Image } from "../src/image.ts";
-import type { LayerMode, SaveFormat } from "../src/save.ts";
+import type { Image } from "../src/model/image.ts";
+import type { LayerMode, SaveFormat } from "../src/save/save.ts";
 import { buildImage } from "../src/sources/memory.ts";
 import { goldenCases, goldenEntries } from "./_golden.ts";
 import {

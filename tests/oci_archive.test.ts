@@ -20,7 +20,7 @@ import {
   parseOciArchiveSource,
   save,
 } from "../mod.ts";
-import { indexArchive } from "../src/sources/_archive_index.ts";
+import { indexArchive } from "../src/sources/archive/archive_index.ts";
 import { goldenCases, readAll } from "./_golden.ts";
 import {
   digestOf,

@@ -12,7 +12,7 @@ import {
   blobPath,
   digestOfBlobPath,
   REF_NAME_ANNOTATION,
-} from "../src/oci_layout_names.ts";
+} from "../src/model/oci_layout_names.ts";
 import { goldenCases } from "./_golden.ts";
 import { digestOf } from "./_fixtures.ts";
 

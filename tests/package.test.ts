@@ -151,7 +151,7 @@ test("mod.ts and what it imports statically import no node: module", async () =>
   // The walk really follows the graph, down to the lazy node: adapters.
   for (
     const module of [
-      "src/save.ts",
+      "src/save/save.ts",
       "src/save/tar_writer.ts",
       "src/runtime/_import.ts",
       "src/sources/oci_layout.ts",

@@ -1,5 +1,5 @@
 /**
- * The one platform rule (src/platform.ts): containerd's normalisation with
+ * The one platform rule (src/model/platform.ts): containerd's normalisation with
  * go-containerregistry's matching, the same for a registry index and an OCI
  * layout's nested index.
  *
@@ -13,14 +13,14 @@ import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { MEDIA_TYPES, type Platform } from "../src/image.ts";
+import { MEDIA_TYPES, type Platform } from "../src/model/image.ts";
 import {
   choosePlatform,
   parsePlatform,
   platformMatches,
-} from "../src/platform.ts";
+} from "../src/model/platform.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import { fromRegistry } from "../src/sources/registry.ts";
+import { fromRegistry } from "../src/sources/registry/pull.ts";
 
 test("parsePlatform() normalises like containerd's platforms.Normalize", () => {
   const cases: [string, Platform][] = [

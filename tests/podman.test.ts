@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { type LayerMode, save, type SaveFormat } from "../src/save.ts";
+import { type LayerMode, save, type SaveFormat } from "../src/save/save.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
 import { fixture } from "./_multi_platform.ts";
 

@@ -15,14 +15,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DockerSaveError } from "../src/errors.ts";
-import { MEDIA_TYPES } from "../src/image.ts";
-import { save } from "../src/save.ts";
-import { saveResponse } from "../src/save_response.ts";
+import { DockerSaveError } from "../src/model/errors.ts";
+import { MEDIA_TYPES } from "../src/model/image.ts";
+import { save } from "../src/save/save.ts";
+import { saveResponse } from "../src/save/response.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import { fromRegistry, normalizeReference } from "../src/sources/registry.ts";
-import { parseReference } from "../src/sources/_reference.ts";
-import { parseChallenges } from "../src/sources/_registry_auth.ts";
+import {
+  fromRegistry,
+  normalizeReference,
+} from "../src/sources/registry/pull.ts";
+import { parseReference } from "../src/model/image_reference.ts";
+import { parseChallenges } from "../src/sources/registry/auth.ts";
 import {
   type Cleanup,
   listen,

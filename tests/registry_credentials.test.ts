@@ -13,14 +13,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { save } from "../src/save.ts";
+import { save } from "../src/save/save.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import {
   fromRegistry,
   type FromRegistryOptions,
-} from "../src/sources/registry.ts";
-import { dockerConfigCredentials } from "../src/sources/_docker_config.ts";
-import { RegistryClient } from "../src/sources/_registry_client.ts";
+} from "../src/sources/registry/pull.ts";
+import { dockerConfigCredentials } from "../src/sources/registry/docker_config.ts";
+import { RegistryClient } from "../src/sources/registry/client.ts";
 import type { ProgramOutcome } from "../src/runtime/run_program.ts";
 import {
   Cleanup,

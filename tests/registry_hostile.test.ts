@@ -15,8 +15,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { MEDIA_TYPES } from "../src/image.ts";
-import { fromRegistry } from "../src/sources/registry.ts";
+import { MEDIA_TYPES } from "../src/model/image.ts";
+import { fromRegistry } from "../src/sources/registry/pull.ts";
 import { Cleanup, listen, tempDir } from "./_registry.ts";
 import {
   buildGzipImage,

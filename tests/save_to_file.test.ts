@@ -20,7 +20,7 @@ import type { SaveOptions } from "../mod.ts";
 import { goldenCases, goldenEntries, readAll } from "./_golden.ts";
 import { withTemp } from "./_fixtures.ts";
 import { runtimeCommand } from "./_cli.ts";
-import { writeFileAtomic } from "../src/save_to_file.ts";
+import { writeFileAtomic } from "../src/save/to_file.ts";
 import { flipByteAt, gzipLayer, MiB, sleep, testImage } from "./_streams.ts";
 
 const FORMATS = ["docker", "oci", "docker+oci"] as const;
@@ -173,7 +173,7 @@ test("writeFileAtomic() fsyncs the file before it renames it", {
   assert.ok(straceInstalled, "strace is not installed");
   await withTemp("save-to-file-", async (dir) => {
     const script = join(dir, "write.mts");
-    const module = new URL("../src/save_to_file.ts", import.meta.url).pathname;
+    const module = new URL("../src/save/to_file.ts", import.meta.url).pathname;
     await writeFile(
       script,
       `import { writeFileAtomic } from ${JSON.stringify(module)};\n` +

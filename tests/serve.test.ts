@@ -25,7 +25,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { save } from "../src/save.ts";
+import { save } from "../src/save/save.ts";
 import {
   bigImage,
   SAMPLE_TAG,

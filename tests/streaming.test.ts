@@ -24,8 +24,8 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTarDecoder } from "modern-tar";
-import type { Descriptor, Image } from "../src/image.ts";
-import { save, type SaveOptions } from "../src/save.ts";
+import type { Descriptor, Image } from "../src/model/image.ts";
+import { save, type SaveOptions } from "../src/save/save.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import {
   appendBytes,

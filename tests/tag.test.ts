@@ -9,9 +9,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { save } from "../src/save.ts";
+import { save } from "../src/save/save.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import { parseTag, repositoryOf, repoTagOf } from "../src/tag.ts";
+import { parseTag, repositoryOf, repoTagOf } from "../src/model/tag.ts";
 import { BASIC_DIR, memberText, readTar } from "./_fixtures.ts";
 
 function assertBadTag(text: string, message: RegExp): void {

@@ -10,8 +10,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import type { Image } from "../src/image.ts";
-import { save } from "../src/save.ts";
+import type { Image } from "../src/model/image.ts";
+import { save } from "../src/save/save.ts";
 import { buildImage } from "../src/sources/memory.ts";
 import { fromOciLayout } from "../src/sources/oci_layout.ts";
 import {

@@ -5,14 +5,14 @@
  * @module
  */
 
-import type { LayerMode, SaveFormat } from "../save.ts";
+import type { LayerMode, SaveFormat } from "../save/save.ts";
 import type {
   RegistryCredentials,
   UncompressedSizes,
-} from "../sources/registry.ts";
+} from "../sources/registry/pull.ts";
 import { type CredsValue, parseCreds } from "./credentials.ts";
 import { UsageError } from "./errors.ts";
-import type { PlatformSelection } from "../image_index.ts";
+import type { PlatformSelection } from "../model/image_index.ts";
 
 /**
  * Parsed command line.

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { parseReference } from "../sources/_reference.ts";
+import { parseReference } from "../model/image_reference.ts";
 import {
   type RegistryCredentials,
   registryKey,
-} from "../sources/registry_credentials.ts";
+} from "../sources/registry/credentials.ts";
 
 /**
  * One `--creds` value, split: the host it names (if any) and the

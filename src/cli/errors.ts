@@ -4,9 +4,9 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
-import type { UncompressedSizes } from "../sources/registry.ts";
-import { untrustedText } from "../_untrusted_text.ts";
+import { DockerSaveError } from "../model/errors.ts";
+import type { UncompressedSizes } from "../sources/registry/pull.ts";
+import { untrustedText } from "../util/untrusted_text.ts";
 
 /**
  * A command-line mistake: its message ends with a pointer to `--help`.

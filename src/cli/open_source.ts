@@ -5,29 +5,29 @@
  * @module
  */
 
-import type { Image } from "../image.ts";
+import type { Image } from "../model/image.ts";
 import {
   type ImageIndex,
   isImageIndex,
   type PlatformSelection,
   selectPlatforms,
-} from "../image_index.ts";
-import type { ArchiveIndex } from "../sources/_archive_index.ts";
+} from "../model/image_index.ts";
+import type { ArchiveIndex } from "../sources/archive/archive_index.ts";
 import {
   fromDockerArchive,
   indexDockerArchive,
-} from "../sources/docker_archive.ts";
+} from "../sources/archive/docker_archive.ts";
 import {
   fromOciArchive,
   fromOciArchiveIndex,
   indexOciArchive,
-} from "../sources/oci_archive.ts";
+} from "../sources/archive/oci_archive.ts";
 import { fromOciLayout, fromOciLayoutIndex } from "../sources/oci_layout.ts";
 import {
   fromRegistry,
   fromRegistryIndex,
   type RegistryCredentials,
-} from "../sources/registry.ts";
+} from "../sources/registry/pull.ts";
 import { type CliArgs, platformSelection } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import type { CliSource } from "./source_grammar.ts";

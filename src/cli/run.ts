@@ -6,23 +6,23 @@
  */
 
 import process from "node:process";
-import type { Image } from "../image.ts";
+import type { Image } from "../model/image.ts";
 import { releaseChunk } from "../runtime/chunk_release.ts";
-import type { ImageIndex } from "../image_index.ts";
-import { save, type SaveOptions } from "../save.ts";
-import { saveToFile } from "../save_to_file.ts";
+import type { ImageIndex } from "../model/image_index.ts";
+import { save, type SaveOptions } from "../save/save.ts";
+import { saveToFile } from "../save/to_file.ts";
 import {
   onTerminationSignal,
   SIGNAL_EXIT_STATUS,
   type TerminationSignal,
 } from "../runtime/signals.ts";
-import type { ArchiveIndex } from "../sources/_archive_index.ts";
+import type { ArchiveIndex } from "../sources/archive/archive_index.ts";
 import { type CliArgs, parseArgs } from "./args.ts";
 import { credentialsForSources } from "./credentials.ts";
 import { errorLine, UsageError } from "./errors.ts";
 import { USAGE } from "./help.ts";
 import { openSource } from "./open_source.ts";
-import { type ProgressView, stderrProgress } from "./progress.ts";
+import { type ProgressView, stderrProgress } from "./stderr_progress.ts";
 import { type CliSource, parseSource } from "./source_grammar.ts";
 
 /**

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { parseReference } from "../sources/_reference.ts";
+import { parseReference } from "../model/image_reference.ts";
 import { parseSourceRef } from "../sources/source_ref.ts";
-import { parseTag } from "../tag.ts";
+import { parseTag } from "../model/tag.ts";
 import { UsageError } from "./errors.ts";
 
 /**

@@ -7,7 +7,7 @@
  */
 
 import { importNode } from "./_import.ts";
-import { toHex } from "../digest.ts";
+import { toHex } from "../model/digest.ts";
 
 /** An incremental hash: feed bytes, then read the hex digest once. */
 export interface Hasher {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { concatBytes } from "../_streams.ts";
+import { concatBytes } from "../util/streams.ts";
 import { importNode } from "./_import.ts";
 
 /**

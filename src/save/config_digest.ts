@@ -5,19 +5,19 @@
  * @module
  */
 
-import { sha256Hex } from "../digest.ts";
-import { DockerSaveError } from "../errors.ts";
-import type { Image, Manifest } from "../image.ts";
+import { sha256Hex } from "../model/digest.ts";
+import { DockerSaveError } from "../model/errors.ts";
+import type { Image, Manifest } from "../model/image.ts";
 import {
   isJsonObject,
   type JsonObject,
   type JsonValue,
   parseJson,
-} from "../json.ts";
-import { assertValidManifest } from "../manifest.ts";
-import { type ImageIndex, isImageIndex } from "../image_index.ts";
+} from "../util/json.ts";
+import { assertValidManifest } from "../model/manifest.ts";
+import { type ImageIndex, isImageIndex } from "../model/image_index.ts";
 import { type DigestedIndex, digestIndex } from "./index_digest.ts";
-import { type ParsedTag, parseTag } from "../tag.ts";
+import { type ParsedTag, parseTag } from "../model/tag.ts";
 
 /** One `[tag, image]` pair after stage 1. */
 export interface DigestedImage {
@@ -63,7 +63,7 @@ export function digestConfig(bytes: Uint8Array): Promise<string> {
  * @example
  * ```ts
  * import { digestImage } from "./config_digest.ts";
- * import type { Image } from "../image.ts";
+ * import type { Image } from "../model/image.ts";
  * declare const image: Image;
  * const digested = await digestImage("app:v1", image);
  * ```
@@ -124,7 +124,7 @@ export async function digestImage(
  * @example
  * ```ts
  * import { ConfigDigestStream } from "./config_digest.ts";
- * import type { Image } from "../image.ts";
+ * import type { Image } from "../model/image.ts";
  * declare const pairs: ReadableStream<readonly [string, Image]>;
  * const digested = pairs.pipeThrough(new ConfigDigestStream());
  * ```

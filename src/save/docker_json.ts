@@ -5,9 +5,9 @@
  * @module
  */
 
-import { isForeignLayer } from "../image.ts";
-import { type JsonValue, parseJson } from "../json.ts";
-import { repositoryOf, repoTagOf } from "../tag.ts";
+import { isForeignLayer } from "../model/image.ts";
+import { type JsonValue, parseJson } from "../util/json.ts";
+import { repositoryOf, repoTagOf } from "../model/tag.ts";
 import type { ConvertedImage } from "./v1.ts";
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Descriptor, Image } from "../image.ts";
+import type { Descriptor, Image } from "../model/image.ts";
 import type { TarEntry } from "./tar_writer.ts";
 
 /** A layer member whose body and size are resolved when it is reached. */

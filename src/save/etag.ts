@@ -7,8 +7,8 @@
  * @module
  */
 
-import { sha256Hex } from "../digest.ts";
-import type { SaveOptions } from "../save.ts";
+import { sha256Hex } from "../model/digest.ts";
+import type { SaveOptions } from "./save.ts";
 import type { SaveItem } from "./plan_oci.ts";
 
 /**

@@ -8,18 +8,22 @@
  * @module
  */
 
-import { assertSha256Digest, sha256Hex } from "../digest.ts";
-import { DockerSaveError } from "../errors.ts";
-import type { Descriptor, Image } from "../image.ts";
-import { type ImageIndex, isImageIndex } from "../image_index.ts";
-import { isIndexMediaType, isObject, parseJsonObject } from "../manifest.ts";
+import { assertSha256Digest, sha256Hex } from "../model/digest.ts";
+import { DockerSaveError } from "../model/errors.ts";
+import type { Descriptor, Image } from "../model/image.ts";
+import { type ImageIndex, isImageIndex } from "../model/image_index.ts";
+import {
+  isIndexMediaType,
+  isObject,
+  parseJsonObject,
+} from "../model/manifest.ts";
 import {
   imageOrArtifact,
   MAX_INDEX_DEPTH,
   parseIndexManifest,
-} from "../index_manifest.ts";
-import { formatPlatform } from "../platform.ts";
-import { type ParsedTag, parseTag } from "../tag.ts";
+} from "../model/index_manifest.ts";
+import { formatPlatform } from "../model/platform.ts";
+import { type ParsedTag, parseTag } from "../model/tag.ts";
 import { type DigestedImage, digestImage } from "./config_digest.ts";
 
 /** A child that is not a saveable image, copied as its blobs. */
@@ -64,7 +68,7 @@ export interface DigestedIndex<I = DigestedImage> {
  * @example
  * ```ts
  * import { digestIndex } from "./index_digest.ts";
- * import type { ImageIndex } from "../image_index.ts";
+ * import type { ImageIndex } from "../model/image_index.ts";
  * declare const index: ImageIndex;
  * const digested = await digestIndex("app:v1", index);
  * ```

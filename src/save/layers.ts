@@ -21,15 +21,15 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
+import { DockerSaveError } from "../model/errors.ts";
 import {
   type ByteSource,
   describeLayer,
   type LayerDescription,
-} from "../layer.ts";
+} from "../model/layer.ts";
 import { claimChunks, releaseChunk } from "../runtime/chunk_release.ts";
 import { createDecompressor } from "../runtime/decompress.ts";
-import { mapErrors, skipBytes } from "../_streams.ts";
+import { mapErrors, skipBytes } from "../util/streams.ts";
 import {
   isDeferredEntry,
   isLayerEntry,

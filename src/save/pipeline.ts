@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Image } from "../image.ts";
-import type { ImageIndex } from "../image_index.ts";
+import type { Image } from "../model/image.ts";
+import type { ImageIndex } from "../model/image_index.ts";
 import { ConfigDigestStream } from "./config_digest.ts";
 import type { PlannedEntry } from "./entries.ts";
 import { type PlanOptions, PlanStream } from "./plan.ts";
@@ -32,7 +32,7 @@ export interface SavePlan {
  * @example
  * ```ts
  * import { planSave } from "./pipeline.ts";
- * import type { Image } from "../image.ts";
+ * import type { Image } from "../model/image.ts";
  * declare const image: Image;
  * const { entries } = await planSave([["app:v1", image]], { format: "docker" });
  * ```

@@ -6,14 +6,14 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
-import { dumpJson } from "../json.ts";
-import { repoTagOf } from "../tag.ts";
+import { DockerSaveError } from "../model/errors.ts";
+import { dumpJson } from "../util/json.ts";
+import { repoTagOf } from "../model/tag.ts";
 import { manifestEntryOf, repositoriesOf } from "./docker_json.ts";
 import { bytesEntry, type PlannedEntry, textEntry } from "./entries.ts";
 import type { LayerMode } from "./layers.ts";
 import { imageEntries, planOciEntries, type SaveItem } from "./plan_oci.ts";
-import { formatPlatform } from "../platform.ts";
+import { formatPlatform } from "../model/platform.ts";
 import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
 
 const VERSION = new TextEncoder().encode("1.0");

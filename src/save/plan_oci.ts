@@ -12,16 +12,20 @@
  * @module
  */
 
-import { sha256Hex } from "../digest.ts";
-import { type Descriptor, isForeignLayer, MEDIA_TYPES } from "../image.ts";
-import { dumpJson, type JsonValue } from "../json.ts";
+import { sha256Hex } from "../model/digest.ts";
+import {
+  type Descriptor,
+  isForeignLayer,
+  MEDIA_TYPES,
+} from "../model/image.ts";
+import { dumpJson, type JsonValue } from "../util/json.ts";
 import {
   blobPath,
   CONTAINERD_NAME_ANNOTATION,
   containerdName,
   REF_NAME_ANNOTATION,
-} from "../oci_layout_names.ts";
-import { repoTagOf } from "../tag.ts";
+} from "../model/oci_layout_names.ts";
+import { repoTagOf } from "../model/tag.ts";
 import {
   bytesEntry,
   type LayerSizes,
@@ -29,8 +33,8 @@ import {
   textEntry,
 } from "./entries.ts";
 import { layerSourcesOf, repositoriesOf } from "./docker_json.ts";
-import { DockerSaveError } from "../errors.ts";
-import { parsePlatform, platformMatches } from "../platform.ts";
+import { DockerSaveError } from "../model/errors.ts";
+import { parsePlatform, platformMatches } from "../model/platform.ts";
 import type { DigestedArtifact } from "./index_digest.ts";
 import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
 

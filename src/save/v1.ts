@@ -6,12 +6,12 @@
  * @module
  */
 
-import { concatBytes } from "../_streams.ts";
-import { hexOf, sha256Hex } from "../digest.ts";
-import { DockerSaveError } from "../errors.ts";
-import type { Descriptor } from "../image.ts";
-import { hasV1Form, type V1Form } from "../v1_form.ts";
-import { dumpJson, isJsonObject, type JsonObject } from "../json.ts";
+import { concatBytes } from "../util/streams.ts";
+import { hexOf, sha256Hex } from "../model/digest.ts";
+import { DockerSaveError } from "../model/errors.ts";
+import type { Descriptor } from "../model/image.ts";
+import { hasV1Form, type V1Form } from "../model/v1_form.ts";
+import { dumpJson, isJsonObject, type JsonObject } from "../util/json.ts";
 import type { DigestedImage } from "./config_digest.ts";
 import type { DigestedEntry, DigestedIndex } from "./index_digest.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DockerSaveError, type DockerSaveErrorCode } from "../errors.ts";
+import { DockerSaveError, type DockerSaveErrorCode } from "../model/errors.ts";
 import { createSha256, type Hasher } from "../runtime/hash.ts";
 
 /** What the bytes through a `VerifyStream` must be. */

@@ -32,7 +32,7 @@ import {
  * ```ts
  * import { writePlan } from "./write.ts";
  * import { planSave } from "./pipeline.ts";
- * import type { Image } from "../image.ts";
+ * import type { Image } from "../model/image.ts";
  * declare const image: Image;
  * const tar = writePlan(() => planSave([["app:v1", image]], {}), {});
  * ```

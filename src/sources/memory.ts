@@ -6,14 +6,14 @@
  * @module
  */
 
-import { sha256Hex } from "../digest.ts";
-import { DockerSaveError } from "../errors.ts";
+import { sha256Hex } from "../model/digest.ts";
+import { DockerSaveError } from "../model/errors.ts";
 import {
   type Descriptor,
   type Image,
   type Manifest,
   MEDIA_TYPES,
-} from "../image.ts";
+} from "../model/image.ts";
 
 /** The parts of an in-memory image, as stored. */
 export interface MemoryImageParts {

@@ -5,32 +5,36 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
-import type { Descriptor, Image } from "../image.ts";
-import type { ImageIndex, IndexManifest } from "../image_index.ts";
-import { parseTag } from "../tag.ts";
+import { DockerSaveError } from "../model/errors.ts";
+import type { Descriptor, Image } from "../model/image.ts";
+import type { ImageIndex, IndexManifest } from "../model/image_index.ts";
+import { parseTag } from "../model/tag.ts";
 import {
   type CheckedIndex,
   imageOrArtifact,
   MAX_INDEX_DEPTH,
   parseIndexManifest,
-} from "../index_manifest.ts";
-import { isIndexMediaType, parseArtifact, parseManifest } from "../manifest.ts";
+} from "../model/index_manifest.ts";
+import {
+  isIndexMediaType,
+  parseArtifact,
+  parseManifest,
+} from "../model/manifest.ts";
 import {
   blobPath,
   CONTAINERD_NAME_ANNOTATION,
   containerdName,
   REF_NAME_ANNOTATION,
-} from "../oci_layout_names.ts";
+} from "../model/oci_layout_names.ts";
 import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
-import { choosePlatform } from "../platform.ts";
+import { choosePlatform } from "../model/platform.ts";
 import {
   MAX_JSON_BYTES,
   readAtMost,
   readVerifiedBlob,
-} from "./_bounded_read.ts";
+} from "./bounded_read.ts";
 
-export { REF_NAME_ANNOTATION } from "../oci_layout_names.ts";
+export { REF_NAME_ANNOTATION } from "../model/oci_layout_names.ts";
 
 /** Options for `fromOciLayout`. */
 export interface FromOciLayoutOptions {
@@ -84,7 +88,7 @@ export async function fromOciLayout(
       await layout.readBlob(descriptor, "index"),
       `index ${descriptor.digest} of ${layout.what}`,
     );
-    // One platform rule for every source: see src/platform.ts.
+    // One platform rule for every source: see src/model/platform.ts.
     descriptor = choosePlatform(nested.manifests, platform, layout.what);
   }
   return await layout.image(descriptor);
@@ -101,7 +105,7 @@ export async function fromOciLayout(
  * @example Save every platform
  * ```ts
  * import { fromOciLayoutIndex } from "./oci_layout.ts";
- * import { save } from "../save.ts";
+ * import { save } from "../save/save.ts";
  * const app = await fromOciLayoutIndex("./oci", "app");
  * save([["app:v1", app]], { format: "oci", layers: "compressed" });
  * ```

@@ -25,10 +25,10 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
+import { DockerSaveError } from "../model/errors.ts";
 import { importNode } from "../runtime/_import.ts";
-import { parseTag } from "../tag.ts";
-import { parseReference } from "./_reference.ts";
+import { parseTag } from "../model/tag.ts";
+import { parseReference } from "../model/image_reference.ts";
 
 /** A source kind: its transport prefix without the `:`. */
 export type SourceTransport =

@@ -8,21 +8,21 @@
  * @module
  */
 
-import { takeBytes } from "../_streams.ts";
-import type { Image } from "../image.ts";
-import type { FileSystem } from "../runtime/fs.ts";
+import { takeBytes } from "../../util/streams.ts";
+import type { Image } from "../../model/image.ts";
+import type { FileSystem } from "../../runtime/fs.ts";
 import {
   type ArchiveFileSystem,
   type ArchiveIndex,
   indexArchive,
-} from "./_archive_index.ts";
+} from "./archive_index.ts";
 import {
   fromOciLayout,
   fromOciLayoutIndex,
   type FromOciLayoutOptions,
-} from "./oci_layout.ts";
-import type { ImageIndex } from "../image_index.ts";
-import { parseSourceRef } from "./source_ref.ts";
+} from "../oci_layout.ts";
+import type { ImageIndex } from "../../model/image_index.ts";
+import { parseSourceRef } from "../source_ref.ts";
 
 /** Options for `fromOciArchive`. */
 export interface FromOciArchiveOptions {
@@ -83,7 +83,7 @@ export function indexOciArchive(
  *
  * @example
  * ```ts
- * import { fromOciArchive, save } from "../../mod.ts";
+ * import { fromOciArchive, save } from "../../../mod.ts";
  * const image = await fromOciArchive("app-oci.tar", "app");
  * await save([["registry.example.com/app:v1", image]]).pipeTo(new WritableStream());
  * ```

@@ -12,18 +12,18 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
-import { untrustedText } from "../_untrusted_text.ts";
-import type { CredentialsFound } from "./_docker_config.ts";
-import type { RegistryCredentials } from "./registry_credentials.ts";
-import { Exchange, type RegistryTransport } from "./_registry_transport.ts";
+import { DockerSaveError } from "../../model/errors.ts";
+import { untrustedText } from "../../util/untrusted_text.ts";
+import type { CredentialsFound } from "./docker_config.ts";
+import type { RegistryCredentials } from "./credentials.ts";
+import { Exchange, type RegistryTransport } from "./transport.ts";
 
 /**
  * One challenge of a `WWW-Authenticate` header.
  *
  * @example
  * ```ts
- * import type { Challenge } from "./_registry_auth.ts";
+ * import type { Challenge } from "./auth.ts";
  * const basic: Challenge = { scheme: "basic", params: { realm: "registry" } };
  * ```
  */
@@ -39,7 +39,7 @@ export interface Challenge {
  *
  * @example
  * ```ts
- * import { parseChallenges } from "./_registry_auth.ts";
+ * import { parseChallenges } from "./auth.ts";
  * parseChallenges('Bearer realm="https://auth.example.com/token",service="r"');
  * // [{ scheme: "bearer", params: { realm: "https://auth.example.com/token", service: "r" } }]
  * ```
@@ -102,8 +102,8 @@ interface Token {
  *
  * @example
  * ```ts
- * import type { AuthOptions } from "./_registry_auth.ts";
- * declare const transport: import("./_registry_transport.ts").RegistryTransport;
+ * import type { AuthOptions } from "./auth.ts";
+ * declare const transport: import("./transport.ts").RegistryTransport;
  * const options: AuthOptions = {
  *   registry: "ghcr.io", transport, credentials: async () => ({}),
  * };
@@ -129,8 +129,8 @@ export interface AuthOptions {
  *
  * @example
  * ```ts
- * import { RegistryAuth } from "./_registry_auth.ts";
- * import { Exchange, RegistryTransport } from "./_registry_transport.ts";
+ * import { RegistryAuth } from "./auth.ts";
+ * import { Exchange, RegistryTransport } from "./transport.ts";
  * const transport = new RegistryTransport({
  *   fetch, allowHttp: false,
  *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,

@@ -21,7 +21,7 @@ const CONTROL =
  *
  * @example
  * ```ts
- * import { untrustedText } from "./_untrusted_text.ts";
+ * import { untrustedText } from "./untrusted_text.ts";
  * untrustedText("ok\u001b]52;c;AAAA\u0007"); // "ok\\x1b]52;c;AAAA\\x07"
  * untrustedText("a".repeat(300), 10); // "aaaaaaaaa…"
  * ```

@@ -7,8 +7,6 @@
  * @module
  */
 
-import type { LayerAccess } from "./layer.ts";
-
 /** A content descriptor as it appears in a manifest or index. */
 export interface Descriptor {
   /** Media type of the referenced content. */
@@ -45,6 +43,42 @@ export interface Manifest {
   config: Descriptor;
   /** The layer blobs, base first. */
   layers: Descriptor[];
+}
+
+/**
+ * What a source knows or can do beyond `Image.openLayer` for one layer.
+ * Every member is optional; what is missing has a slower fallback.
+ *
+ * @example A file-backed source that can seek
+ * ```ts
+ * import type { LayerAccess } from "./image.ts";
+ * declare function openFile(offset: number): Promise<ReadableStream<Uint8Array>>;
+ * const access: LayerAccess = { openBlobFrom: openFile };
+ * ```
+ */
+export interface LayerAccess {
+  /**
+   * Opens the blob as stored from a byte offset without reading what comes
+   * before it (a file, an HTTP `Range` request). Without it, a ranged read
+   * opens the blob and skips to the offset.
+   */
+  openBlobFrom?(offset: number): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * The uncompressed tar's byte length, when the source can learn it
+   * without reading the blob (asked only when uncompressed output needs
+   * it). Without it, or when it answers `undefined`, uncompressed output
+   * counts it in a first pass.
+   */
+  uncompressedSize?(): Promise<number | undefined>;
+  /**
+   * The layer's uncompressed tar as the source stores it (a docker
+   * archive's `layer.tar`): its exact length and how to open it from an
+   * offset. Uncompressed output reads it instead of the blob.
+   */
+  uncompressed?: {
+    size: number;
+    openFrom(offset: number): Promise<ReadableStream<Uint8Array>>;
+  };
 }
 
 /**

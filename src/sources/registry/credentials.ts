@@ -8,7 +8,7 @@
  * @module
  */
 
-import { DOCKER_HUB, DOCKER_HUB_API } from "./_reference.ts";
+import { DOCKER_HUB, DOCKER_HUB_API } from "../../model/image_reference.ts";
 
 /**
  * A user name and password (or personal access token), or an identity token
@@ -16,7 +16,7 @@ import { DOCKER_HUB, DOCKER_HUB_API } from "./_reference.ts";
  *
  * @example
  * ```ts
- * import type { RegistryCredentials } from "./registry_credentials.ts";
+ * import type { RegistryCredentials } from "./credentials.ts";
  * const password: RegistryCredentials = { username: "ci", password: "ghp_…" };
  * const token: RegistryCredentials = { identityToken: "eyJ…" };
  * ```
@@ -38,7 +38,7 @@ export interface RegistryCredentials {
  *
  * @example
  * ```ts
- * import type { RegistryHostCredentials } from "./registry_credentials.ts";
+ * import type { RegistryHostCredentials } from "./credentials.ts";
  * const credentials: RegistryHostCredentials = {
  *   registry: "ghcr.io", username: "ci", password: "ghp_…",
  * };
@@ -56,7 +56,7 @@ export interface RegistryHostCredentials extends RegistryCredentials {
  *
  * @example
  * ```ts
- * import type { RegistryCredentialsOption } from "./registry_credentials.ts";
+ * import type { RegistryCredentialsOption } from "./credentials.ts";
  * const one: RegistryCredentialsOption = { registry: "ghcr.io", username: "ci", password: "…" };
  * const map: RegistryCredentialsOption = {
  *   "ghcr.io": { username: "ci", password: "…" },
@@ -84,7 +84,7 @@ export type RegistryCredentialsOption =
  *
  * @example
  * ```ts
- * import { registryKey } from "./registry_credentials.ts";
+ * import { registryKey } from "./credentials.ts";
  * registryKey("https://index.docker.io/v1/"); // "docker.io"
  * registryKey("GHCR.io"); // "ghcr.io"
  * ```
@@ -104,7 +104,7 @@ const DOCKER_HUB_ALIASES = [DOCKER_HUB, "index.docker.io", DOCKER_HUB_API];
  *
  * @example
  * ```ts
- * import { assertCredentialsOption } from "./registry_credentials.ts";
+ * import { assertCredentialsOption } from "./credentials.ts";
  * assertCredentialsOption({ registry: "ghcr.io", username: "ci", password: "…" });
  * ```
  */
@@ -143,7 +143,7 @@ export function assertCredentialsOption(
  *
  * @example
  * ```ts
- * import { credentialsFor } from "./registry_credentials.ts";
+ * import { credentialsFor } from "./credentials.ts";
  * await credentialsFor({ "ghcr.io": { username: "ci", password: "…" } }, "ghcr.io");
  * // { username: "ci", password: "…" }
  * ```

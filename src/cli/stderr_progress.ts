@@ -6,18 +6,18 @@
  */
 
 import process from "node:process";
-import { Progress } from "../cli_progress.ts";
-import type { Image } from "../image.ts";
-import type { ImageIndex } from "../image_index.ts";
+import { Progress } from "./progress_view.ts";
+import type { Image } from "../model/image.ts";
+import type { ImageIndex } from "../model/image_index.ts";
 import type { ProgressListener } from "../save/progress.ts";
-import { untrustedText } from "../_untrusted_text.ts";
+import { untrustedText } from "../util/untrusted_text.ts";
 
 /**
  * What the command asks of its progress view.
  *
  * @example
  * ```ts
- * import { type ProgressView, stderrProgress } from "./progress.ts";
+ * import { type ProgressView, stderrProgress } from "./stderr_progress.ts";
  * const view: ProgressView = stderrProgress();
  * ```
  */
@@ -35,9 +35,9 @@ export interface ProgressView {
  *
  * @example
  * ```ts
- * import { stderrProgress } from "./progress.ts";
- * import { save } from "../save.ts";
- * import type { Image } from "../image.ts";
+ * import { stderrProgress } from "./stderr_progress.ts";
+ * import { save } from "../save/save.ts";
+ * import type { Image } from "../model/image.ts";
  * declare const image: Image;
  * const progress = stderrProgress();
  * await progress.expect(image, "app:v1");

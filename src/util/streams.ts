@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { mapErrors } from "./_streams.ts";
+ * import { mapErrors } from "./streams.ts";
  * declare const gunzipped: ReadableStream<Uint8Array>;
  * mapErrors(gunzipped, (e) => new Error(`layer 1: ${(e as Error).message}`));
  * ```
@@ -40,7 +40,7 @@ export function mapErrors(
  *
  * @example
  * ```ts
- * import { skipBytes } from "./_streams.ts";
+ * import { skipBytes } from "./streams.ts";
  * skipBytes(new Blob(["abcdef"]).stream(), 2); // "cdef"
  * ```
  */
@@ -74,7 +74,7 @@ export function skipBytes(
  *
  * @example
  * ```ts
- * import { takeBytes } from "./_streams.ts";
+ * import { takeBytes } from "./streams.ts";
  * takeBytes(new Blob(["abcdef"]).stream(), 2); // "ab"
  * ```
  */
@@ -105,7 +105,7 @@ export function takeBytes(
  *
  * @example
  * ```ts
- * import { concatBytes } from "./_streams.ts";
+ * import { concatBytes } from "./streams.ts";
  * concatBytes([new Uint8Array([1]), new Uint8Array([2, 3])]); // [1, 2, 3]
  * ```
  */

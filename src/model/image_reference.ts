@@ -9,14 +9,14 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
+import { DockerSaveError } from "./errors.ts";
 
 /**
  * A parsed registry reference.
  *
  * @example
  * ```ts
- * import type { Reference } from "./_reference.ts";
+ * import type { Reference } from "./image_reference.ts";
  * const ref: Reference = { registry: "ghcr.io", repository: "org/app", tag: "1.2" };
  * ```
  */
@@ -36,7 +36,7 @@ export interface Reference {
  *
  * @example
  * ```ts
- * import { DOCKER_HUB, parseReference } from "./_reference.ts";
+ * import { DOCKER_HUB, parseReference } from "./image_reference.ts";
  * parseReference("alpine").registry === DOCKER_HUB; // true
  * ```
  */
@@ -46,7 +46,7 @@ export const DOCKER_HUB = "docker.io";
  *
  * @example
  * ```ts
- * import { apiHost, DOCKER_HUB_API } from "./_reference.ts";
+ * import { apiHost, DOCKER_HUB_API } from "./image_reference.ts";
  * apiHost("docker.io") === DOCKER_HUB_API; // true
  * ```
  */
@@ -69,7 +69,7 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  *
  * @example
  * ```ts
- * import { parseReference } from "./_reference.ts";
+ * import { parseReference } from "./image_reference.ts";
  * parseReference("alpine");
  * // { registry: "docker.io", repository: "library/alpine", tag: "latest" }
  * parseReference("localhost:5000/team/app@sha256:" + "a".repeat(64));
@@ -143,7 +143,7 @@ export function parseReference(text: string): Reference {
  *
  * @example
  * ```ts
- * import { formatReference, parseReference } from "./_reference.ts";
+ * import { formatReference, parseReference } from "./image_reference.ts";
  * formatReference(parseReference("alpine:3.20")); // "docker.io/library/alpine:3.20"
  * ```
  */
@@ -159,7 +159,7 @@ export function formatReference(reference: Reference): string {
  *
  * @example
  * ```ts
- * import { apiHost } from "./_reference.ts";
+ * import { apiHost } from "./image_reference.ts";
  * apiHost("docker.io"); // "registry-1.docker.io"
  * ```
  */
@@ -173,7 +173,7 @@ export function apiHost(registry: string): string {
  *
  * @example
  * ```ts
- * import { isLoopback } from "./_reference.ts";
+ * import { isLoopback } from "./image_reference.ts";
  * isLoopback("127.0.0.1:5000"); // true
  * ```
  */
@@ -188,7 +188,7 @@ export function isLoopback(host: string): boolean {
  *
  * @example
  * ```ts
- * import { hostname } from "./_reference.ts";
+ * import { hostname } from "./image_reference.ts";
  * hostname("[::1]:5000"); // "[::1]"
  * ```
  */

@@ -10,22 +10,22 @@
  * @module
  */
 
-import { assertSha256Digest } from "../digest.ts";
-import { DockerSaveError } from "../errors.ts";
-import type { Descriptor } from "../image.ts";
-import { MEDIA_TYPES } from "../image.ts";
-import { untrustedText } from "../_untrusted_text.ts";
-import { RegistryAuth } from "./_registry_auth.ts";
-import { MAX_JSON_BYTES, readAtMost } from "./_bounded_read.ts";
-import type { CredentialsFound } from "./_docker_config.ts";
-import { parseContentRange, resumableBlob } from "./_registry_blob_stream.ts";
+import { assertSha256Digest } from "../../model/digest.ts";
+import { DockerSaveError } from "../../model/errors.ts";
+import type { Descriptor } from "../../model/image.ts";
+import { MEDIA_TYPES } from "../../model/image.ts";
+import { untrustedText } from "../../util/untrusted_text.ts";
+import { RegistryAuth } from "./auth.ts";
+import { MAX_JSON_BYTES, readAtMost } from "../bounded_read.ts";
+import type { CredentialsFound } from "./docker_config.ts";
+import { parseContentRange, resumableBlob } from "./blob_stream.ts";
 import {
   Exchange,
   RegistryTransport,
   type Target,
   TransportError,
   type TransportOptions,
-} from "./_registry_transport.ts";
+} from "./transport.ts";
 
 // Every manifest type we read, for `Accept`.
 const MANIFEST_ACCEPT: string = [
@@ -40,7 +40,7 @@ const MANIFEST_ACCEPT: string = [
  *
  * @example
  * ```ts
- * import type { ClientConfig } from "./_registry_client.ts";
+ * import type { ClientConfig } from "./client.ts";
  * const config: ClientConfig = {
  *   registry: "docker.io", host: "registry-1.docker.io", secure: true,
  *   fetch, credentials: async () => ({}),
@@ -70,7 +70,7 @@ const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
  *
  * @example
  * ```ts
- * import { RegistryClient } from "./_registry_client.ts";
+ * import { RegistryClient } from "./client.ts";
  * const client = new RegistryClient({
  *   registry: "localhost:5000", host: "localhost:5000", secure: false,
  *   fetch, credentials: async () => ({}),

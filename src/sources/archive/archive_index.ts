@@ -21,12 +21,16 @@
  */
 
 import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
-import { concatBytes, mapErrors, skipBytes } from "../_streams.ts";
-import { DockerSaveError } from "../errors.ts";
-import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
-import { createGunzip } from "../runtime/decompress.ts";
-import { createSha256, type Hasher } from "../runtime/hash.ts";
-import { MAX_JSON_BYTES } from "./_bounded_read.ts";
+import { concatBytes, mapErrors, skipBytes } from "../../util/streams.ts";
+import { DockerSaveError } from "../../model/errors.ts";
+import {
+  type FileSystem,
+  isNotFound,
+  nodeFileSystem,
+} from "../../runtime/fs.ts";
+import { createGunzip } from "../../runtime/decompress.ts";
+import { createSha256, type Hasher } from "../../runtime/hash.ts";
+import { MAX_JSON_BYTES } from "../bounded_read.ts";
 
 /** The file access an archive source needs: whole or ranged streaming reads. */
 export type ArchiveFileSystem = Pick<FileSystem, "openRead">;
@@ -99,7 +103,7 @@ const MAX_LINKS = 16;
  *
  * @example
  * ```ts
- * import { indexArchive } from "./_archive_index.ts";
+ * import { indexArchive } from "./archive_index.ts";
  * const archive = await indexArchive("app.tar");
  * const manifest = archive.get("manifest.json");
  * if (manifest) console.log(new TextDecoder().decode(await archive.read(manifest)));
@@ -305,7 +309,7 @@ export class ArchiveIndex {
  *
  * @example
  * ```ts
- * import { indexArchive } from "./_archive_index.ts";
+ * import { indexArchive } from "./archive_index.ts";
  * const archive = await indexArchive("app.tar", { hash: (name) => name.endsWith("/layer.tar") });
  * for (const member of archive.members) console.log(member.name, member.offset, member.digest);
  * ```
@@ -440,7 +444,7 @@ async function indexMember(
  *
  * @example
  * ```ts
- * import { nodeArchiveFileSystem } from "./_archive_index.ts";
+ * import { nodeArchiveFileSystem } from "./archive_index.ts";
  * const fs = await nodeArchiveFileSystem();
  * const tail = await fs?.openRead("app.tar", { start: 512, length: 1024 });
  * ```
@@ -457,7 +461,7 @@ export function nodeArchiveFileSystem(): Promise<
  *
  * @example
  * ```ts
- * import { normalizePath } from "./_archive_index.ts";
+ * import { normalizePath } from "./archive_index.ts";
  * normalizePath("./blobs//sha256/ab/"); // "blobs/sha256/ab"
  * ```
  */
@@ -477,7 +481,7 @@ export function normalizePath(path: string): string {
  *
  * @example
  * ```ts
- * import { magicCompression } from "./_archive_index.ts";
+ * import { magicCompression } from "./archive_index.ts";
  * magicCompression(new Uint8Array([0x1f, 0x8b, 8, 0])); // "gzip"
  * ```
  */

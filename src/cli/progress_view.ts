@@ -10,17 +10,17 @@
  * @module
  */
 
-import type { Image } from "./image.ts";
-import { type ImageIndex, isImageIndex } from "./image_index.ts";
-import { formatPlatform } from "./platform.ts";
-import type { ProgressListener, ProgressUpdate } from "./save/progress.ts";
+import type { Image } from "../model/image.ts";
+import { type ImageIndex, isImageIndex } from "../model/image_index.ts";
+import { formatPlatform } from "../model/platform.ts";
+import type { ProgressListener, ProgressUpdate } from "../save/progress.ts";
 
 /**
  * Where and how progress is shown.
  *
  * @example
  * ```ts
- * import type { ProgressOptions } from "./cli_progress.ts";
+ * import type { ProgressOptions } from "./progress_view.ts";
  * const options: ProgressOptions = {
  *   write: (text) => console.error(text),
  *   tty: false,
@@ -76,9 +76,9 @@ const RATE_WINDOW = 5000;
  *
  * @example Show progress while saving
  * ```ts
- * import { Progress } from "./cli_progress.ts";
- * import { save } from "./save.ts";
- * import type { Image } from "./image.ts";
+ * import { Progress } from "./progress_view.ts";
+ * import { save } from "../save/save.ts";
+ * import type { Image } from "../model/image.ts";
  * declare const image: Image;
  * const progress = new Progress({ write: (s) => console.error(s), tty: false });
  * await progress.expect(image, "app:v1");
@@ -301,7 +301,7 @@ function short(digest: string): string {
  *
  * @example
  * ```ts
- * import { bytes } from "./cli_progress.ts";
+ * import { bytes } from "./progress_view.ts";
  * bytes(1536); // "1.5 KiB"
  * ```
  */

@@ -10,49 +10,14 @@
  * @module
  */
 
-import { skipBytes } from "./_streams.ts";
+import { skipBytes } from "../util/streams.ts";
 import {
   type Descriptor,
   type Image,
+  type LayerAccess,
   type LayerCompression,
   layerCompression,
 } from "./image.ts";
-
-/**
- * What a source knows or can do beyond `Image.openLayer` for one layer.
- * Every member is optional; what is missing has a slower fallback.
- *
- * @example A file-backed source that can seek
- * ```ts
- * import type { LayerAccess } from "./layer.ts";
- * declare function openFile(offset: number): Promise<ReadableStream<Uint8Array>>;
- * const access: LayerAccess = { openBlobFrom: openFile };
- * ```
- */
-export interface LayerAccess {
-  /**
-   * Opens the blob as stored from a byte offset without reading what comes
-   * before it (a file, an HTTP `Range` request). Without it, a ranged read
-   * opens the blob and skips to the offset.
-   */
-  openBlobFrom?(offset: number): Promise<ReadableStream<Uint8Array>>;
-  /**
-   * The uncompressed tar's byte length, when the source can learn it
-   * without reading the blob (asked only when uncompressed output needs
-   * it). Without it, or when it answers `undefined`, uncompressed output
-   * counts it in a first pass.
-   */
-  uncompressedSize?(): Promise<number | undefined>;
-  /**
-   * The layer's uncompressed tar as the source stores it (a docker
-   * archive's `layer.tar`): its exact length and how to open it from an
-   * offset. Uncompressed output reads it instead of the blob.
-   */
-  uncompressed?: {
-    size: number;
-    openFrom(offset: number): Promise<ReadableStream<Uint8Array>>;
-  };
-}
 
 /**
  * Bytes that can be opened at any offset: `seeks` says whether an offset is

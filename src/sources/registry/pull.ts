@@ -8,8 +8,8 @@
  * @module
  */
 
-import { assertSha256Digest, sha256Hex } from "../digest.ts";
-import { DockerSaveError } from "../errors.ts";
+import { assertSha256Digest, sha256Hex } from "../../model/digest.ts";
+import { DockerSaveError } from "../../model/errors.ts";
 import {
   type Descriptor,
   type Image,
@@ -17,51 +17,55 @@ import {
   layerCompression,
   type Manifest,
   type Platform,
-} from "../image.ts";
-import { isIndexMediaType, parseArtifact, parseManifest } from "../manifest.ts";
-import type { ImageIndex, IndexManifest } from "../image_index.ts";
+} from "../../model/image.ts";
+import {
+  isIndexMediaType,
+  parseArtifact,
+  parseManifest,
+} from "../../model/manifest.ts";
+import type { ImageIndex, IndexManifest } from "../../model/image_index.ts";
 import {
   imageOrArtifact,
   MAX_INDEX_DEPTH,
   parseIndexManifest,
-} from "../index_manifest.ts";
+} from "../../model/index_manifest.ts";
 import {
   choosePlatform,
   formatPlatform,
   parsePlatform,
   platformMatches,
-} from "../platform.ts";
-import { untrustedText } from "../_untrusted_text.ts";
+} from "../../model/platform.ts";
+import { untrustedText } from "../../util/untrusted_text.ts";
 import {
   apiHost,
   formatReference,
   hostname,
   isLoopback,
   parseReference,
-} from "./_reference.ts";
+} from "../../model/image_reference.ts";
 import {
   type CredentialsFound,
   dockerConfigCredentials,
-} from "./_docker_config.ts";
-import { RegistryClient } from "./_registry_client.ts";
+} from "./docker_config.ts";
+import { RegistryClient } from "./client.ts";
 import {
   assertCredentialsOption,
   credentialsFor,
   type RegistryCredentialsOption,
-} from "./registry_credentials.ts";
+} from "./credentials.ts";
 
 export type {
   RegistryCredentials,
   RegistryCredentialsOption,
   RegistryHostCredentials,
-} from "./registry_credentials.ts";
+} from "./credentials.ts";
 
 /**
  * How failed requests are retried.
  *
  * @example Fail fast
  * ```ts
- * import type { RegistryRetryOptions } from "./registry.ts";
+ * import type { RegistryRetryOptions } from "./pull.ts";
  * const retry: RegistryRetryOptions = { attempts: 1, delay: 100 };
  * ```
  */
@@ -90,7 +94,7 @@ export interface RegistryRetryOptions {
  *
  * @example
  * ```ts
- * import type { UncompressedSizes } from "./registry.ts";
+ * import type { UncompressedSizes } from "./pull.ts";
  * const sizes: UncompressedSizes = "count";
  * ```
  */
@@ -101,7 +105,7 @@ export type UncompressedSizes = "trailer" | "count";
  *
  * @example A private registry over HTTP, with credentials
  * ```ts
- * import { fromRegistry, type FromRegistryOptions } from "./registry.ts";
+ * import { fromRegistry, type FromRegistryOptions } from "./pull.ts";
  * const options: FromRegistryOptions = {
  *   platform: "linux/arm64",
  *   insecure: ["registry.lan:5000"],
@@ -180,7 +184,7 @@ export interface FromRegistryOptions {
  *
  * @example Pin what was pulled
  * ```ts
- * import { fromRegistry } from "./registry.ts";
+ * import { fromRegistry } from "./pull.ts";
  * const image = await fromRegistry("alpine:3.20");
  * console.log(image.reference); // docker.io/library/alpine@sha256:…
  * ```
@@ -211,14 +215,14 @@ const STARGZ = /stargz/i;
  *
  * @example Save an image from a registry to a file
  * ```ts
- * import { fromRegistry, saveToFile } from "../../mod.ts";
+ * import { fromRegistry, saveToFile } from "../../../mod.ts";
  * const image = await fromRegistry("alpine:3.20", { platform: "linux/arm64" });
  * await saveToFile("alpine.tar", [["alpine:3.20", image]]);
  * ```
  *
  * @example An edge function that streams a tarball
  * ```ts
- * import { fromRegistry, save } from "../../mod.ts";
+ * import { fromRegistry, save } from "../../../mod.ts";
  * export default {
  *   async fetch(request: Request): Promise<Response> {
  *     const ref = new URL(request.url).searchParams.get("image") ?? "alpine:3.20";
@@ -273,8 +277,8 @@ export async function fromRegistry(
  *
  * @example Save every platform of an image
  * ```ts
- * import { fromRegistryIndex } from "./registry.ts";
- * import { save } from "../save.ts";
+ * import { fromRegistryIndex } from "./pull.ts";
+ * import { save } from "../../save/save.ts";
  * const app = await fromRegistryIndex("ghcr.io/org/app:1.2", {
  *   credentials: { registry: "ghcr.io", username: "me", password: "…" },
  * });
@@ -526,7 +530,7 @@ async function imageOf(
  *
  * @example
  * ```ts
- * import { normalizeReference } from "./registry.ts";
+ * import { normalizeReference } from "./pull.ts";
  * normalizeReference("alpine"); // "docker.io/library/alpine:latest"
  * ```
  */
@@ -590,7 +594,7 @@ async function checkDigest(
   return actual;
 }
 
-// An index entry chosen by platform (src/platform.ts), with a digest that
+// An index entry chosen by platform (src/model/platform.ts), with a digest that
 // can be verified and put into a URL path, and a size.
 function chooseEntry(
   bytes: Uint8Array,

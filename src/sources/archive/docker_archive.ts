@@ -15,25 +15,38 @@
  * @module
  */
 
-import { sha256Hex } from "../digest.ts";
-import { DockerSaveError } from "../errors.ts";
-import { type Descriptor, type Manifest, MEDIA_TYPES } from "../image.ts";
-import type { ImageWithV1Form, V1Form, V1FormLayer } from "../v1_form.ts";
-import { dumpJson, isJsonObject, type JsonValue, parseJson } from "../json.ts";
+import { sha256Hex } from "../../model/digest.ts";
+import { DockerSaveError } from "../../model/errors.ts";
+import {
+  type Descriptor,
+  type Manifest,
+  MEDIA_TYPES,
+} from "../../model/image.ts";
+import type {
+  ImageWithV1Form,
+  V1Form,
+  V1FormLayer,
+} from "../../model/v1_form.ts";
+import {
+  dumpJson,
+  isJsonObject,
+  type JsonValue,
+  parseJson,
+} from "../../util/json.ts";
 import {
   type CheckedIndex,
   MAX_INDEX_DEPTH,
   parseIndexManifest,
-} from "../index_manifest.ts";
-import { isIndexMediaType, parseManifest } from "../manifest.ts";
+} from "../../model/index_manifest.ts";
+import { isIndexMediaType, parseManifest } from "../../model/manifest.ts";
 import {
   blobPath,
   CONTAINERD_NAME_ANNOTATION,
   digestOfBlobPath,
   REF_NAME_ANNOTATION,
-} from "../oci_layout_names.ts";
-import { createSha256 } from "../runtime/hash.ts";
-import { parseTag, repositoryOf, repoTagOf } from "../tag.ts";
+} from "../../model/oci_layout_names.ts";
+import { createSha256 } from "../../runtime/hash.ts";
+import { parseTag, repositoryOf, repoTagOf } from "../../model/tag.ts";
 import {
   type ArchiveFileSystem,
   ArchiveIndex,
@@ -41,13 +54,13 @@ import {
   indexArchive,
   magicCompression,
   normalizePath,
-} from "./_archive_index.ts";
-import { readVerifiedBlob } from "./_bounded_read.ts";
-import { parseSourceRef } from "./source_ref.ts";
+} from "./archive_index.ts";
+import { readVerifiedBlob } from "../bounded_read.ts";
+import { parseSourceRef } from "../source_ref.ts";
 
 export { ArchiveIndex };
 export type { ArchiveFileSystem, ArchiveMember };
-export type { ByteRange } from "../runtime/fs.ts";
+export type { ByteRange } from "../../runtime/fs.ts";
 
 /** Options for `fromDockerArchive` and `indexDockerArchive`. */
 export interface FromDockerArchiveOptions {
@@ -139,7 +152,7 @@ export function indexDockerArchive(
  *
  * @example Re-tag an archive
  * ```ts
- * import { fromDockerArchive, save } from "../../mod.ts";
+ * import { fromDockerArchive, save } from "../../../mod.ts";
  * const image = await fromDockerArchive("app.tar", "app:v1");
  * const tar = save([["registry.example.com/app:v2", image]]);
  * await tar.pipeTo(new WritableStream());

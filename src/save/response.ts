@@ -9,11 +9,11 @@
  */
 
 import type { SaveEntries, SaveOptions } from "./save.ts";
-import { etagOf } from "./save/etag.ts";
-import { planSave } from "./save/pipeline.ts";
-import { tarRangeStream } from "./save/tar_range.ts";
-import { tarSize } from "./save/tar_writer.ts";
-import { sizePlan, writePlan } from "./save/write.ts";
+import { etagOf } from "./etag.ts";
+import { planSave } from "./pipeline.ts";
+import { tarRangeStream } from "./tar_range.ts";
+import { tarSize } from "./tar_writer.ts";
+import { sizePlan, writePlan } from "./write.ts";
 
 /**
  * The exact byte length of `save(entries, options)`, when it can be known
@@ -23,7 +23,7 @@ import { sizePlan, writePlan } from "./save/write.ts";
  *
  * @example
  * ```ts
- * import { fromOciLayout, saveSize } from "../mod.ts";
+ * import { fromOciLayout, saveSize } from "../../mod.ts";
  * const image = await fromOciLayout("./oci", "app");
  * const length = await saveSize([["app:v1", image]], { layers: "compressed" });
  * ```
@@ -55,7 +55,7 @@ export interface HttpRange {
  *
  * @example An edge handler with resumable downloads
  * ```ts
- * import { fromOciLayout, saveResponse } from "../mod.ts";
+ * import { fromOciLayout, saveResponse } from "../../mod.ts";
  * const image = await fromOciLayout("./oci", "app");
  * export default {
  *   fetch: (request: Request) =>
@@ -114,7 +114,7 @@ export async function saveResponse(
  *
  * @example
  * ```ts
- * import { parseRange } from "./save_response.ts";
+ * import { parseRange } from "./response.ts";
  * parseRange("bytes=-100", 1000); // { start: 900, end: 999 }
  * ```
  */

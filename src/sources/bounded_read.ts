@@ -10,10 +10,10 @@
  * @module
  */
 
-import { concatBytes } from "../_streams.ts";
-import { sha256Hex } from "../digest.ts";
-import { DockerSaveError, type DockerSaveErrorCode } from "../errors.ts";
-import type { Descriptor } from "../image.ts";
+import { concatBytes } from "../util/streams.ts";
+import { sha256Hex } from "../model/digest.ts";
+import { DockerSaveError, type DockerSaveErrorCode } from "../model/errors.ts";
+import type { Descriptor } from "../model/image.ts";
 
 /**
  * The most bytes any JSON document (index, manifest, config, `manifest.json`,
@@ -21,7 +21,7 @@ import type { Descriptor } from "../image.ts";
  *
  * @example
  * ```ts
- * import { MAX_JSON_BYTES } from "./_bounded_read.ts";
+ * import { MAX_JSON_BYTES } from "./bounded_read.ts";
  * MAX_JSON_BYTES; // 4194304
  * ```
  */
@@ -34,7 +34,7 @@ export const MAX_JSON_BYTES = 4 * 1024 * 1024;
  *
  * @example
  * ```ts
- * import { readAtMost } from "./_bounded_read.ts";
+ * import { readAtMost } from "./bounded_read.ts";
  * await readAtMost(new Blob(["{}"]).stream(), 1024); // Uint8Array [123, 125]
  * await readAtMost(new Blob(["{}"]).stream(), 1); // undefined
  * ```
@@ -75,8 +75,8 @@ export interface ReadVerifiedBlobOptions {
  *
  * @example
  * ```ts
- * import { readVerifiedBlob } from "./_bounded_read.ts";
- * import type { Descriptor } from "../image.ts";
+ * import { readVerifiedBlob } from "./bounded_read.ts";
+ * import type { Descriptor } from "../model/image.ts";
  * declare const descriptor: Descriptor;
  * declare const open: () => Promise<ReadableStream<Uint8Array>>;
  * const bytes = await readVerifiedBlob(open, descriptor, `manifest ${descriptor.digest}`);

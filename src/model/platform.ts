@@ -19,7 +19,7 @@
 
 import { DockerSaveError } from "./errors.ts";
 import type { Descriptor, Platform } from "./image.ts";
-import { untrustedText } from "./_untrusted_text.ts";
+import { untrustedText } from "../util/untrusted_text.ts";
 
 const ARCH_ALIASES: Record<string, { architecture: string; variant?: string }> =
   {

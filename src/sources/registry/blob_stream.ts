@@ -11,13 +11,13 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
-import { ownChunkOf } from "../runtime/chunk_release.ts";
+import { DockerSaveError } from "../../model/errors.ts";
+import { ownChunkOf } from "../../runtime/chunk_release.ts";
 import {
   Exchange,
   type RegistryTransport,
   TransportError,
-} from "./_registry_transport.ts";
+} from "./transport.ts";
 
 /**
  * Opens the blob once more: a 2xx response to a request with `headers`
@@ -25,7 +25,7 @@ import {
  *
  * @example
  * ```ts
- * import type { OpenBlob } from "./_registry_blob_stream.ts";
+ * import type { OpenBlob } from "./blob_stream.ts";
  * const open: OpenBlob = (headers) => fetch("https://cdn.example.com/l", { headers });
  * ```
  */
@@ -42,8 +42,8 @@ export type OpenBlob = (
  *
  * @example
  * ```ts
- * import { resumableBlob } from "./_registry_blob_stream.ts";
- * import { RegistryTransport } from "./_registry_transport.ts";
+ * import { resumableBlob } from "./blob_stream.ts";
+ * import { RegistryTransport } from "./transport.ts";
  * const transport = new RegistryTransport({
  *   fetch, allowHttp: false,
  *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
@@ -152,7 +152,7 @@ export function resumableBlob(
  *
  * @example
  * ```ts
- * import { parseContentRange } from "./_registry_blob_stream.ts";
+ * import { parseContentRange } from "./blob_stream.ts";
  * parseContentRange("bytes 10-19/100"); // { start: 10, total: 100 }
  * ```
  */

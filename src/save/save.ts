@@ -5,13 +5,13 @@
  * @module
  */
 
-import type { Image } from "./image.ts";
-import type { ImageIndex } from "./image_index.ts";
-import type { LayerMode } from "./save/layers.ts";
-import { planSave } from "./save/pipeline.ts";
-import type { SaveFormat } from "./save/plan.ts";
-import type { ProgressListener, ProgressUpdate } from "./save/progress.ts";
-import { writePlan } from "./save/write.ts";
+import type { Image } from "../model/image.ts";
+import type { ImageIndex } from "../model/image_index.ts";
+import type { LayerMode } from "./layers.ts";
+import { planSave } from "./pipeline.ts";
+import type { SaveFormat } from "./plan.ts";
+import type { ProgressListener, ProgressUpdate } from "./progress.ts";
+import { writePlan } from "./write.ts";
 
 /** Options for `save()`. */
 export interface SaveOptions {
@@ -53,8 +53,8 @@ export interface SaveOptions {
    *
    * @example Log each finished layer
    * ```ts
-   * import { save } from "../mod.ts";
-   * import type { Image } from "../mod.ts";
+   * import { save } from "../../mod.ts";
+   * import type { Image } from "../../mod.ts";
    * declare const image: Image;
    * save([["app:v1", image]], {
    *   onProgress: (u) => u.state === "done" && console.error(u.name, u.total),
@@ -81,7 +81,7 @@ export type SaveEntries = Iterable<readonly [string, Image | ImageIndex]>;
  *
  * @example Save an OCI layout image to a file
  * ```ts
- * import { fromOciLayout, save } from "../mod.ts";
+ * import { fromOciLayout, save } from "../../mod.ts";
  * const image = await fromOciLayout("./oci", "app");
  * const tar = save([["registry.example.com/app:v1", image]]);
  * await tar.pipeTo(new WritableStream()); // or: return new Response(tar)

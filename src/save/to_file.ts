@@ -7,20 +7,20 @@
  * @module
  */
 
-import { importNode } from "./runtime/_import.ts";
-import { fileSink, type WritableFileHandle } from "./runtime/file_sink.ts";
+import { importNode } from "../runtime/_import.ts";
+import { fileSink, type WritableFileHandle } from "../runtime/file_sink.ts";
 
 export type { WritableFileHandle };
 import type { SaveEntries, SaveOptions } from "./save.ts";
-import { planSave } from "./save/pipeline.ts";
-import { type SeekableSink, writePlanSeekable } from "./save/write.ts";
+import { planSave } from "./pipeline.ts";
+import { type SeekableSink, writePlanSeekable } from "./write.ts";
 
 /**
  * Options of `writeFileAtomic()`, `withAtomicFile()` and `saveToFile()`.
  *
  * @example
  * ```ts
- * import type { WriteFileOptions } from "./save_to_file.ts";
+ * import type { WriteFileOptions } from "./to_file.ts";
  * const options: WriteFileOptions = { signal: AbortSignal.timeout(60_000) };
  * ```
  */
@@ -40,7 +40,7 @@ export interface WriteFileOptions {
  *
  * @example
  * ```ts
- * import { writeFileAtomic } from "./save_to_file.ts";
+ * import { writeFileAtomic } from "./to_file.ts";
  * await writeFileAtomic("out.bin", new Blob(["data"]).stream());
  * ```
  */
@@ -85,7 +85,7 @@ export function writeFileAtomic(
  *
  * @example
  * ```ts
- * import { withAtomicFile } from "./save_to_file.ts";
+ * import { withAtomicFile } from "./to_file.ts";
  * await withAtomicFile("out.bin", async (file) => {
  *   await file.write(new TextEncoder().encode("data"));
  * });
@@ -164,7 +164,7 @@ function stopOnAbort(sink: SeekableSink, signal?: AbortSignal): SeekableSink {
  *
  * @example
  * ```ts
- * import { fromOciLayout, saveToFile } from "../mod.ts";
+ * import { fromOciLayout, saveToFile } from "../../mod.ts";
  * await saveToFile("app.tar", [["app:v1", await fromOciLayout("./oci", "app")]]);
  * ```
  */

@@ -9,16 +9,13 @@
  * @module
  */
 
-import { DockerSaveError } from "../errors.ts";
-import { isObject } from "../manifest.ts";
-import { importNode } from "../runtime/_import.ts";
-import { type ProgramOutcome, runProgram } from "../runtime/run_program.ts";
-import { untrustedText } from "../_untrusted_text.ts";
-import { DOCKER_HUB } from "./_reference.ts";
-import {
-  type RegistryCredentials,
-  registryKey,
-} from "./registry_credentials.ts";
+import { DockerSaveError } from "../../model/errors.ts";
+import { isObject } from "../../model/manifest.ts";
+import { importNode } from "../../runtime/_import.ts";
+import { type ProgramOutcome, runProgram } from "../../runtime/run_program.ts";
+import { untrustedText } from "../../util/untrusted_text.ts";
+import { DOCKER_HUB } from "../../model/image_reference.ts";
+import { type RegistryCredentials, registryKey } from "./credentials.ts";
 
 /**
  * Credentials found for a registry, or why there are none where some were
@@ -26,7 +23,7 @@ import {
  *
  * @example
  * ```ts
- * import type { CredentialsFound } from "./_docker_config.ts";
+ * import type { CredentialsFound } from "./docker_config.ts";
  * const found: CredentialsFound = {
  *   note: "docker-credential-desktop is configured, but this runtime cannot run programs",
  * };
@@ -44,7 +41,7 @@ export interface CredentialsFound {
  *
  * @example
  * ```ts
- * import type { DockerConfigOptions } from "./_docker_config.ts";
+ * import type { DockerConfigOptions } from "./docker_config.ts";
  * const options: DockerConfigOptions = { path: "/run/secrets/auth.json" };
  * ```
  */
@@ -77,7 +74,7 @@ const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  *
  * @example
  * ```ts
- * import { dockerConfigCredentials } from "./_docker_config.ts";
+ * import { dockerConfigCredentials } from "./docker_config.ts";
  * const { credentials, note } = await dockerConfigCredentials("ghcr.io");
  * ```
  */

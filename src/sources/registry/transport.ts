@@ -12,16 +12,19 @@
  * @module
  */
 
-import { DockerSaveError, type DockerSaveErrorCode } from "../errors.ts";
-import { concatBytes } from "../_streams.ts";
-import { untrustedText } from "../_untrusted_text.ts";
+import {
+  DockerSaveError,
+  type DockerSaveErrorCode,
+} from "../../model/errors.ts";
+import { concatBytes } from "../../util/streams.ts";
+import { untrustedText } from "../../util/untrusted_text.ts";
 
 /**
  * How the transport reaches a registry and retries.
  *
  * @example
  * ```ts
- * import type { TransportOptions } from "./_registry_transport.ts";
+ * import type { TransportOptions } from "./transport.ts";
  * const options: TransportOptions = {
  *   fetch, allowHttp: false,
  *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
@@ -51,7 +54,7 @@ export interface TransportOptions {
  *
  * @example
  * ```ts
- * import { TransportError } from "./_registry_transport.ts";
+ * import { TransportError } from "./transport.ts";
  * throw new TransportError("no data for 60000 ms");
  * ```
  */
@@ -75,7 +78,7 @@ class RetryableStatus extends TransportError {
  *
  * @example
  * ```ts
- * import { Exchange } from "./_registry_transport.ts";
+ * import { Exchange } from "./transport.ts";
  * const exchange = new Exchange();
  * const signal = exchange.attempt();
  * exchange.cancel();
@@ -105,7 +108,7 @@ export class Exchange {
  *
  * @example
  * ```ts
- * import type { SendInit } from "./_registry_transport.ts";
+ * import type { SendInit } from "./transport.ts";
  * const init: SendInit = { headers: { accept: "application/json" } };
  * ```
  */
@@ -129,7 +132,7 @@ export interface SendInit {
  *
  * @example
  * ```ts
- * import type { Sent } from "./_registry_transport.ts";
+ * import type { Sent } from "./transport.ts";
  * const sent: Sent = { response: new Response(), sameOrigin: true };
  * ```
  */
@@ -145,7 +148,7 @@ export interface Sent {
  *
  * @example
  * ```ts
- * import type { Target } from "./_registry_transport.ts";
+ * import type { Target } from "./transport.ts";
  * const target: Target = { what: "manifest of app:v1", notFound: "MANIFEST_NOT_FOUND" };
  * ```
  */
@@ -168,7 +171,7 @@ const REDIRECTS = 10;
  *
  * @example
  * ```ts
- * import { Exchange, RegistryTransport } from "./_registry_transport.ts";
+ * import { Exchange, RegistryTransport } from "./transport.ts";
  * const transport = new RegistryTransport({
  *   fetch, allowHttp: false,
  *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
@@ -286,7 +289,7 @@ export class RegistryTransport {
    *
    * @example
    * ```ts
-   * import { RegistryTransport } from "./_registry_transport.ts";
+   * import { RegistryTransport } from "./transport.ts";
    * const transport = new RegistryTransport({
    *   fetch, allowHttp: false,
    *   attempts: 5, delay: 500, maxDelay: 10_000, timeout: 60_000,
