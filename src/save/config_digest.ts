@@ -1,23 +1,38 @@
 /**
- * Stage 1 of `save()`: read each image's manifest and config, check them, and
- * digest the config bytes exactly as stored (`crypto.subtle`).
+ * Stage 1 of `save()`: read and check each input. An image's manifest and
+ * config are checked and the config bytes digested exactly as stored
+ * (`crypto.subtle`). An index is read with every child it names, each
+ * checked against the descriptor naming it (sha256 and size of the exact
+ * bytes), down to a bounded depth: an image child is digested as any image
+ * is; a child that is not a saveable image (an attestation manifest, whose
+ * layers are in-toto statements) is an artifact, copied blob for blob.
  *
  * @module
  */
 
-import { sha256Hex } from "../model/digest.ts";
+import { assertSha256Digest, sha256Hex } from "../model/digest.ts";
 import { DockerSaveError } from "../model/errors.ts";
-import type { Image, Manifest } from "../model/image.ts";
+import type { Descriptor, Image, Manifest } from "../model/image.ts";
+import { type ImageIndex, isImageIndex } from "../model/image_index.ts";
+import {
+  imageOrArtifact,
+  MAX_INDEX_DEPTH,
+  parseIndexManifest,
+} from "../model/index_manifest.ts";
+import {
+  assertValidManifest,
+  isIndexMediaType,
+  isObject,
+  parseJsonObject,
+} from "../model/manifest.ts";
+import { formatPlatform } from "../model/platform.ts";
+import { type ParsedTag, parseTag } from "../model/tag.ts";
 import {
   isJsonObject,
   type JsonObject,
   type JsonValue,
   parseJson,
 } from "../util/json.ts";
-import { assertValidManifest } from "../model/manifest.ts";
-import { type ImageIndex, isImageIndex } from "../model/image_index.ts";
-import { type DigestedIndex, digestIndex } from "./index_digest.ts";
-import { type ParsedTag, parseTag } from "../model/tag.ts";
 
 /** One `[tag, image]` pair after stage 1. */
 export interface DigestedImage {
@@ -143,6 +158,212 @@ export class ConfigDigestStream extends TransformStream<
         );
       },
     });
+  }
+}
+
+/** A child that is not a saveable image, copied as its blobs. */
+export interface DigestedArtifact {
+  /** Where its blobs are opened from. */
+  image: Image;
+  /** Its manifest's exact bytes. */
+  rawManifest: Uint8Array;
+  /** Its config blob's exact bytes. */
+  rawConfig: Uint8Array;
+  /** Its config descriptor. */
+  config: Descriptor;
+  /** Its other blobs (layers), copied as stored. */
+  blobs: Descriptor[];
+}
+
+/** One entry of an index after stage 1, with the descriptor naming it. */
+export type DigestedEntry<I = DigestedImage> =
+  | { kind: "image"; descriptor: Descriptor; image: I }
+  | { kind: "index"; descriptor: Descriptor; index: DigestedIndex<I> }
+  | { kind: "artifact"; descriptor: Descriptor; artifact: DigestedArtifact };
+
+/** An index after stage 1. */
+export interface DigestedIndex<I = DigestedImage> {
+  /** Marks an index among the images of a save. */
+  kind: "index";
+  /** The tag as given. */
+  tag: string;
+  /** The tag, parsed. */
+  parsedTag: ParsedTag;
+  /** The index's exact bytes. */
+  rawIndex: Uint8Array;
+  /** What names it: its media type, digest and size. */
+  descriptor: Descriptor;
+  /** Its entries in order, each read and checked. */
+  entries: DigestedEntry<I>[];
+}
+
+/**
+ * Reads and checks an index and all its children for `tag`.
+ *
+ * @example
+ * ```ts
+ * import { digestIndex } from "./config_digest.ts";
+ * import type { ImageIndex } from "../model/image_index.ts";
+ * declare const index: ImageIndex;
+ * const digested = await digestIndex("app:v1", index);
+ * ```
+ */
+export async function digestIndex(
+  tag: string,
+  index: ImageIndex,
+): Promise<DigestedIndex> {
+  const parsedTag = parseTag(tag);
+  const rawIndex = await index.rawIndex();
+  const descriptor: Descriptor = {
+    mediaType: mediaTypeOf(rawIndex, `"${tag}"`),
+    digest: `sha256:${await sha256Hex(rawIndex)}`,
+    size: rawIndex.byteLength,
+  };
+  return await readIndex(tag, parsedTag, index, rawIndex, descriptor, 0);
+}
+
+async function readIndex(
+  tag: string,
+  parsedTag: ParsedTag,
+  index: ImageIndex,
+  rawIndex: Uint8Array,
+  descriptor: Descriptor,
+  depth: number,
+): Promise<DigestedIndex> {
+  const what = `index of "${tag}"`;
+  if (depth > MAX_INDEX_DEPTH) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read ${what}: indexes are nested more than ${MAX_INDEX_DEPTH} deep`,
+    );
+  }
+  const manifests = entriesOf(rawIndex, what);
+  const children = await Promise.all(
+    manifests.map((entry) => index.child(entry)),
+  );
+  const missing = manifests.filter((_, i) => children[i] === undefined);
+  if (missing.length > 0) {
+    throw new DockerSaveError(
+      "PLATFORM_NOT_FOUND",
+      `Cannot save "${tag}": its index names ${missing.length} of ${manifests.length} children the source does not hold (${
+        missing.map((entry) => formatPlatform(entry.platform)).join(", ")
+      }); save the platforms present with --platform available`,
+    );
+  }
+  const entries: DigestedEntry[] = [];
+  for (const [i, entry] of manifests.entries()) {
+    const child = children[i]!;
+    if (isImageIndex(child)) {
+      const raw = await child.rawIndex();
+      await assertBytesMatch(raw, entry, what);
+      entries.push({
+        kind: "index",
+        descriptor: entry,
+        index: await readIndex(tag, parsedTag, child, raw, entry, depth + 1),
+      });
+      continue;
+    }
+    await assertBytesMatch(await child.rawManifest(), entry, what);
+    entries.push(await childOf(tag, child, entry));
+  }
+  return { kind: "index", tag, parsedTag, rawIndex, descriptor, entries };
+}
+
+// An image child, or, when it is not one we can save (attestations, other
+// artifacts), its blobs to copy as they are.
+function childOf(
+  tag: string,
+  child: Image,
+  entry: Descriptor,
+): Promise<DigestedEntry> {
+  return imageOrArtifact<DigestedEntry>(
+    entry,
+    async () => ({
+      kind: "image",
+      descriptor: entry,
+      image: await digestImage(tag, child),
+    }),
+    async () => ({
+      kind: "artifact",
+      descriptor: entry,
+      artifact: await artifactOf(tag, child),
+    }),
+  );
+}
+
+async function artifactOf(
+  tag: string,
+  image: Image,
+): Promise<DigestedArtifact> {
+  const what = `artifact in the index of "${tag}"`;
+  const rawManifest = await image.rawManifest();
+  const value = parseJsonObject(rawManifest, what);
+  const config = descriptorOf(value.config, what);
+  const layers = Array.isArray(value.layers) ? value.layers : [];
+  const blobs = layers.map((layer) => descriptorOf(layer, what));
+  const rawConfig = await image.rawConfig();
+  await assertBytesMatch(rawConfig, config, what);
+  return { image, rawManifest, rawConfig, config, blobs };
+}
+
+function descriptorOf(value: unknown, what: string): Descriptor {
+  const d = value as Partial<Descriptor> | undefined;
+  if (
+    !isObject(value) || typeof d?.mediaType !== "string" ||
+    !Number.isSafeInteger(d.size) || (d.size as number) < 0
+  ) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read ${what}: a descriptor has no media type or size`,
+    );
+  }
+  assertSha256Digest(d.digest, what);
+  return { mediaType: d.mediaType, digest: d.digest!, size: d.size! };
+}
+
+// The entries as the index has them (platform, annotations), each checked
+// as a descriptor whose bytes can be verified (sha256).
+function entriesOf(rawIndex: Uint8Array, what: string): Descriptor[] {
+  return parseIndexManifest(rawIndex, what).manifests.map((entry) => {
+    const { mediaType, digest, size } = descriptorOf(entry, what);
+    return { ...entry, mediaType, digest, size };
+  });
+}
+
+function mediaTypeOf(rawIndex: Uint8Array, what: string): string {
+  const value = parseJsonObject(rawIndex, `index of ${what}`);
+  const mediaType = (value as { mediaType?: unknown })?.mediaType;
+  if (mediaType !== undefined && !isIndexMediaType(mediaType)) {
+    throw new DockerSaveError(
+      "BAD_MANIFEST",
+      `Cannot read index of ${what}: media type ${
+        JSON.stringify(mediaType)
+      } is not an index`,
+    );
+  }
+  return typeof mediaType === "string"
+    ? mediaType
+    : "application/vnd.oci.image.index.v1+json";
+}
+
+// A child's bytes are what its entry names: same sha256, same size.
+async function assertBytesMatch(
+  bytes: Uint8Array,
+  entry: Descriptor,
+  what: string,
+): Promise<void> {
+  const digest = `sha256:${await sha256Hex(bytes)}`;
+  if (digest !== entry.digest) {
+    throw new DockerSaveError(
+      "DIGEST_MISMATCH",
+      `Cannot verify ${what}: a child hashes to ${digest}, expected ${entry.digest}`,
+    );
+  }
+  if (bytes.byteLength !== entry.size) {
+    throw new DockerSaveError(
+      "SIZE_MISMATCH",
+      `Cannot verify ${what}: child ${entry.digest} has ${bytes.byteLength} bytes, expected ${entry.size}`,
+    );
   }
 }
 

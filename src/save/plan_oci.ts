@@ -35,7 +35,7 @@ import {
 import { layerSourcesOf, repositoriesOf } from "./docker_json.ts";
 import { DockerSaveError } from "../model/errors.ts";
 import { parsePlatform, platformMatches } from "../model/platform.ts";
-import type { DigestedArtifact } from "./index_digest.ts";
+import type { DigestedArtifact } from "./config_digest.ts";
 import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
 
 /** How `planOciEntries` lays the tarball out. */

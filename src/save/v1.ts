@@ -13,7 +13,7 @@ import type { Descriptor } from "../model/image.ts";
 import { hasV1Form, type V1Form } from "../model/v1_form.ts";
 import { dumpJson, isJsonObject, type JsonObject } from "../util/json.ts";
 import type { DigestedImage } from "./config_digest.ts";
-import type { DigestedEntry, DigestedIndex } from "./index_digest.ts";
+import type { DigestedEntry, DigestedIndex } from "./config_digest.ts";
 
 /** The digest the seed gives an empty layer: gzip of an empty 1024-byte tar. */
 export const EMPTY_LAYER_DIGEST =
@@ -42,7 +42,7 @@ export type ConvertedIndex = DigestedIndex<ConvertedImage>;
  * @example
  * ```ts
  * import { convertIndex } from "./v1.ts";
- * import type { DigestedIndex } from "./index_digest.ts";
+ * import type { DigestedIndex } from "./config_digest.ts";
  * declare const index: DigestedIndex;
  * const converted = await convertIndex(index);
  * ```
