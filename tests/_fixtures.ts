@@ -1,6 +1,6 @@
 /**
  * Small, deterministic images and helpers for the bad-input, tag and v1
- * tests. Every expected value these helpers compute follows FORMAT.md with
+ * tests. Every expected value these helpers compute follows docs/FORMAT.md with
  * `node:crypto`, never our own code.
  *
  * @module
@@ -24,7 +24,10 @@ import { packTar, unpackTar } from "modern-tar";
 /** The golden "basic" case. */
 export const BASIC_DIR = new URL("./testdata/basic/", import.meta.url).pathname;
 
-/** FORMAT.md: the digest the seed gives an empty layer, without `sha256:`. */
+/**
+ * docs/FORMAT.md, "v1 ids": the digest the reference gives an empty layer,
+ * without `sha256:`.
+ */
 export const EMPTY_LAYER_HEX =
   "a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";
 
@@ -53,7 +56,7 @@ export function digestOf(data: Uint8Array | string): string {
 }
 
 /**
- * The v1 id chain of FORMAT.md: `sha256(hex + " " + parent)`, and for the
+ * The v1 id chain of docs/FORMAT.md: `sha256(hex + " " + parent)`, and for the
  * last history entry `sha256(hex + " " + parent + " " + configText)`.
  */
 export function v1Id(hex: string, parent: string, configText?: string): string {

@@ -1,5 +1,5 @@
 /**
- * Tags as FORMAT.md "Tags" reads them: `[registry/]repository[:tag]`, a
+ * Tags as docs/FORMAT.md "Tags" reads them: `[registry/]repository[:tag]`, a
  * registry only when the first part has `.` or `:`, the tag after the last
  * `:`, nothing normalised.
  *

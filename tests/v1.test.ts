@@ -1,5 +1,5 @@
 /**
- * The v1 conversion of FORMAT.md ("v1 ids and v1 json", "Beyond the seed"):
+ * The v1 conversion of docs/FORMAT.md ("v1 ids", "Beyond the reference"):
  * every expected id is computed here with node:crypto from the chain formula
  * `sha256(hex + " " + parent)`, the top one with `+ " " + configText`; every
  * expected v1 json is written by hand from the "JSON text" rules.

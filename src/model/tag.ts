@@ -1,6 +1,7 @@
 /**
- * Tag strings as the seed's `docker_name.Tag` reads them (FORMAT.md, "Tags"):
- * `[registry/]repository[:tag]`, nothing normalised.
+ * Tag strings as the reference's `docker_name.Tag` reads them
+ * (docs/FORMAT.md, "Tags"): `[registry/]repository[:tag]`, nothing
+ * normalised.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * The JSON files of docker's formats: `repositories` and the entries of
- * `manifest.json` (FORMAT.md, "Tags" and "manifest.json").
+ * `manifest.json` (docs/FORMAT.md, "Tags" and "manifest.json").
  *
  * @module
  */

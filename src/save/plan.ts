@@ -1,6 +1,6 @@
 /**
- * Stage 3 of `save()`: the tarball's members in the seed's order (FORMAT.md,
- * "Output members"), from all converted images. Small members carry their
+ * Stage 3 of `save()`: the tarball's members in the reference's order
+ * (docs/FORMAT.md, "Members"), from all converted images. Small members carry their
  * bytes; layer members carry what is needed to open them later.
  *
  * @module

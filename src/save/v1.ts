@@ -1,6 +1,6 @@
 /**
- * Stage 2 of `save()`: the v2.2 → v1 conversion (FORMAT.md, "v1 ids and v1
- * json"). Each history entry becomes a v1 layer whose id chains the layer
+ * Stage 2 of `save()`: the v2.2 → v1 conversion (docs/FORMAT.md, "v1
+ * ids"). Each history entry becomes a v1 layer whose id chains the layer
  * digest to its parent's id with `crypto.subtle` SHA-256.
  *
  * @module
