@@ -36,6 +36,8 @@ export interface CliArgs {
   format: SaveFormat;
   /** `--help`. */
   help: boolean;
+  /** `--version` or `-v`. */
+  version: boolean;
   /**
    * `--platform`: one `os/arch[/variant]`, a comma-separated list, `all` or
    * `available`; `undefined` when not given.
@@ -97,6 +99,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     layers: "uncompressed",
     format: "docker",
     help: false,
+    version: false,
     quiet: false,
     creds: [],
     insecure: [],
@@ -117,6 +120,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     };
     let value: string | undefined;
     if (arg === "-h" || arg === "--help") args.help = true;
+    else if (arg === "-v" || arg === "--version") args.version = true;
     else if (arg === "--no-verify") args.verify = false;
     else if (arg === "-q" || arg === "--quiet") args.quiet = true;
     else if (arg === "--allow-foreign-layers") args.allowForeignLayers = true;

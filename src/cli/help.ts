@@ -30,7 +30,9 @@ Sources (any number, mixed):
                         omitted when the index has one entry), saved as TAG.
                         TAG defaults to REF.
   oci-archive:FILE[:REF][=TAG]
-                        the same, from an OCI layout tarball
+                        the same, from an OCI layout tarball; without REF
+                        and TAG, its one entry's name (a full ref.name, else
+                        io.containerd.image.name) is the TAG
   docker-archive:FILE[:TAG][=NEWTAG]
                         the image tagged TAG in a docker save tarball (any
                         docker or podman version's, ours, or gzipped; TAG may
@@ -85,6 +87,7 @@ Options:
       --no-verify       skip the sha256 checks of blobs and diff_ids (a
                         corrupt blob then goes into the tarball unnoticed)
   -h, --help            show this help
+  -v, --version         print the version
 
 Progress goes to stderr: a live view on a terminal (per-layer bytes, total,
 rate, ETA), else one line per layer read.

@@ -13,6 +13,12 @@ import {
   selectPlatforms,
 } from "../model/image_index.ts";
 import type { ArchiveIndex } from "../sources/archive/archive_index.ts";
+import { parseIndexManifest } from "../model/index_manifest.ts";
+import {
+  CONTAINERD_NAME_ANNOTATION,
+  REF_NAME_ANNOTATION,
+} from "../model/oci_layout_names.ts";
+import { parseTag } from "../model/tag.ts";
 import {
   fromDockerArchive,
   indexDockerArchive,
@@ -112,7 +118,7 @@ export async function openSource(
       (source.kind === "docker-archive"
         ? (await fromDockerArchive(source.path, undefined, { index }))
           .repoTags[0]
-        : undefined);
+        : await onlyEntryName(index, source.path));
     if (!tag) {
       throw new UsageError(
         `source "${source.kind}:${source.path}" needs a tag: ${source.kind}:FILE[:REF]=TAG`,
@@ -125,12 +131,13 @@ export async function openSource(
       platform,
       index,
     });
-    if (!source.tag) {
+    const tag = source.tag ?? await onlyEntryName(index, source.path);
+    if (!tag) {
       throw new UsageError(
         `source "oci-archive:${source.path}" needs a tag: oci-archive:FILE[:REF]=TAG`,
       );
     }
-    return [source.tag, image];
+    return [tag, image];
   }
   const image = await fromDockerArchive(source.path, source.name, { index });
   const tag = source.tag ?? image.repoTags[0];
@@ -140,6 +147,38 @@ export async function openSource(
     );
   }
   return [tag, image];
+}
+
+// The name an OCI archive's only index entry gives its image, as a
+// docker archive's RepoTags does: its ref.name when that is a whole
+// REPO:TAG (ours, skopeo's `oci-archive:FILE:NAME`), else docker ≥ 25's
+// io.containerd.image.name (its ref.name is the bare tag). `undefined` when
+// the archive has several entries or no usable name.
+async function onlyEntryName(
+  index: ArchiveIndex,
+  path: string,
+): Promise<string | undefined> {
+  const member = index.get("index.json");
+  if (!member) return undefined;
+  const { manifests } = parseIndexManifest(
+    await index.read(member),
+    `index.json of OCI archive "${path}"`,
+    "BAD_LAYOUT",
+  );
+  if (manifests.length !== 1) return undefined;
+  const annotations = manifests[0].annotations ?? {};
+  return [
+    annotations[REF_NAME_ANNOTATION],
+    annotations[CONTAINERD_NAME_ANNOTATION],
+  ].find((name) => name !== undefined && isWholeTag(name));
+}
+
+function isWholeTag(name: string): boolean {
+  try {
+    return parseTag(name).tag !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 // The platforms asked for of what a source holds: an index narrowed by

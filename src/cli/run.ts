@@ -21,6 +21,7 @@ import { type CliArgs, parseArgs } from "./args.ts";
 import { credentialsForSources } from "./credentials.ts";
 import { errorLine, UsageError } from "./errors.ts";
 import { USAGE } from "./help.ts";
+import { VERSION } from "./version.ts";
 import { openSource } from "./open_source.ts";
 import { type ProgressView, stderrProgress } from "./stderr_progress.ts";
 import { type CliSource, parseSource } from "./source_grammar.ts";
@@ -81,6 +82,10 @@ async function run(
     args = parseArgs(argv);
     if (args.help) {
       process.stdout.write(USAGE);
+      return 0;
+    }
+    if (args.version) {
+      process.stdout.write(`docker-save ${VERSION}\n`);
       return 0;
     }
     if (args.sources.length === 0) throw new UsageError("no SOURCE given");

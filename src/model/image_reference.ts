@@ -82,6 +82,15 @@ export function parseReference(text: string): Reference {
       "BAD_REFERENCE",
       `Cannot parse reference "${text}": ${reason}`,
     );
+  // A URL pasted as a reference (docker, skopeo and crane take none).
+  const scheme = text.match(/^[a-z][a-z0-9+.-]*:\/\//i)?.[0];
+  if (scheme) {
+    throw bad(
+      `a reference has no scheme; drop "${scheme}" (${
+        text.slice(scheme.length)
+      })`,
+    );
+  }
   let rest = text;
   let digest: string | undefined;
   const at = rest.indexOf("@");
@@ -104,6 +113,10 @@ export function parseReference(text: string): Reference {
       rest = rest.slice(slash + 1);
       if (!DOMAIN.test(registry)) {
         throw bad(`registry "${registry}" is not a valid host[:port]`);
+      }
+      const port = registry.match(/:(\d+)$/)?.[1];
+      if (port !== undefined && Number(port) > 65535) {
+        throw bad(`registry "${registry}" has port ${port}, above 65535`);
       }
     }
   }

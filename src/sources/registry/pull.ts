@@ -376,6 +376,8 @@ function artifactOf(
 // What every image and index pulled from one reference shares.
 interface Connection {
   ref: ReturnType<typeof parseReference>;
+  /** The reference named no tag or digest: `latest` is looked up. */
+  tagless: boolean;
   what: string;
   client: RegistryClient;
   repository: string;
@@ -405,25 +407,43 @@ function connect(reference: string, options: FromRegistryOptions): Connection {
     maxDelay: retry.maxDelay ?? 10_000,
     timeout: options.timeout ?? 60_000,
   });
-  return { ref, what, client, repository: ref.repository, options };
+  const tagless = ref.digest === undefined &&
+    !/:[^/]*$/.test(reference);
+  return { ref, tagless, what, client, repository: ref.repository, options };
 }
 
 // What the reference names (a tag or a digest), checked against the digest
 // when it names one.
 async function pullReference(
-  { client, repository, what, ref }: Connection,
+  { client, repository, what, ref, tagless }: Connection,
 ): Promise<{ pulled: Pulled; digest: string }> {
   const pulled = await client.manifest(
     repository,
     ref.digest ?? ref.tag!,
     `manifest of ${what}`,
-  );
+  ).catch((error) => {
+    throw latestNoted(error, tagless);
+  });
   const digest = await checkDigest(
     pulled.bytes,
     ref.digest ?? pulled.digest,
     `manifest of ${what}`,
   );
   return { pulled, digest };
+}
+
+// A tagless reference's "not found", saying which tag was looked up (as
+// docker pull prints "Using default tag: latest").
+function latestNoted(error: unknown, tagless: boolean): unknown {
+  if (
+    !(error instanceof DockerSaveError) ||
+    error.code !== "MANIFEST_NOT_FOUND" || !tagless
+  ) return error;
+  return new DockerSaveError(
+    error.code,
+    `${error.message}; no tag was given, so :latest was looked up`,
+    { cause: error },
+  );
 }
 
 // An index entry's manifest, checked against the entry (digest, size).
