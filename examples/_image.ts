@@ -33,10 +33,9 @@ import {
   type Manifest,
   MEDIA_TYPES,
   normalizeReference,
-  parseTag,
   save,
-  sha256Hex,
 } from "../mod.ts";
+import { parseTag } from "../src/model/tag.ts";
 // Incremental sha256 (node:crypto or @noble/hashes) for the generated layer.
 import { createSha256 } from "../src/runtime/hash.ts";
 
@@ -307,7 +306,7 @@ async function makeBigImage(mib: number): Promise<Image> {
     mediaType: MEDIA_TYPES.ociManifest,
     config: {
       mediaType: MEDIA_TYPES.ociConfig,
-      digest: `sha256:${await sha256Hex(config)}`,
+      digest: `sha256:${await sha256HexOf(config)}`,
       size: config.byteLength,
     },
     layers: [layer],
@@ -319,4 +318,10 @@ async function makeBigImage(mib: number): Promise<Image> {
     rawConfig: () => Promise.resolve(config),
     openLayer: () => Promise.resolve(openBigLayer(mib)),
   };
+}
+
+async function sha256HexOf(bytes: Uint8Array): Promise<string> {
+  const hash = await createSha256();
+  hash.update(bytes);
+  return hash.hexDigest();
 }

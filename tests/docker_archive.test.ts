@@ -23,10 +23,10 @@ import {
   fromDockerArchive,
   type Image,
   indexDockerArchive,
-  parseDockerArchiveSource,
   save,
   type SaveOptions,
 } from "../mod.ts";
+import { parseDockerArchiveSource } from "../src/sources/archive/docker_archive.ts";
 import { describeLayer } from "../src/model/layer.ts";
 import {
   type ArchiveFileSystem,

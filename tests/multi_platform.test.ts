@@ -13,12 +13,12 @@ import {
   DockerSaveError,
   type Image,
   type ImageIndex,
-  indexOver,
   save,
   type SaveOptions,
   saveResponse,
   selectPlatforms,
 } from "../mod.ts";
+import { indexOver } from "../src/model/image_index.ts";
 import { readAll } from "./_golden.ts";
 import { fixture, platformImage } from "./_multi_platform.ts";
 import { digestOf, readTar, type TarMember, withTemp } from "./_fixtures.ts";

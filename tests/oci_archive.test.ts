@@ -13,13 +13,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import {
-  fromOciArchive,
-  type Image,
-  indexOciArchive,
-  parseOciArchiveSource,
-  save,
-} from "../mod.ts";
+import { fromOciArchive, type Image, indexOciArchive, save } from "../mod.ts";
+import { parseOciArchiveSource } from "../src/sources/archive/oci_archive.ts";
 import { indexArchive } from "../src/sources/archive/archive_index.ts";
 import { goldenCases, readAll } from "./_golden.ts";
 import {

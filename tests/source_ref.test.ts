@@ -12,7 +12,8 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { parseDockerArchiveSource, parseOciArchiveSource } from "../mod.ts";
+import { parseDockerArchiveSource } from "../src/sources/archive/docker_archive.ts";
+import { parseOciArchiveSource } from "../src/sources/archive/oci_archive.ts";
 import { parseSource } from "../src/cli.ts";
 import {
   parseSourceRef,
