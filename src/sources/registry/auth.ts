@@ -353,7 +353,6 @@ export class RegistryAuth {
         MAX_TOKEN_BYTES,
         exchange,
         what,
-        { whole: true },
       );
       return {
         status: response.status,

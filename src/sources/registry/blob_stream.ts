@@ -35,6 +35,24 @@ export type OpenBlob = (
 ) => Promise<Response>;
 
 /**
+ * Options of `resumableBlob`.
+ *
+ * @example
+ * ```ts
+ * import type { ResumableBlobOptions } from "./blob_stream.ts";
+ * const options: ResumableBlobOptions = { whole: true };
+ * ```
+ */
+export interface ResumableBlobOptions {
+  /**
+   * The blob is read whole (a config): each response is read within the
+   * transport's `timeout` in all, not only `timeout` per chunk.
+   * @default {false}
+   */
+  whole?: boolean;
+}
+
+/**
  * A stream of a blob's `size` bytes from byte `start`, resumed after a
  * broken or stalled transfer. A clean end with fewer bytes than `size` but
  * all the response promised is passed on as the end: `save()` reports the
@@ -59,12 +77,14 @@ export function resumableBlob(
   size: number,
   what: string,
   start = 0,
+  options: ResumableBlobOptions = {},
 ): ReadableStream<Uint8Array> {
   let offset = start; // the blob's bytes passed on (or skipped at start)
   let skip = 0; // bytes of the current response to drop (Range ignored)
   let received = 0; // bytes of the current response
   let length: number | undefined; // its Content-Length
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let deadline = Infinity; // of the current response, when read whole
   let breaks = 0; // failures in all
   const exchange = new Exchange();
   const maxBreaks = 4 * (transport.options.attempts + 1);
@@ -87,6 +107,7 @@ export function resumableBlob(
     const header = response.headers.get("content-length");
     length = header === null ? undefined : Number(header);
     received = 0;
+    if (options.whole) deadline = Date.now() + transport.options.timeout;
     if (!response.body) throw new TransportError(`${what}: no body`);
     reader = response.body.getReader();
   };
@@ -96,7 +117,11 @@ export function resumableBlob(
     try {
       if (!reader) await connect();
       for (;;) {
-        const { done, value } = await transport.readChunk(reader!, exchange);
+        const { done, value } = await transport.readChunk(
+          reader!,
+          exchange,
+          deadline,
+        );
         if (done) {
           if (offset >= size || (length !== undefined && received >= length)) {
             return undefined;

@@ -18,7 +18,11 @@ import { untrustedText } from "../../util/untrusted_text.ts";
 import { RegistryAuth } from "./auth.ts";
 import { MAX_JSON_BYTES, readAtMost } from "../bounded_read.ts";
 import type { CredentialsFound } from "./docker_config.ts";
-import { parseContentRange, resumableBlob } from "./blob_stream.ts";
+import {
+  parseContentRange,
+  resumableBlob,
+  type ResumableBlobOptions,
+} from "./blob_stream.ts";
 import {
   Exchange,
   RegistryTransport,
@@ -144,8 +148,9 @@ export class RegistryClient {
   }
 
   /**
-   * A small blob (a config) read whole, resuming if interrupted; more bytes
-   * than its descriptor's size are refused (`SIZE_MISMATCH`).
+   * A small blob (a config) read whole, resuming if interrupted, each
+   * response within `timeout` in all; more bytes than its descriptor's size
+   * are refused (`SIZE_MISMATCH`).
    */
   async blobBytes(
     repository: string,
@@ -159,7 +164,7 @@ export class RegistryClient {
       );
     }
     const bytes = await readAtMost(
-      this.openBlob(repository, descriptor, what),
+      this.openBlob(repository, descriptor, what, 0, { whole: true }),
       descriptor.size,
     );
     if (bytes === undefined) {
@@ -180,6 +185,7 @@ export class RegistryClient {
     descriptor: Descriptor,
     what: string,
     start = 0,
+    options?: ResumableBlobOptions,
   ): ReadableStream<Uint8Array> {
     const url = this.#blobUrl(repository, descriptor);
     const target: Target = { what, notFound: "BLOB_NOT_FOUND" };
@@ -190,6 +196,7 @@ export class RegistryClient {
       descriptor.size,
       what,
       start,
+      options,
     );
   }
 

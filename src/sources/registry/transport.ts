@@ -387,21 +387,19 @@ export class RegistryTransport {
 
   /**
    * A whole (small) body, at most `limit` bytes: more throws
-   * `DockerSaveError` `REGISTRY_ERROR`. Each chunk is awaited for at most
-   * `timeout`; with `whole`, the body too (token answers: a server that
-   * drips bytes cannot hold us).
+   * `DockerSaveError` `REGISTRY_ERROR`. The whole body is read within
+   * `timeout` (a `TransportError` otherwise, to retry): a server that drips
+   * a manifest, a config or a token one byte at a time cannot hold us, as
+   * Go's `http.Client.Timeout` covers a body read whole.
    */
   async read(
     response: Response,
     limit: number,
     exchange: Exchange,
     what: string,
-    options: { whole?: boolean } = {},
   ): Promise<Uint8Array> {
     if (!response.body) return new Uint8Array();
-    const deadline = options.whole
-      ? Date.now() + this.options.timeout
-      : Infinity;
+    const deadline = Date.now() + this.options.timeout;
     const reader = response.body.getReader();
     const chunks: Uint8Array[] = [];
     let total = 0;
