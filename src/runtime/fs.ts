@@ -24,11 +24,45 @@ export interface FileSystem {
   /**
    * Opens a file, or a range of it, as a pull-based stream; cancelling it
    * closes the file. A file that ends before the range does errors it.
+   * Only a regular file is opened (never a FIFO, a device, a directory);
+   * anything else is refused with an `UnsafeFileError`.
    */
   openRead(
     path: string,
     range?: ByteRange,
   ): Promise<ReadableStream<Uint8Array>>;
+}
+
+/**
+ * A file `FileSystem.openRead` refused to read: not a regular file (a FIFO
+ * would block the read for ever).
+ *
+ * @example
+ * ```ts
+ * import { nodeFileSystem, UnsafeFileError } from "./fs.ts";
+ * const fs = await nodeFileSystem();
+ * try {
+ *   await fs?.openRead("/dev/zero");
+ * } catch (error) {
+ *   if (error instanceof UnsafeFileError) console.error(error.message);
+ * }
+ * ```
+ */
+export class UnsafeFileError extends Error {
+  /** Why the file was refused. */
+  readonly reason: "not-regular";
+
+  /**
+   * Creates the error.
+   *
+   * @param reason why the file was refused
+   * @param message what the file is, e.g. "it is a FIFO, not a regular file"
+   */
+  constructor(reason: "not-regular", message: string) {
+    super(message);
+    this.name = "UnsafeFileError";
+    this.reason = reason;
+  }
 }
 
 /**
@@ -67,11 +101,19 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
   const fsp = await importNode<typeof import("node:fs/promises")>(
     "node:fs/promises",
   );
-  if (!fsp) return undefined;
+  const fsc = await importNode<typeof import("node:fs")>("node:fs");
+  if (!fsp || !fsc) return undefined;
   return {
-    readFile: async (path) => new Uint8Array(await fsp.readFile(path)),
+    readFile: async (path) => {
+      const handle = await openRegular(fsp, fsc.constants, path);
+      try {
+        return new Uint8Array(await handle.readFile());
+      } finally {
+        await handle.close();
+      }
+    },
     openRead: async (path, range) => {
-      const handle = await fsp.open(path, "r");
+      const handle = await openRegular(fsp, fsc.constants, path);
       let position = range?.start ?? 0;
       let remaining = range?.length ?? Infinity;
       let closed = false;
@@ -125,4 +167,53 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
       return stream;
     },
   };
+}
+
+type NodeFs = typeof import("node:fs/promises");
+type FileHandle = Awaited<ReturnType<NodeFs["open"]>>;
+type Stats = Awaited<ReturnType<NodeFs["stat"]>>;
+
+// Opens a file for reading only if it is a regular file. O_NONBLOCK makes
+// opening a FIFO return at once instead of holding a thread of the pool until
+// a writer comes (for ever; on Node, signals cannot end the process
+// meanwhile); it does nothing to reads of a regular file. The type is then taken from the opened file (fstat), so
+// nothing can be swapped in between. Where there is no O_NONBLOCK (Windows),
+// the type is checked by stat first.
+async function openRegular(
+  fsp: NodeFs,
+  constants: typeof import("node:fs").constants,
+  path: string,
+): Promise<FileHandle> {
+  if (constants.O_NONBLOCK === undefined) {
+    assertRegular(await fsp.stat(path));
+  }
+  const handle = await fsp.open(
+    path,
+    constants.O_RDONLY | (constants.O_NONBLOCK ?? 0),
+  );
+  try {
+    const stats = await handle.stat();
+    assertRegular(stats);
+    return handle;
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+}
+
+function assertRegular(stats: Stats): void {
+  if (stats.isFile()) return;
+  const kind = stats.isFIFO()
+    ? "a FIFO"
+    : stats.isDirectory()
+    ? "a directory"
+    : stats.isSocket()
+    ? "a socket"
+    : stats.isCharacterDevice() || stats.isBlockDevice()
+    ? "a device"
+    : "not a file";
+  throw new UnsafeFileError(
+    "not-regular",
+    `it is ${kind}, not a regular file`,
+  );
 }

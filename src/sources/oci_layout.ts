@@ -26,7 +26,12 @@ import {
   containerdName,
   REF_NAME_ANNOTATION,
 } from "../model/oci_layout_names.ts";
-import { type FileSystem, isNotFound, nodeFileSystem } from "../runtime/fs.ts";
+import {
+  type FileSystem,
+  isNotFound,
+  nodeFileSystem,
+  UnsafeFileError,
+} from "../runtime/fs.ts";
 import { choosePlatform } from "../model/platform.ts";
 import {
   MAX_JSON_BYTES,
@@ -330,6 +335,15 @@ function listRefs(refs: (string | undefined)[]): string {
 
 function notFound(error: unknown, digest: string, what: string): Error {
   if (error instanceof DockerSaveError) return error;
+  // A blob that is there but may not be read is no missing blob (a missing
+  // platform is skipped): the layout is bad.
+  if (error instanceof UnsafeFileError) {
+    return new DockerSaveError(
+      "BAD_LAYOUT",
+      `Cannot open blob ${digest} of ${what}: ${error.message}`,
+      { cause: error },
+    );
+  }
   return new DockerSaveError(
     "BLOB_NOT_FOUND",
     isNotFound(error)
