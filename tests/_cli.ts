@@ -26,10 +26,14 @@ export function runtimeCommand(script: string = CLI): string[] {
   return [process.execPath, "--import", "tsx", script];
 }
 
-/** Runs the CLI with `args` (and extra environment), from the repo root. */
+/**
+ * Runs the CLI with `args` (and extra environment), from the repo root;
+ * with `timeout`, it is killed (SIGTERM) after that many milliseconds.
+ */
 export function runCli(
   args: string[],
   env: Record<string, string> = {},
+  options: { timeout?: number } = {},
 ): Promise<Run> {
   const [cmd, ...pre] = runtimeCommand();
   return new Promise((resolve) => {
@@ -40,6 +44,7 @@ export function runCli(
         cwd: ROOT,
         encoding: "buffer",
         maxBuffer: 64 << 20,
+        timeout: options.timeout ?? 0,
         // No docker config of the machine's user leaks into the tests.
         env: { ...process.env, DOCKER_CONFIG: "/nonexistent", ...env },
       },

@@ -12,6 +12,7 @@
 
 import type { Image } from "../model/image.ts";
 import { type ImageIndex, isImageIndex } from "../model/image_index.ts";
+import { type WalkedIndex, walkIndex } from "../model/index_walk.ts";
 import { formatPlatform } from "../model/platform.ts";
 import type { ProgressListener, ProgressUpdate } from "../save/progress.ts";
 
@@ -137,16 +138,25 @@ export class Progress {
    * its platform). Reads only manifests.
    */
   async expect(image: Image | ImageIndex, label: string): Promise<void> {
-    if (isImageIndex(image)) {
-      // Each platform's layers, named by the platform.
-      for (const entry of (await image.index()).manifests) {
-        const child = await image.child(entry);
-        if (!child) continue;
-        const platform = formatPlatform(entry.platform);
-        await this.expect(child, `${label} ${platform}`);
+    if (!isImageIndex(image)) return await this.#expectImage(image, label);
+    // Each platform's layers, named by the platform (by the first path to
+    // it): each index and image once, however many entries name it.
+    const walked = await walkIndex(image, { what: `index of ${label}` });
+    const seen = new Set<object>();
+    const visit = async (index: WalkedIndex, label: string) => {
+      for (const entry of index.entries) {
+        const child = entry.kind === "index" ? entry.index : entry.image;
+        if (!child || seen.has(child)) continue;
+        seen.add(child);
+        const named = `${label} ${formatPlatform(entry.descriptor.platform)}`;
+        if (entry.kind === "index") await visit(entry.index, named);
+        else await this.#expectImage(entry.image!, named);
       }
-      return;
-    }
+    };
+    await visit(walked, label);
+  }
+
+  async #expectImage(image: Image, label: string): Promise<void> {
     for (const layer of (await image.manifest()).layers) {
       if (this.#layers.has(layer.digest)) continue;
       this.#layers.set(layer.digest, {

@@ -177,9 +177,15 @@ export async function selectPlatforms(
 ): Promise<ImageIndex> {
   const parsed = await index.index();
   const manifests = Array.isArray(parsed?.manifests) ? parsed.manifests : [];
-  const present = await Promise.all(
-    manifests.map(async (entry) => await index.child(entry) !== undefined),
-  );
+  // Each child asked for once, however many entries name it.
+  const asked = new Map<string, Promise<boolean>>();
+  const present = await Promise.all(manifests.map((entry) => {
+    const key = JSON.stringify([entry.digest, entry.mediaType, entry.platform]);
+    if (!asked.has(key)) {
+      asked.set(key, index.child(entry).then((child) => child !== undefined));
+    }
+    return asked.get(key)!;
+  }));
   if (selection === "all") {
     const missing = manifests.filter((_, i) => !present[i]);
     if (missing.length > 0) {

@@ -11,19 +11,6 @@ import type { IndexManifest } from "./image_index.ts";
 import { isObject } from "./manifest.ts";
 import { isAttestation } from "./platform.ts";
 
-/**
- * How many indexes may nest below the first one: an image index is followed
- * to at most this many more before a manifest must come. The registry source
- * stops at the same depth; real images nest one or two.
- *
- * @example
- * ```ts
- * import { MAX_INDEX_DEPTH } from "./index_manifest.ts";
- * MAX_INDEX_DEPTH; // 4
- * ```
- */
-export const MAX_INDEX_DEPTH = 4;
-
 /** An index as parsed, its entries checked: every one is a descriptor. */
 export type CheckedIndex = Pick<IndexManifest, "manifests">;
 

@@ -16,16 +16,20 @@ import type { Descriptor, Image, Manifest } from "../model/image.ts";
 import { type ImageIndex, isImageIndex } from "../model/image_index.ts";
 import {
   imageOrArtifact,
-  MAX_INDEX_DEPTH,
   parseIndexManifest,
 } from "../model/index_manifest.ts";
+import {
+  assertBytesMatch,
+  type WalkedIndex,
+  walkIndex,
+} from "../model/index_walk.ts";
 import {
   assertValidManifest,
   isIndexMediaType,
   isObject,
   parseJsonObject,
 } from "../model/manifest.ts";
-import { formatPlatform } from "../model/platform.ts";
+import { formatPlatform, isAttestation } from "../model/platform.ts";
 import { type ParsedTag, parseTag } from "../model/tag.ts";
 import {
   isJsonObject,
@@ -213,61 +217,81 @@ export async function digestIndex(
   index: ImageIndex,
 ): Promise<DigestedIndex> {
   const parsedTag = parseTag(tag);
-  const rawIndex = await index.rawIndex();
+  const what = `index of "${tag}"`;
+  // Each child read and checked once, however many paths lead to it.
+  const walked = await walkIndex(index, {
+    what,
+    entries: (raw) => entriesOf(raw, what),
+  });
+  const { rawIndex } = walked;
   const descriptor: Descriptor = {
     mediaType: mediaTypeOf(rawIndex, `"${tag}"`),
     digest: `sha256:${await sha256Hex(rawIndex)}`,
     size: rawIndex.byteLength,
   };
-  return await readIndex(tag, parsedTag, index, rawIndex, descriptor, 0);
+  // Each walked index and image digested once: the graph stays a graph.
+  const indexes = new Map<WalkedIndex, Promise<DigestedIndex>>();
+  const images = [false, true].map(() => new Map<Image, Promise<Child>>());
+  const digestChild = (image: Image, entry: Descriptor) => {
+    const memo = images[Number(isAttestation(entry.platform))];
+    let child = memo.get(image);
+    if (!child) {
+      child = childOf(tag, image, entry);
+      memo.set(image, child);
+    }
+    return child;
+  };
+  const digest = (node: WalkedIndex, named: Descriptor) => {
+    let digested = indexes.get(node);
+    if (!digested) {
+      digested = digestEntries(node, named);
+      indexes.set(node, digested);
+    }
+    return digested;
+  };
+  const digestEntries = async (
+    node: WalkedIndex,
+    named: Descriptor,
+  ): Promise<DigestedIndex> => {
+    const missing = node.entries.filter((entry) => entry.kind === "absent");
+    if (missing.length > 0) {
+      throw new DockerSaveError(
+        "PLATFORM_NOT_FOUND",
+        `Cannot save "${tag}": its index names ${missing.length} of ${node.entries.length} children the source does not hold (${
+          missing.map((entry) => formatPlatform(entry.descriptor.platform))
+            .join(", ")
+        }); save the platforms present with --platform available`,
+      );
+    }
+    const entries: DigestedEntry[] = [];
+    for (const entry of node.entries) {
+      const { descriptor } = entry;
+      if (entry.kind === "index") {
+        const nested = await digest(entry.index, descriptor);
+        entries.push({ kind: "index", descriptor, index: nested });
+      } else if (entry.kind === "image") {
+        entries.push({
+          ...await digestChild(entry.image, descriptor),
+          descriptor,
+        });
+      }
+    }
+    return {
+      kind: "index",
+      tag,
+      parsedTag,
+      rawIndex: node.rawIndex,
+      descriptor: named,
+      entries,
+    };
+  };
+  return await digest(walked, descriptor);
 }
 
-async function readIndex(
-  tag: string,
-  parsedTag: ParsedTag,
-  index: ImageIndex,
-  rawIndex: Uint8Array,
-  descriptor: Descriptor,
-  depth: number,
-): Promise<DigestedIndex> {
-  const what = `index of "${tag}"`;
-  if (depth > MAX_INDEX_DEPTH) {
-    throw new DockerSaveError(
-      "BAD_MANIFEST",
-      `Cannot read ${what}: indexes are nested more than ${MAX_INDEX_DEPTH} deep`,
-    );
-  }
-  const manifests = entriesOf(rawIndex, what);
-  const children = await Promise.all(
-    manifests.map((entry) => index.child(entry)),
-  );
-  const missing = manifests.filter((_, i) => children[i] === undefined);
-  if (missing.length > 0) {
-    throw new DockerSaveError(
-      "PLATFORM_NOT_FOUND",
-      `Cannot save "${tag}": its index names ${missing.length} of ${manifests.length} children the source does not hold (${
-        missing.map((entry) => formatPlatform(entry.platform)).join(", ")
-      }); save the platforms present with --platform available`,
-    );
-  }
-  const entries: DigestedEntry[] = [];
-  for (const [i, entry] of manifests.entries()) {
-    const child = children[i]!;
-    if (isImageIndex(child)) {
-      const raw = await child.rawIndex();
-      await assertBytesMatch(raw, entry, what);
-      entries.push({
-        kind: "index",
-        descriptor: entry,
-        index: await readIndex(tag, parsedTag, child, raw, entry, depth + 1),
-      });
-      continue;
-    }
-    await assertBytesMatch(await child.rawManifest(), entry, what);
-    entries.push(await childOf(tag, child, entry));
-  }
-  return { kind: "index", tag, parsedTag, rawIndex, descriptor, entries };
-}
+// What an image child of an index is after stage 1, whichever entry names it.
+type Child =
+  | { kind: "image"; image: DigestedImage }
+  | { kind: "artifact"; artifact: DigestedArtifact };
 
 // An image child, or, when it is not one we can save (attestations, other
 // artifacts), its blobs to copy as they are.
@@ -275,19 +299,11 @@ function childOf(
   tag: string,
   child: Image,
   entry: Descriptor,
-): Promise<DigestedEntry> {
-  return imageOrArtifact<DigestedEntry>(
+): Promise<Child> {
+  return imageOrArtifact<Child>(
     entry,
-    async () => ({
-      kind: "image",
-      descriptor: entry,
-      image: await digestImage(tag, child),
-    }),
-    async () => ({
-      kind: "artifact",
-      descriptor: entry,
-      artifact: await artifactOf(tag, child),
-    }),
+    async () => ({ kind: "image", image: await digestImage(tag, child) }),
+    async () => ({ kind: "artifact", artifact: await artifactOf(tag, child) }),
   );
 }
 
@@ -344,27 +360,6 @@ function mediaTypeOf(rawIndex: Uint8Array, what: string): string {
   return typeof mediaType === "string"
     ? mediaType
     : "application/vnd.oci.image.index.v1+json";
-}
-
-// A child's bytes are what its entry names: same sha256, same size.
-async function assertBytesMatch(
-  bytes: Uint8Array,
-  entry: Descriptor,
-  what: string,
-): Promise<void> {
-  const digest = `sha256:${await sha256Hex(bytes)}`;
-  if (digest !== entry.digest) {
-    throw new DockerSaveError(
-      "DIGEST_MISMATCH",
-      `Cannot verify ${what}: a child hashes to ${digest}, expected ${entry.digest}`,
-    );
-  }
-  if (bytes.byteLength !== entry.size) {
-    throw new DockerSaveError(
-      "SIZE_MISMATCH",
-      `Cannot verify ${what}: child ${entry.digest} has ${bytes.byteLength} bytes, expected ${entry.size}`,
-    );
-  }
 }
 
 function parseConfig(

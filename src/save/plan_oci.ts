@@ -35,6 +35,7 @@ import {
 import { layerSourcesOf, repositoriesOf } from "./docker_json.ts";
 import { DockerSaveError } from "../model/errors.ts";
 import { parsePlatform, platformMatches } from "../model/platform.ts";
+import { imageEntries as walkedImages } from "../model/index_walk.ts";
 import type { DigestedArtifact } from "./config_digest.ts";
 import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
 
@@ -217,13 +218,17 @@ function flatten(items: readonly SaveItem[]) {
   const children = new Set<ConvertedImage>();
   const artifacts: DigestedArtifact[] = [];
   const indexes: ConvertedIndex[] = [];
+  // Visited once each, however many entries name them.
+  const seen = new Set<object>();
+  const first = (value: object) => !seen.has(value) && !!seen.add(value);
   const visit = (index: ConvertedIndex) => {
     for (const entry of index.entries) {
       if (entry.kind === "image") {
-        images.push(entry.image);
+        if (first(entry.image)) images.push(entry.image);
         children.add(entry.image);
-      } else if (entry.kind === "index") visit(entry.index);
-      else artifacts.push(entry.artifact);
+      } else if (entry.kind === "index") {
+        if (first(entry.index)) visit(entry.index);
+      } else if (first(entry.artifact)) artifacts.push(entry.artifact);
     }
     indexes.push(index);
   };
@@ -286,7 +291,8 @@ function defaultImage(
 }
 
 /**
- * Every image entry of an index, nested ones included, in index order.
+ * Every image entry of an index, nested ones included, in index order, each
+ * image once.
  *
  * @example
  * ```ts
@@ -299,13 +305,10 @@ function defaultImage(
 export function imageEntries(
   index: ConvertedIndex,
 ): { descriptor: Descriptor; image: ConvertedImage }[] {
-  return index.entries.flatMap((entry) =>
-    entry.kind === "image"
-      ? [entry]
-      : entry.kind === "index"
-      ? imageEntries(entry.index)
-      : []
-  );
+  return walkedImages(index) as {
+    descriptor: Descriptor;
+    image: ConvertedImage;
+  }[];
 }
 
 async function descriptorOf(

@@ -50,15 +50,31 @@ export type ConvertedIndex = DigestedIndex<ConvertedImage>;
 export async function convertIndex(
   index: DigestedIndex,
 ): Promise<ConvertedIndex> {
-  const entries: DigestedEntry<ConvertedImage>[] = [];
-  for (const entry of index.entries) {
-    if (entry.kind === "image") {
-      entries.push({ ...entry, image: await convertImage(entry.image) });
-    } else if (entry.kind === "index") {
-      entries.push({ ...entry, index: await convertIndex(entry.index) });
-    } else entries.push(entry);
-  }
-  return { ...index, entries };
+  // Each index and image converted once: a child many entries name is
+  // one object, and stays one.
+  const converted = new Map<object, Promise<object>>();
+  const once = <T extends object>(from: object, convert: () => Promise<T>) => {
+    let to = converted.get(from);
+    if (!to) {
+      to = convert();
+      converted.set(from, to);
+    }
+    return to as Promise<T>;
+  };
+  const convert = async (index: DigestedIndex): Promise<ConvertedIndex> => {
+    const entries: DigestedEntry<ConvertedImage>[] = [];
+    for (const entry of index.entries) {
+      if (entry.kind === "image") {
+        const image = await once(entry.image, () => convertImage(entry.image));
+        entries.push({ ...entry, image });
+      } else if (entry.kind === "index") {
+        const nested = await once(entry.index, () => convert(entry.index));
+        entries.push({ ...entry, index: nested });
+      } else entries.push(entry);
+    }
+    return { ...index, entries };
+  };
+  return await convert(index);
 }
 
 async function convertImage(image: DigestedImage): Promise<ConvertedImage> {

@@ -12,9 +12,9 @@ import { parseTag } from "../model/tag.ts";
 import {
   type CheckedIndex,
   imageOrArtifact,
-  MAX_INDEX_DEPTH,
   parseIndexManifest,
 } from "../model/index_manifest.ts";
+import { assertIndexDepth } from "../model/index_walk.ts";
 import {
   isIndexMediaType,
   parseArtifact,
@@ -82,13 +82,8 @@ export async function fromOciLayout(
   const layout = await openLayout(dir, ref, options);
   let descriptor = layout.entry;
   const platform = options.platform ?? "linux/amd64";
-  for (let depth = 0; isIndexMediaType(descriptor.mediaType); depth++) {
-    if (depth >= MAX_INDEX_DEPTH) {
-      throw new DockerSaveError(
-        "BAD_MANIFEST",
-        `Cannot read ${layout.what}: indexes nest deeper than ${MAX_INDEX_DEPTH}`,
-      );
-    }
+  for (let depth = 1; isIndexMediaType(descriptor.mediaType); depth++) {
+    assertIndexDepth(depth, layout.what);
     const nested = parseIndexManifest(
       await layout.readBlob(descriptor, "index"),
       `index ${descriptor.digest} of ${layout.what}`,
@@ -124,7 +119,7 @@ export async function fromOciLayoutIndex(
   if (!isIndexMediaType(layout.entry.mediaType)) {
     return await layout.image(layout.entry);
   }
-  return await layout.index(layout.entry, 0);
+  return await layout.index(layout.entry, 1);
 }
 
 // An opened layout: its chosen entry and how to read what it names.
@@ -240,12 +235,7 @@ async function openLayout(
     descriptor: Descriptor,
     depth: number,
   ): Promise<ImageIndex> => {
-    if (depth > MAX_INDEX_DEPTH) {
-      throw new DockerSaveError(
-        "BAD_MANIFEST",
-        `Cannot read ${what}: indexes nest deeper than ${MAX_INDEX_DEPTH}`,
-      );
-    }
+    assertIndexDepth(depth, what);
     const rawIndex = await readBlob(descriptor, "index");
     const parsed = parseIndexManifest(
       rawIndex,

@@ -35,9 +35,9 @@ import {
 } from "../../util/json.ts";
 import {
   type CheckedIndex,
-  MAX_INDEX_DEPTH,
   parseIndexManifest,
 } from "../../model/index_manifest.ts";
+import { isIndexDepthAllowed } from "../../model/index_walk.ts";
 import { isIndexMediaType, parseManifest } from "../../model/manifest.ts";
 import {
   blobPath,
@@ -560,7 +560,7 @@ async function memberDigest(
 // here, so whatever in it is broken is passed over. Each blob is read and
 // hashed once (twice when a named path reaches it after an unnamed one), so
 // an index fanning out to itself costs its size, not its paths; nesting
-// stops at MAX_INDEX_DEPTH below index.json, as for a layout.
+// stops at the one depth rule (model/index_walk.ts), as for a layout.
 async function findOciManifest(
   archive: ArchiveIndex,
   configDigest: string,
@@ -618,7 +618,8 @@ async function findOciManifest(
         continue;
       }
       if (nested) {
-        if (depth >= MAX_INDEX_DEPTH) continue;
+        // The (depth + 1)-th index on its path, below index.json.
+        if (!isIndexDepthAllowed(depth + 1)) continue;
         const found = await walk(nested.manifests, depth + 1, isNamed);
         if (found) return found;
       } else if (

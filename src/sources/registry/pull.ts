@@ -26,9 +26,9 @@ import {
 import type { ImageIndex, IndexManifest } from "../../model/image_index.ts";
 import {
   imageOrArtifact,
-  MAX_INDEX_DEPTH,
   parseIndexManifest,
 } from "../../model/index_manifest.ts";
+import { assertIndexDepth } from "../../model/index_walk.ts";
 import {
   choosePlatform,
   formatPlatform,
@@ -249,13 +249,8 @@ export async function fromRegistry(
   let { pulled, digest } = await pullReference(registry);
   let platform: Platform | undefined;
   const wanted = options.platform ?? "linux/amd64";
-  for (let depth = 0; isIndex(pulled); depth++) {
-    if (depth >= MAX_INDEX_DEPTH) {
-      throw new DockerSaveError(
-        "BAD_MANIFEST",
-        `Cannot read manifest of ${what}: indexes nest too deep`,
-      );
-    }
+  for (let depth = 1; isIndex(pulled); depth++) {
+    assertIndexDepth(depth, `manifest of ${what}`);
     const entry = chooseEntry(pulled.bytes, wanted, what);
     platform = entry.platform;
     ({ pulled, digest } = await pullChild(registry, entry));
@@ -294,7 +289,7 @@ export async function fromRegistryIndex(
   if (!isIndex(pulled)) {
     return await imageOf(registry, pulled, digest, undefined);
   }
-  return indexOf(registry, pulled, 0);
+  return indexOf(registry, pulled, 1);
 }
 
 // An index pulled from the registry, its children pulled on demand.
@@ -322,12 +317,7 @@ function indexOf(
       throw error;
     }
     if (isIndex(child.pulled)) {
-      if (depth + 1 >= MAX_INDEX_DEPTH) {
-        throw new DockerSaveError(
-          "BAD_MANIFEST",
-          `Cannot read ${what}: indexes nest too deep`,
-        );
-      }
+      assertIndexDepth(depth + 1, what);
       return indexOf(registry, child.pulled, depth + 1);
     }
     return await imageOrArtifact<Image>(
