@@ -19,7 +19,10 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
-import { createServer as createNetServer } from "node:net";
+import {
+  connect as connectNet,
+  createServer as createNetServer,
+} from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -128,12 +131,28 @@ export type RegistryAuthConfig =
     };
   };
 
+/** More of a registry's config. */
+export interface RegistryExtras {
+  /** `http.tls`: serve HTTPS (and ask for client certificates). */
+  tls?: { certificate: string; key: string; clientcas?: string[] };
+  /** Serve another registry's storage (its `dir`), read-only in effect. */
+  storage?: string;
+  /** `proxy.remoteurl`: a pull-through cache of that registry. */
+  remoteurl?: string;
+  /** Log every request (the access log, on stderr). */
+  accessLog?: boolean;
+}
+
 /** A running registry. */
 export interface Registry {
   /** `127.0.0.1:PORT`. */
   host: string;
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT` (`https:` with `tls`). */
   url: string;
+  /** Its storage directory. */
+  dir: string;
+  /** Stops it now (also done by `cleanup`). */
+  stop(): Promise<void>;
   /** The registry's PID. */
   pid: number;
   /** What it wrote on stderr so far (for failure messages). */
@@ -147,8 +166,25 @@ export interface Registry {
 export async function startRegistry(
   cleanup: Cleanup,
   auth?: RegistryAuthConfig,
+  extras: RegistryExtras = {},
 ): Promise<Registry> {
   const dir = await tempDir(cleanup, "registry");
+  const storage = extras.storage ?? join(dir, "data");
+  const tlsYaml = extras.tls
+    ? `  tls:
+    certificate: ${extras.tls.certificate}
+    key: ${extras.tls.key}
+${
+      extras.tls.clientcas
+        ? `    clientcas:\n${
+          extras.tls.clientcas.map((ca) => `      - ${ca}\n`).join("")
+        }`
+        : ""
+    }`
+    : "";
+  const proxyYaml = extras.remoteurl
+    ? `proxy:\n  remoteurl: ${extras.remoteurl}\n`
+    : "";
   let authYaml = "";
   if (auth && "htpasswd" in auth) {
     const line = spawnSync("htpasswd", [
@@ -180,12 +216,12 @@ export async function startRegistry(
       config,
       `version: 0.1
 log:
-  level: error
+  level: ${extras.accessLog ? "info" : "error"}
   accesslog:
-    disabled: true
+    disabled: ${!extras.accessLog}
 storage:
   filesystem:
-    rootdirectory: ${join(dir, "data")}
+    rootdirectory: ${storage}
   delete:
     enabled: true
   maintenance:
@@ -199,7 +235,7 @@ validation:
 http:
   addr: ${host}
   secret: docker-save-test-secret
-${authYaml}`,
+${tlsYaml}${proxyYaml}${authYaml}`,
     );
     const child = spawn(REGISTRY_BIN, ["serve", config], {
       stdio: ["ignore", "ignore", "pipe"],
@@ -215,12 +251,16 @@ ${authYaml}`,
       await stopChild(child, exited);
       child.stderr!.destroy();
     };
-    const ready = await waitReady(`http://${host}/v2/`, exited);
+    const ready = extras.tls
+      ? await waitListening(port, exited)
+      : await waitReady(`http://${host}/v2/`, exited);
     if (ready) {
       cleanup.add(stop);
       return {
         host,
-        url: `http://${host}`,
+        url: `${extras.tls ? "https" : "http"}://${host}`,
+        dir: storage,
+        stop,
         pid: child.pid!,
         log: () => stderr,
       };
@@ -241,6 +281,26 @@ async function waitReady(url: string, exited: Promise<void>) {
       await response.body?.cancel();
       if (response.status === 200 || response.status === 401) return true;
     } catch { /* not listening yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
+
+// A TLS registry is ready once its port takes connections (the test's
+// fetch does not trust its CA).
+async function waitListening(port: number, exited: Promise<void>) {
+  let gone = false;
+  exited.then(() => gone = true);
+  for (let i = 0; i < 200 && !gone; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connectNet(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return true;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return false;

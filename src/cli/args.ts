@@ -59,6 +59,10 @@ export interface CliArgs {
   allowForeignLayers: boolean;
   /** `--uncompressed-sizes`. */
   uncompressedSizes: UncompressedSizes;
+  /** `--cert-dir`: CAs and a client certificate for every registry. */
+  certDir?: string;
+  /** `--proxy`: the proxy registry requests go through. */
+  proxy?: string;
 }
 
 const PLATFORM = /^[^/\s,]+\/[^/\s,]+(\/[^/\s,]+)?$/;
@@ -166,6 +170,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       args.authfile = value;
     } else if ((value = valueOf("--insecure-registry")) !== undefined) {
       args.insecure.push(value);
+    } else if ((value = valueOf("--cert-dir")) !== undefined) {
+      args.certDir = value;
+    } else if ((value = valueOf("--proxy")) !== undefined) {
+      args.proxy = value;
     } else if ((value = valueOf("--uncompressed-sizes")) !== undefined) {
       if (value !== "trailer" && value !== "count") {
         throw new UsageError(

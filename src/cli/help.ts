@@ -75,6 +75,14 @@ Options:
       --insecure-registry HOST
                         reach HOST (host or host:port) over plain HTTP;
                         repeatable
+      --cert-dir DIR    trust the CAs (*.crt) and present the client
+                        certificate (*.cert + *.key) in DIR for every registry,
+                        reached over HTTPS then, loopback too (default: the
+                        certs.d/HOST[:PORT] directory of
+                        ~/.config/containers, /etc/containers or /etc/docker)
+      --proxy URL       send registry requests through the http:// proxy URL
+                        (default: HTTPS_PROXY / HTTP_PROXY; NO_PROXY names
+                        hosts reached directly either way)
       --allow-foreign-layers
                         fetch foreign (non-distributable) layers from the
                         URLs their manifest gives

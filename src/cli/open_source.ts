@@ -85,6 +85,8 @@ export async function openSource(
         insecure: args.insecure,
         allowForeignLayers: args.allowForeignLayers,
         uncompressedSizes: args.uncompressedSizes,
+        certDir: args.certDir,
+        proxy: args.proxy,
       };
       return [
         source.tag,

@@ -42,7 +42,21 @@ export type DockerSaveErrorCode =
    * not be fetched: not `http:`/`https:`, or `http:` for a registry not
    * allowed insecure.
    */
-  | "BAD_URL";
+  | "BAD_URL"
+  /** A registry's certificate is signed by a CA we do not trust. */
+  | "TLS_UNKNOWN_CA"
+  /** A registry's certificate does not name the host we asked. */
+  | "TLS_HOSTNAME_MISMATCH"
+  /** A registry's certificate has expired (or is not valid yet). */
+  | "TLS_CERT_EXPIRED"
+  /** A registry wants a client certificate, or refused the one we gave. */
+  | "TLS_CLIENT_CERT_REQUIRED"
+  /** A certificate directory or the `tls` option cannot be used. */
+  | "BAD_TLS_CONFIG"
+  /** The proxy refused to open a tunnel (CONNECT) to a registry. */
+  | "PROXY_REFUSED"
+  /** A registry answered 429 with no requests left in its window. */
+  | "RATE_LIMITED";
 
 /**
  * An input or verification failure. The output stream of `save()` errors with

@@ -48,12 +48,15 @@ import {
   dockerConfigCredentials,
 } from "./docker_config.ts";
 import { RegistryClient } from "./client.ts";
+import { RegistryNetwork } from "./network.ts";
+import type { RegistryTlsOption } from "./tls.ts";
 import {
   assertCredentialsOption,
   credentialsFor,
   type RegistryCredentialsOption,
 } from "./credentials.ts";
 
+export type { RegistryTls, RegistryTlsOption } from "./tls.ts";
 export type {
   RegistryCredentials,
   RegistryCredentialsOption,
@@ -147,10 +150,40 @@ export interface FromRegistryOptions {
    */
   insecure?: readonly string[];
   /**
-   * The `fetch` to use (a proxy, a cache, a test double).
+   * The `fetch` to use (a cache, a test double); `tls`, `certDir` and
+   * `proxy` then only decide which registries are HTTPS, the rest is its
+   * business.
    * @default {globalThis.fetch}
    */
   fetch?: typeof fetch;
+  /**
+   * CA certificates and a client certificate (PEM) per registry host
+   * (`{ "registry.lan:5000": { ca, cert, key } }`). A host named here, or
+   * with a `certs.d` directory, is reached over HTTPS, a loopback one too.
+   * Looked at before `certDir` and the `certs.d` directories.
+   */
+  tls?: RegistryTlsOption;
+  /**
+   * A directory of `*.crt` (CAs), `*.cert` + `*.key` (a client certificate)
+   * used for every registry instead of the `certs.d` directories (skopeo's
+   * `--cert-dir`).
+   */
+  certDir?: string;
+  /**
+   * `certs.d` directories, each holding `HOST[:PORT]` directories of
+   * `*.crt`, `*.cert`, `*.key` as docker reads them; the first with the
+   * registry's is used. `false` reads none.
+   * @default {["~/.config/containers/certs.d", "/etc/containers/certs.d", "/etc/docker/certs.d"]}
+   */
+  certsDirectories?: readonly string[] | false;
+  /**
+   * The proxy (`http://host:port`) registry requests go through, `false`
+   * for none; by default `HTTPS_PROXY`/`HTTP_PROXY` (or lower case), on
+   * every runtime alike. `NO_PROXY` names hosts reached directly either way.
+   * Only a tunnel (CONNECT) passes the proxy for HTTPS: it never sees
+   * credentials.
+   */
+  proxy?: string | false;
   /** Retries and backoff. */
   retry?: RegistryRetryOptions;
   /**
@@ -243,7 +276,7 @@ export async function fromRegistry(
   reference: string,
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage> {
-  const registry = connect(reference, options);
+  const registry = await connect(reference, options);
   const { what } = registry;
   // Tag or digest -> (index -> platform)* -> image manifest.
   let { pulled, digest } = await pullReference(registry);
@@ -284,7 +317,7 @@ export async function fromRegistryIndex(
   reference: string,
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage | ImageIndex> {
-  const registry = connect(reference, options);
+  const registry = await connect(reference, options);
   const { pulled, digest } = await pullReference(registry);
   if (!isIndex(pulled)) {
     return await imageOf(registry, pulled, digest, undefined);
@@ -374,7 +407,10 @@ interface Connection {
   options: FromRegistryOptions;
 }
 
-function connect(reference: string, options: FromRegistryOptions): Connection {
+async function connect(
+  reference: string,
+  options: FromRegistryOptions,
+): Promise<Connection> {
   assertCredentialsOption(options.credentials);
   const ref = parseReference(reference);
   const what = `"${reference}"`;
@@ -382,15 +418,19 @@ function connect(reference: string, options: FromRegistryOptions): Connection {
   const insecure = (options.insecure ?? []).map((entry) =>
     entry.replace(/^[a-z]+:\/\//i, "").replace(/\/+$/, "").toLowerCase()
   );
-  const secure = !isLoopback(host) &&
+  const network = await RegistryNetwork.create(options);
+  // A host with certificates configured is HTTPS, loopback too (docker).
+  const secure = await network.hasTls(host) || (
+    !isLoopback(host) &&
     !insecure.includes(host.toLowerCase()) &&
-    !insecure.includes(hostname(host));
+    !insecure.includes(hostname(host))
+  );
   const retry = options.retry ?? {};
   const client = new RegistryClient({
     registry: ref.registry,
     host,
     secure,
-    fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    fetch: network.fetch,
     credentials: () => findCredentials(ref.registry, options),
     attempts: retry.attempts ?? 5,
     delay: retry.delay ?? 500,

@@ -505,6 +505,8 @@ export class RegistryTransport {
         signal: attempt.signal,
       });
     } catch (error) {
+      // A certificate or proxy refusal (network.ts): retrying cannot help.
+      if (error instanceof DockerSaveError) throw error;
       throw new TransportError(
         // A runtime's message may quote a URL a redirect named.
         `${url.host}: ${

@@ -1,0 +1,226 @@
+/**
+ * A `fetch` that trusts extra CAs, presents a client certificate and goes
+ * through a chosen proxy (or none), by each runtime's own means: Deno's
+ * `Deno.createHttpClient`, Bun's `fetch(url, { tls, proxy })`, and on Node
+ * an `undici` dispatcher from the npm package, imported only when asked for
+ * (the core stays runtime-neutral). `httpClientKind()` is the one place that
+ * asks which of these the runtime has.
+ *
+ * @module
+ */
+
+import { importNode } from "./_import.ts";
+
+/**
+ * What one HTTP client does beyond plain `fetch`.
+ *
+ * @example
+ * ```ts
+ * import type { HttpClientOptions } from "./http_client.ts";
+ * const options: HttpClientOptions = {
+ *   ca: ["-----BEGIN CERTIFICATE-----\n…"],
+ *   proxy: "http://proxy.example:3128",
+ * };
+ * ```
+ */
+export interface HttpClientOptions {
+  /** PEM CA certificates trusted besides the system's. */
+  ca?: readonly string[];
+  /** A PEM client certificate, presented with `key`. */
+  cert?: string;
+  /** The client certificate's PEM private key. */
+  key?: string;
+  /**
+   * The proxy URL (`http://host:port`) every request goes through;
+   * `undefined` connects directly, whatever the environment says.
+   */
+  proxy?: string;
+}
+
+/**
+ * How the runtime makes such a client: `"deno"` (`Deno.createHttpClient`),
+ * `"bun"` (`fetch` takes `tls` and `proxy`), `"undici"` (Node: the npm
+ * package), or `undefined` (none: edge runtimes, browsers).
+ *
+ * @example
+ * ```ts
+ * import type { HttpClientKind } from "./http_client.ts";
+ * const kind: HttpClientKind = "undici";
+ * ```
+ */
+export type HttpClientKind = "deno" | "bun" | "undici";
+
+interface DenoHttpApi {
+  createHttpClient(options: {
+    caCerts?: string[];
+    cert?: string;
+    key?: string;
+    proxy?: { url: string };
+  }): { close(): void };
+  env: { get(name: string): string | undefined; delete(name: string): void };
+}
+
+// Deno's client reads the *_PROXY variables when it is created; these are
+// hidden for that moment so that our choice (proxy or none) is the one made.
+const PROXY_VARIABLES = [
+  "HTTPS_PROXY",
+  "https_proxy",
+  "HTTP_PROXY",
+  "http_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+];
+
+let kind: Promise<HttpClientKind | undefined> | undefined;
+
+/**
+ * Which native client the runtime has, probed once: a `createHttpClient`
+ * on `Deno`, Bun's `fetch` (its `tls`/`proxy` init fields cannot be
+ * probed, so `Bun` is asked for), else the `undici` package where it loads.
+ *
+ * @example
+ * ```ts
+ * import { httpClientKind } from "./http_client.ts";
+ * console.log(await httpClientKind()); // "deno", "bun", "undici" or undefined
+ * ```
+ */
+export function httpClientKind(): Promise<HttpClientKind | undefined> {
+  kind ??= (async () => {
+    const runtime = globalThis as {
+      Deno?: Partial<DenoHttpApi>;
+      Bun?: { version?: unknown };
+    };
+    if (typeof runtime.Deno?.createHttpClient === "function") return "deno";
+    if (typeof runtime.Bun?.version === "string") return "bun";
+    return (await importUndici()) ? "undici" : undefined;
+  })();
+  return kind;
+}
+
+/**
+ * A `fetch` with `options` applied, or `undefined` where the runtime has
+ * no way to (see `httpClientKind`).
+ *
+ * @example Trust a private CA
+ * ```ts
+ * import { createHttpFetch } from "./http_client.ts";
+ * const ca = await Deno.readTextFile("/etc/docker/certs.d/registry.lan/ca.crt");
+ * const fetchWithCa = await createHttpFetch({ ca: [ca] });
+ * await fetchWithCa?.("https://registry.lan/v2/");
+ * ```
+ */
+export async function createHttpFetch(
+  options: HttpClientOptions,
+): Promise<typeof fetch | undefined> {
+  switch (await httpClientKind()) {
+    case "deno":
+      return denoFetch(options);
+    case "bun":
+      return await bunFetch(options);
+    case "undici":
+      return await undiciFetch(options);
+    default:
+      return undefined;
+  }
+}
+
+function denoFetch(options: HttpClientOptions): typeof fetch {
+  const deno = (globalThis as unknown as { Deno: DenoHttpApi }).Deno;
+  const hidden = new Map<string, string>();
+  let client: { close(): void };
+  try {
+    for (const name of PROXY_VARIABLES) {
+      try {
+        const value = deno.env.get(name);
+        if (value !== undefined) {
+          hidden.set(name, value);
+          deno.env.delete(name);
+        }
+      } catch { /* no env permission: Deno reads none either */ }
+    }
+    client = deno.createHttpClient({
+      caCerts: options.ca?.length ? [...options.ca] : undefined,
+      cert: options.cert,
+      key: options.key,
+      proxy: options.proxy ? { url: options.proxy } : undefined,
+    });
+  } finally {
+    const env = deno.env as unknown as {
+      set(name: string, value: string): void;
+    };
+    for (const [name, value] of hidden) env.set(name, value);
+  }
+  return (input, init) =>
+    fetch(input, { ...init, client } as RequestInit & { client: unknown });
+}
+
+async function bunFetch(options: HttpClientOptions): Promise<typeof fetch> {
+  // Bun's `tls.ca` replaces the system roots: they are added back.
+  const tls = await nodeTlsOptions(options);
+  return (input, init) =>
+    fetch(input, {
+      ...init,
+      tls,
+      // An empty string turns Bun's own *_PROXY reading off.
+      proxy: options.proxy ?? "",
+    } as unknown as RequestInit);
+}
+
+async function undiciFetch(
+  options: HttpClientOptions,
+): Promise<typeof fetch | undefined> {
+  const undici = await importUndici();
+  if (!undici) return undefined;
+  const tls = await nodeTlsOptions(options);
+  const dispatcher = options.proxy
+    ? new undici.ProxyAgent({ uri: options.proxy, requestTls: tls })
+    : new undici.Agent({ connect: tls });
+  return ((input: string | URL | Request, init?: RequestInit) =>
+    undici.fetch(
+      input as string,
+      { ...init, dispatcher } as Parameters<typeof undici.fetch>[1],
+    )) as unknown as typeof fetch;
+}
+
+// `ca` for node:tls (Bun, undici): the bundled roots, the files
+// NODE_EXTRA_CA_CERTS and SSL_CERT_FILE name, and ours, since `ca` replaces
+// the roots there (Deno's `caCerts` adds to them, DENO_CERT included).
+async function nodeTlsOptions(
+  options: HttpClientOptions,
+): Promise<{ ca?: string[]; cert?: string; key?: string }> {
+  let ca: string[] | undefined;
+  if (options.ca?.length) {
+    const tls = await importNode<typeof import("node:tls")>("node:tls");
+    ca = [...(tls?.rootCertificates ?? []), ...await environmentCas()];
+    ca.push(...options.ca);
+  }
+  return { ca, cert: options.cert, key: options.key };
+}
+
+async function environmentCas(): Promise<string[]> {
+  const process = await importNode<typeof import("node:process")>(
+    "node:process",
+  );
+  const fs = await importNode<typeof import("node:fs/promises")>(
+    "node:fs/promises",
+  );
+  const found: string[] = [];
+  for (const name of ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE"]) {
+    const path = process?.env?.[name];
+    if (!path || !fs) continue;
+    try {
+      found.push(await fs.readFile(path, "utf8"));
+    } catch { /* the runtime warns about an unreadable file itself */ }
+  }
+  return found;
+}
+
+type Undici = typeof import("undici");
+let undiciModule: Promise<Undici | undefined> | undefined;
+
+function importUndici(): Promise<Undici | undefined> {
+  // A variable specifier keeps bundlers for edge runtimes from pulling it in.
+  const name: string = "undici";
+  undiciModule ??= import(name).catch(() => undefined);
+  return undiciModule;
+}

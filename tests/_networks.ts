@@ -1,0 +1,243 @@
+/**
+ * Fixtures for the TLS, proxy and mirror tests: a CA and certificates made
+ * by `openssl` in a temp dir, a TLS `docker-registry` holding the golden
+ * image, and `tinyproxy` as a forward proxy on 127.0.0.1 whose log shows the
+ * CONNECTs. Every process is stopped by its PID through `Cleanup`.
+ *
+ * @module
+ */
+
+import { spawn, spawnSync } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import {
+  type Cleanup,
+  freePort,
+  pushLayout,
+  type Registry,
+  startRegistry,
+  stopChild,
+  tempDir,
+} from "./_registry.ts";
+import { LAYOUT } from "./_registry_images.ts";
+
+const ci = !["", "0", "false"].includes(process.env.CI ?? "");
+
+/** Whether tinyproxy is installed. */
+export const HAS_TINYPROXY: boolean = (() => {
+  const result = spawnSync("tinyproxy", ["-v"], { stdio: "ignore" });
+  return result.error === undefined && result.status === 0;
+})();
+
+/** The `skip` of the proxy tests: a reason locally, `false` on CI. */
+export const skipProxy: string | false = HAS_TINYPROXY || ci
+  ? false
+  : "not installed: tinyproxy";
+
+/** Fails on CI when tinyproxy is missing. */
+export function requireTinyproxy(): void {
+  if (!HAS_TINYPROXY) {
+    throw new Error(
+      "CI is set but tinyproxy is missing: apt-get install -y tinyproxy (see .ci/run)",
+    );
+  }
+}
+
+function openssl(args: string[]): void {
+  const result = spawnSync("openssl", args, { encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(`openssl ${args[0]} failed: ${result.stderr}`);
+  }
+}
+
+/** A CA and what it signs, as files in one dir. */
+export interface TestCa {
+  dir: string;
+  /** The CA certificate (PEM file). */
+  cert: string;
+  /**
+   * Issues a certificate (v3, so rustls takes it) with `san`
+   * (`IP:127.0.0.1`) for a server, or for a client; `days` may be negative
+   * (expired). Returns the certificate and key paths.
+   */
+  issue(
+    name: string,
+    options: { san?: string; client?: boolean; days?: number },
+  ): { cert: string; key: string };
+}
+
+/** A fresh CA made by openssl in a temp dir. */
+export async function makeCa(cleanup: Cleanup, name = "ca"): Promise<TestCa> {
+  const dir = await tempDir(cleanup, "tls");
+  const cert = join(dir, `${name}.crt`);
+  const caKey = join(dir, `${name}.key`);
+  openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    caKey,
+    "-out",
+    cert,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=docker-save test ${name}`,
+  ]);
+  return {
+    dir,
+    cert,
+    issue(leaf, { san, client, days = 2 }) {
+      const key = join(dir, `${leaf}.key`);
+      const csr = join(dir, `${leaf}.csr`);
+      const out = join(dir, `${leaf}.pem`);
+      const ext = join(dir, `${leaf}.ext`);
+      openssl([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        csr,
+        "-subj",
+        `/CN=${leaf}`,
+      ]);
+      spawnSync("sh", [
+        "-c",
+        `printf '%s\\n' "$1" > "$2"`,
+        "sh",
+        client ? "extendedKeyUsage=clientAuth" : `subjectAltName=${san}`,
+        ext,
+      ]);
+      openssl([
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        cert,
+        "-CAkey",
+        caKey,
+        "-CAcreateserial",
+        "-out",
+        out,
+        "-days",
+        String(days),
+        "-extfile",
+        ext,
+      ]);
+      return { cert: out, key };
+    },
+  };
+}
+
+/**
+ * A plain registry holding the golden `oracle/basic:v1`, and a TLS registry
+ * serving the same storage with a certificate of `ca` for `san`, asking for
+ * client certificates of `clientCa` when given.
+ */
+export async function tlsRegistry(
+  cleanup: Cleanup,
+  ca: TestCa,
+  options: { san?: string; days?: number; clientCa?: TestCa } = {},
+): Promise<Registry> {
+  const plain = await startRegistry(cleanup);
+  await pushLayout(LAYOUT, "basic", plain.url, "oracle/basic", "v1");
+  const server = ca.issue(`server-${Math.random().toString(36).slice(2)}`, {
+    san: options.san ?? "IP:127.0.0.1,DNS:localhost",
+    days: options.days,
+  });
+  return await startRegistry(cleanup, undefined, {
+    storage: plain.dir,
+    tls: {
+      certificate: server.cert,
+      key: server.key,
+      clientcas: options.clientCa ? [options.clientCa.cert] : undefined,
+    },
+  });
+}
+
+/** A running tinyproxy. */
+export interface Tinyproxy {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /** The CONNECT request lines it logged (`CONNECT host:port HTTP/1.1`). */
+  connects(): Promise<string[]>;
+  /** Every request line it logged. */
+  requests(): Promise<string[]>;
+}
+
+/**
+ * Starts tinyproxy on 127.0.0.1 with its log in a temp dir; `connectPorts`
+ * limits the ports it tunnels to (it refuses others with 403).
+ */
+export async function startTinyproxy(
+  cleanup: Cleanup,
+  options: { connectPorts?: number[] } = {},
+): Promise<Tinyproxy> {
+  const dir = await tempDir(cleanup, "tinyproxy");
+  const log = join(dir, "tinyproxy.log");
+  for (let attempt = 0;; attempt++) {
+    const port = await freePort();
+    const config = join(dir, "tinyproxy.conf");
+    await writeFile(
+      config,
+      [
+        `Port ${port}`,
+        "Listen 127.0.0.1",
+        "Timeout 60",
+        `LogFile "${log}"`,
+        "LogLevel Connect",
+        "MaxClients 50",
+        "Allow 127.0.0.1",
+        ...(options.connectPorts ?? []).map((p) => `ConnectPort ${p}`),
+        "",
+      ].join("\n"),
+    );
+    const child = spawn("tinyproxy", ["-d", "-c", config], {
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    const exited = new Promise<void>((resolve) => child.once("exit", resolve));
+    child.once("error", () => {});
+    const stop = () => stopChild(child, exited);
+    if (await listening(port, exited)) {
+      cleanup.add(stop);
+      const lines = async () => {
+        try {
+          return (await readFile(log, "utf8")).split("\n")
+            .map((line) => /Request \(file descriptor \d+\): (.*)$/.exec(line))
+            .filter((m) => m !== null).map((m) => m![1]);
+        } catch {
+          return [];
+        }
+      };
+      return {
+        url: `http://127.0.0.1:${port}`,
+        requests: lines,
+        connects: async () =>
+          (await lines()).filter((line) => line.startsWith("CONNECT ")),
+      };
+    }
+    await stop();
+    if (attempt >= 3) throw new Error(`tinyproxy did not start on ${port}`);
+  }
+}
+
+async function listening(port: number, exited: Promise<void>) {
+  let gone = false;
+  exited.then(() => gone = true);
+  for (let i = 0; i < 200 && !gone; i++) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/`);
+      await response.body?.cancel();
+      return true;
+    } catch { /* not yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
