@@ -61,6 +61,8 @@ export {
   type RegistryHostCredentials,
   type RegistryImage,
   type RegistryRetryOptions,
+  type RegistryTls,
+  type RegistryTlsOption,
   type UncompressedSizes,
 } from "./src/sources/registry/pull.ts";
 export {

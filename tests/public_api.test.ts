@@ -73,6 +73,8 @@ const LIBRARY_TYPES = [
   "RegistryHostCredentials",
   "RegistryImage",
   "RegistryRetryOptions",
+  "RegistryTls",
+  "RegistryTlsOption",
   "SaveEntries",
   "SaveFormat",
   "SaveOptions",
