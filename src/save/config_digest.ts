@@ -40,6 +40,8 @@ import {
 
 /** One `[tag, image]` pair after stage 1. */
 export interface DigestedImage {
+  /** Marks an image among the items of a save (an index is `"index"`). */
+  kind: "image";
   /** The tag as given. */
   tag: string;
   /** The tag, parsed. */
@@ -124,6 +126,7 @@ export async function digestImage(
     );
   }
   return {
+    kind: "image",
     tag,
     parsedTag,
     image,
@@ -187,7 +190,7 @@ export type DigestedEntry<I = DigestedImage> =
 
 /** An index after stage 1. */
 export interface DigestedIndex<I = DigestedImage> {
-  /** Marks an index among the images of a save. */
+  /** Marks an index among the items of a save (an image is `"image"`). */
   kind: "index";
   /** The tag as given. */
   tag: string;

@@ -31,12 +31,12 @@ export async function etagOf(
     format: options.format ?? "docker",
     layers: options.layers ?? "uncompressed",
     // An index's digest covers every child's manifest, config and layers.
-    ...(items.some((item) => "rawIndex" in item)
+    ...(items.some((item) => item.kind === "index")
       ? { defaultPlatform: options.defaultPlatform ?? "linux/amd64" }
       : {}),
     images: await Promise.all(
       items.map(async (image) =>
-        "rawIndex" in image ? [image.tag, image.descriptor.digest] : [
+        image.kind === "index" ? [image.tag, image.descriptor.digest] : [
           image.tag,
           await sha256Hex(image.rawManifest),
           image.configHex,

@@ -124,7 +124,7 @@ export class PlanStream extends TransformStream<SaveItem, PlannedEntry> {
 // The docker format holds one platform per tag: an index of one image is
 // that image; of more, it is refused before any byte is written.
 function onePlatform(item: SaveItem): ConvertedImage {
-  if (!("rawIndex" in item)) return item;
+  if (item.kind === "image") return item;
   const entries = imageEntries(item);
   if (entries.length !== 1) {
     throw new DockerSaveError(

@@ -170,7 +170,7 @@ export function* planOciEntries(
     };
   }
   const tops = items.map((item) =>
-    "rawIndex" in item ? defaultImage(item, options.defaultPlatform) : item
+    item.kind === "index" ? defaultImage(item, options.defaultPlatform) : item
   );
   yield {
     build: () =>
@@ -233,7 +233,7 @@ function flatten(items: readonly SaveItem[]) {
     indexes.push(index);
   };
   for (const item of items) {
-    if ("rawIndex" in item) visit(item);
+    if (item.kind === "index") visit(item);
     else images.push(item);
   }
   return { images, children, artifacts, indexes };

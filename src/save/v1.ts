@@ -182,7 +182,7 @@ export class V1Stream extends TransformStream<
   constructor() {
     super({
       transform: async (image, controller) => {
-        if ("rawIndex" in image) {
+        if (image.kind === "index") {
           controller.enqueue(await convertIndex(image));
           return;
         }
