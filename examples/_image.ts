@@ -1,8 +1,10 @@
 /**
  * The request handler shared by the example servers (`deno_server.ts`,
  * `bun_server.ts`, `worker.ts`): it picks the image a request names and
- * answers with `new Response(save(...))`. Runtime-neutral: no `node:` import,
- * no runtime global at top level, so it also runs in a worker or a browser.
+ * answers with `saveResponse()`: `Content-Length` and `ETag` where the length
+ * is known up front, `Range` / `If-Range` (resumable downloads) and `HEAD`.
+ * Runtime-neutral: no `node:` import, no runtime global at top level, so it
+ * also runs in a worker or a browser.
  *
  * - `GET /save?tag=T`: a small built-in image (`buildImage`, plain layers,
  *   the same bytes on every runtime); `tag` defaults to
@@ -16,8 +18,21 @@
  * - `GET /save?image=REF[&tag=T]`: a registry image (`fromRegistry`), only
  *   from the registries the server allows; `tag` defaults to `REF`. The
  *   server's own docker credentials are never used.
+ * - Any `/save` also takes `&layers=compressed`: layers as the source keeps
+ *   them (gzip), not inflated; every length is then known up front, so
+ *   ranges work for registry images too. Default `uncompressed`, what
+ *   `docker save` writes.
  * - `GET /stats`: the generated layer streams (bytes pulled, open, done or
  *   cancelled) and the process's resident memory, as JSON.
+ *
+ * Statuses: 400 a bad `tag`, `image`, `layers` or `big` (`BAD_TAG`,
+ * `BAD_REFERENCE`); 403 a registry not allowed; 404 no such image, platform
+ * or layout (`MANIFEST_NOT_FOUND`, `PLATFORM_NOT_FOUND`, `BAD_LAYOUT`); 405
+ * not GET or HEAD; 502 any other `DockerSaveError` before the first byte
+ * (the registry failed or sent something bad: `REGISTRY_ERROR`,
+ * `UNAUTHORIZED`, `DIGEST_MISMATCH`, …), its body `CODE: message`. Once the
+ * 200 is sent, a failure errors the body: the client sees a cut-short
+ * download, never a wrong tarball that ends cleanly.
  *
  * @module
  */
@@ -30,10 +45,11 @@ import {
   fromOciLayout,
   fromRegistry,
   type Image,
+  type LayerMode,
   type Manifest,
   MEDIA_TYPES,
   normalizeReference,
-  save,
+  saveResponse,
 } from "../mod.ts";
 import { parseTag } from "../src/model/tag.ts";
 // Incremental sha256 (node:crypto or @noble/hashes) for the generated layer.
@@ -65,6 +81,10 @@ export async function handle(
   if (url.pathname === "/stats") return Response.json(stats());
   if (url.pathname !== "/save") return text(404, "Try /save?tag=app:v1");
   const query = url.searchParams;
+  const layers = query.get("layers") ?? "uncompressed";
+  if (!LAYER_MODES.includes(layers as LayerMode)) {
+    return text(400, "layers must be uncompressed or compressed");
+  }
   try {
     let tag = query.get("tag");
     let image: Image;
@@ -98,19 +118,21 @@ export async function handle(
     }
     tag ??= SAMPLE_TAG;
     parseTag(tag); // a bad tag is a 400, not a tarball cut short
-    const headers = {
-      "content-type": "application/x-tar",
-      "content-disposition": `attachment; filename="${
-        tag.replace(/[^\w.-]+/g, "_")
-      }.tar"`,
-    };
-    if (request.method === "HEAD") return new Response(null, { headers });
-    return new Response(save([[tag, image]]), { headers });
+    const response = await saveResponse(request, [[tag, image]], {
+      layers: layers as LayerMode,
+    });
+    response.headers.set(
+      "content-disposition",
+      `attachment; filename="${tag.replace(/[^\w.-]+/g, "_")}.tar"`,
+    );
+    return response;
   } catch (error) {
     if (!(error instanceof DockerSaveError)) throw error;
     return text(STATUS[error.code] ?? 502, `${error.code}: ${error.message}`);
   }
 }
+
+const LAYER_MODES: readonly LayerMode[] = ["uncompressed", "compressed"];
 
 const STATUS: Partial<Record<DockerSaveErrorCode, number>> = {
   BAD_TAG: 400,

@@ -1,13 +1,22 @@
 /**
- * docker-save as a Cloudflare Workers-style module: `export default { fetch }`
- * answering `GET /save?tag=app:v1` with a streamed `docker save` tarball
- * (routes: `examples/_image.ts`; no OCI layouts, as a worker has no files).
+ * docker-save as a Cloudflare Workers module: `export default { fetch }`
+ * answering `GET /save?image=REF[&layers=compressed]` with a streamed
+ * `docker save` tarball from a registry, through `saveResponse()` (exact
+ * length, `ETag`, `Range` and `If-Range` where the length is known up front:
+ * always with `layers=compressed`). Routes, statuses and the built-in
+ * images: `examples/_image.ts`; no OCI layouts, as a worker has no files.
+ *
+ * Bundle it as for any worker, then serve it with `workerd` and the config
+ * `examples/workerd.capnp` (or `wrangler dev`), with `nodejs_compat` on:
  *
  * ```sh
- * npx wrangler dev examples/worker.ts          # Cloudflare's local runtime
+ * npx esbuild examples/worker.ts --bundle --format=esm --platform=browser \
+ *   --outfile=examples/worker.js
+ * npx workerd serve examples/workerd.capnp
+ * curl -o app.tar 'http://127.0.0.1:8080/save?image=127.0.0.1:5000/app:v1'
  * ```
  *
- * Any runtime can call it directly, as the tests do:
+ * Any runtime can also call it directly, as the tests do:
  *
  * ```ts
  * import worker from "./worker.ts";

@@ -496,6 +496,13 @@ export interface ProxiedRequest {
   path: string;
   range?: string;
   authorization?: string;
+  /** Response body bytes passed on to the client so far. */
+  sent?: number;
+  /**
+   * `done` once the response ended, `aborted` when the client hung up
+   * before its end (the proxy then stops reading the registry too).
+   */
+  state?: "open" | "done" | "aborted";
 }
 
 /** A fault-injecting HTTP proxy in front of a registry. */
@@ -551,6 +558,12 @@ export async function startProxy(
       headers,
     }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
+      seen.state = "open";
+      seen.sent = 0;
+      res.on("close", () => {
+        seen.state = res.writableFinished ? "done" : "aborted";
+        up.destroy();
+      });
       let sent = 0;
       up.on("data", (chunk: Buffer) => {
         if (injected && "cutAfter" in injected) {
@@ -573,7 +586,12 @@ export async function startProxy(
           chunk[injected.corruptAt - sent] ^= 0xff;
         }
         sent += chunk.length;
-        res.write(chunk);
+        seen.sent = sent;
+        // Back-pressure: a client that stops reading stops the registry's.
+        if (!res.write(chunk)) {
+          up.pause();
+          res.once("drain", () => up.resume());
+        }
       });
       up.on("end", () => res.end());
       up.on("error", () => res.destroy());

@@ -175,7 +175,11 @@ async function undiciFetch(
   const dispatcher = options.proxy
     ? new undici.ProxyAgent({ uri: options.proxy, requestTls: tls })
     : new undici.Agent({ connect: tls });
-  return (input, init) => undici.fetch(input, { ...init, dispatcher });
+  return ((input: string | URL | Request, init?: RequestInit) =>
+    undici.fetch(
+      input as string,
+      { ...init, dispatcher } as Parameters<typeof undici.fetch>[1],
+    )) as unknown as typeof fetch;
 }
 
 // `ca` for node:tls (Bun, undici): the bundled roots, the files
@@ -183,7 +187,7 @@ async function undiciFetch(
 // the roots there (Deno's `caCerts` adds to them, DENO_CERT included).
 async function nodeTlsOptions(
   options: HttpClientOptions,
-): Promise<TlsOptions> {
+): Promise<{ ca?: string[]; cert?: string; key?: string }> {
   let ca: string[] | undefined;
   if (options.ca?.length) {
     const tls = await importNode<typeof import("node:tls")>("node:tls");
@@ -211,17 +215,7 @@ async function environmentCas(): Promise<string[]> {
   return found;
 }
 
-type TlsOptions = { ca?: string[]; cert?: string; key?: string };
-// The part of the undici package used, typed here (as Deno's API above) so
-// that type checks need no node_modules/undici.
-interface Undici {
-  Agent: new (options: { connect: TlsOptions }) => object;
-  ProxyAgent: new (options: { uri: string; requestTls: TlsOptions }) => object;
-  fetch(
-    input: string | URL | Request,
-    init: RequestInit & { dispatcher: object },
-  ): Promise<Response>;
-}
+type Undici = typeof import("undici");
 let undiciModule: Promise<Undici | undefined> | undefined;
 
 function importUndici(): Promise<Undici | undefined> {

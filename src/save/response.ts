@@ -14,6 +14,7 @@ import { planSave } from "./pipeline.ts";
 import { tarRangeStream } from "./tar_range.ts";
 import { tarSize } from "./tar_writer.ts";
 import { sizePlan, writePlan } from "./write.ts";
+import { withKnownLength } from "../runtime/fixed_length.ts";
 
 /**
  * The exact byte length of `save(entries, options)`, when it can be known
@@ -94,12 +95,18 @@ export async function saveResponse(
     headers.set("content-range", `bytes ${range.start}-${range.end}/${total}`);
     headers.set("content-length", String(range.end - range.start + 1));
     return new Response(
-      head ? null : tarRangeStream(members, range.start, range.end + 1),
+      head ? null : withKnownLength(
+        tarRangeStream(members, range.start, range.end + 1),
+        range.end - range.start + 1,
+      ),
       { status: 206, headers },
     );
   }
   if (total !== undefined) headers.set("content-length", String(total));
-  const body = head ? null : writePlan(() => Promise.resolve(plan), options);
+  const whole = head ? null : writePlan(() => Promise.resolve(plan), options);
+  const body = whole && total !== undefined
+    ? withKnownLength(whole, total)
+    : whole;
   return new Response(body, {
     status: 200,
     headers,
