@@ -16,9 +16,11 @@ import {
   freePort,
   pushLayout,
   type Registry,
+  type RegistryAuthConfig,
   startRegistry,
   stopChild,
   tempDir,
+  waitListening,
 } from "./_registry.ts";
 import { LAYOUT } from "./_registry_images.ts";
 
@@ -144,7 +146,12 @@ export async function makeCa(cleanup: Cleanup, name = "ca"): Promise<TestCa> {
 export async function tlsRegistry(
   cleanup: Cleanup,
   ca: TestCa,
-  options: { san?: string; days?: number; clientCa?: TestCa } = {},
+  options: {
+    san?: string;
+    days?: number;
+    clientCa?: TestCa;
+    auth?: RegistryAuthConfig;
+  } = {},
 ): Promise<Registry> {
   const plain = await startRegistry(cleanup);
   await pushLayout(LAYOUT, "basic", plain.url, "oracle/basic", "v1");
@@ -152,7 +159,7 @@ export async function tlsRegistry(
     san: options.san ?? "IP:127.0.0.1,DNS:localhost",
     days: options.days,
   });
-  return await startRegistry(cleanup, undefined, {
+  return await startRegistry(cleanup, options.auth, {
     storage: plain.dir,
     tls: {
       certificate: server.cert,
@@ -205,7 +212,7 @@ export async function startTinyproxy(
     const exited = new Promise<void>((resolve) => child.once("exit", resolve));
     child.once("error", () => {});
     const stop = () => stopChild(child, exited);
-    if (await listening(port, exited)) {
+    if (await waitListening(port, exited)) {
       cleanup.add(stop);
       const lines = async () => {
         try {
@@ -226,18 +233,4 @@ export async function startTinyproxy(
     await stop();
     if (attempt >= 3) throw new Error(`tinyproxy did not start on ${port}`);
   }
-}
-
-async function listening(port: number, exited: Promise<void>) {
-  let gone = false;
-  exited.then(() => gone = true);
-  for (let i = 0; i < 200 && !gone; i++) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/`);
-      await response.body?.cancel();
-      return true;
-    } catch { /* not yet */ }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return false;
 }

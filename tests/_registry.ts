@@ -286,9 +286,11 @@ async function waitReady(url: string, exited: Promise<void>) {
   return false;
 }
 
-// A TLS registry is ready once its port takes connections (the test's
-// fetch does not trust its CA).
-async function waitListening(port: number, exited: Promise<void>) {
+/**
+ * Whether 127.0.0.1:`port` takes connections before `exited` (a TLS
+ * registry's readiness: the test's fetch does not trust its CA).
+ */
+export async function waitListening(port: number, exited: Promise<void>) {
   let gone = false;
   exited.then(() => gone = true);
   for (let i = 0; i < 200 && !gone; i++) {

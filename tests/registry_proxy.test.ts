@@ -1,0 +1,213 @@
+/**
+ * Registry pulls through a forward proxy, the same way on every runtime:
+ * Debian's `tinyproxy` on 127.0.0.1 in front of a TLS `docker-registry`
+ * (its log shows the CONNECTs, and nothing else: credentials never reach
+ * it), chosen by the `proxy` option or `HTTPS_PROXY` and bypassed for the
+ * hosts `NO_PROXY` names; a proxy refusing the CONNECT fails at once. Plus
+ * the `NO_PROXY` rules, which need no tool.
+ *
+ * @module
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { copyFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DockerSaveError } from "../src/model/errors.ts";
+import { fromRegistry } from "../src/sources/registry/pull.ts";
+import { proxyFor } from "../src/sources/registry/proxy.ts";
+import { tempDir } from "./_registry.ts";
+import {
+  basic,
+  FAST,
+  PASS,
+  registryTest,
+  saved,
+  USER,
+} from "./_registry_images.ts";
+import { assertSameBytes } from "./_fixtures.ts";
+import { runCli } from "./_cli.ts";
+import {
+  makeCa,
+  requireTinyproxy,
+  skipProxy,
+  startTinyproxy,
+  tlsRegistry,
+} from "./_networks.ts";
+
+// No proxy settings of the machine, and no update check of Deno's (it
+// would go through the proxy too).
+const QUIET_ENV = {
+  NO_PROXY: "",
+  no_proxy: "",
+  HTTP_PROXY: "",
+  http_proxy: "",
+  https_proxy: "",
+  HTTPS_PROXY: "",
+  DENO_NO_UPDATE_CHECK: "1",
+};
+
+/** A registry test that needs tinyproxy too. */
+function proxyTest(
+  name: string,
+  fn: Parameters<typeof registryTest>[1],
+): void {
+  if (skipProxy) {
+    test(name, { skip: skipProxy }, () => {});
+    return;
+  }
+  registryTest(name, async (cleanup) => {
+    requireTinyproxy();
+    await fn(cleanup);
+  });
+}
+
+test("proxyFor() reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY as Go does, loopback included", () => {
+  const env = {
+    HTTPS_PROXY: "http://proxy:3128",
+    http_proxy: "proxy:8080",
+    NO_PROXY: "registry.lan, .corp.example,10.0.0.0/8 ,[::1]:5000,host:444",
+  };
+  const via = (url: string, more = {}) =>
+    proxyFor(new URL(url), { env, ...more });
+  assert.equal(via("https://ghcr.io/v2/"), "http://proxy:3128/");
+  assert.equal(via("http://ghcr.io/v2/"), "http://proxy:8080/");
+  assert.equal(via("https://127.0.0.1:5000/v2/"), "http://proxy:3128/");
+  assert.equal(via("https://registry.lan/v2/"), undefined);
+  assert.equal(via("https://a.registry.lan/v2/"), undefined);
+  assert.equal(via("https://xregistry.lan/v2/"), "http://proxy:3128/");
+  assert.equal(via("https://corp.example/v2/"), "http://proxy:3128/");
+  assert.equal(via("https://a.corp.example/v2/"), undefined);
+  assert.equal(via("https://10.1.2.3/v2/"), undefined);
+  assert.equal(via("https://11.1.2.3/v2/"), "http://proxy:3128/");
+  assert.equal(via("https://[::1]:5000/v2/"), undefined);
+  assert.equal(via("https://[::1]:5001/v2/"), "http://proxy:3128/");
+  assert.equal(via("https://host:444/v2/"), undefined);
+  assert.equal(via("https://host/v2/"), "http://proxy:3128/");
+  assert.equal(
+    via("https://ghcr.io/v2/", { proxy: "http://other:1" }),
+    "http://other:1/",
+  );
+  assert.equal(
+    via("https://registry.lan/v2/", { proxy: "http://other:1" }),
+    undefined,
+  );
+  assert.equal(via("https://ghcr.io/v2/", { proxy: false }), undefined);
+  assert.equal(
+    proxyFor(new URL("https://ghcr.io/v2/"), {
+      env: { https_proxy: "http://lower:1", NO_PROXY: "*" },
+    }),
+    undefined,
+  );
+  assert.throws(
+    () =>
+      proxyFor(new URL("https://ghcr.io/"), {
+        env: { HTTPS_PROXY: "socks5://p:1" },
+      }),
+    (e) => e instanceof DockerSaveError && e.code === "BAD_URL",
+  );
+});
+
+proxyTest(
+  "fromRegistry() goes through the proxy option: the proxy sees one CONNECT per connection and no credentials",
+  async (cleanup) => {
+    const ca = await makeCa(cleanup);
+    const registry = await tlsRegistry(cleanup, ca, {
+      auth: { htpasswd: { username: USER, password: PASS } },
+    });
+    const proxy = await startTinyproxy(cleanup);
+    const image = await fromRegistry(`${registry.host}/oracle/basic:v1`, {
+      ...FAST,
+      proxy: proxy.url,
+      credentials: { registry: registry.host, username: USER, password: PASS },
+      certsDirectories: false,
+      tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+    });
+    assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
+    const requests = await proxy.requests();
+    assert.ok(requests.length > 0, "the proxy saw nothing");
+    for (const line of requests) {
+      assert.equal(line, `CONNECT ${registry.host} HTTP/1.1`);
+    }
+  },
+);
+
+proxyTest(
+  "the CLI goes through HTTPS_PROXY on every runtime, and NO_PROXY bypasses it",
+  async (cleanup) => {
+    const ca = await makeCa(cleanup);
+    const registry = await tlsRegistry(cleanup, ca);
+    const proxy = await startTinyproxy(cleanup);
+    const certDir = await tempDir(cleanup, "cert-dir");
+    const out = await tempDir(cleanup, "out");
+    await copyFile(ca.cert, join(certDir, "ca.crt"));
+    const pull = (file: string, env: Record<string, string>) =>
+      runCli([
+        "-q",
+        "--cert-dir",
+        certDir,
+        "-o",
+        join(out, file),
+        `${registry.host}/oracle/basic:v1=oracle/basic:v1`,
+      ], { ...QUIET_ENV, ...env });
+    const through = await pull("a.tar", { HTTPS_PROXY: proxy.url });
+    assert.equal(through.code, 0, through.stderr);
+    assertSameBytes(
+      new Uint8Array(readFileSync(join(out, "a.tar"))),
+      basic.expected,
+    );
+    const registryConnects = async () =>
+      (await proxy.connects()).filter((line) => line.includes(registry.host));
+    const connects = await registryConnects();
+    assert.ok(
+      connects.includes(`CONNECT ${registry.host} HTTP/1.1`),
+      `no CONNECT in ${connects}`,
+    );
+    const bypassed = await pull("b.tar", {
+      https_proxy: proxy.url,
+      NO_PROXY: "127.0.0.1",
+    });
+    assert.equal(bypassed.code, 0, bypassed.stderr);
+    assert.deepEqual(await registryConnects(), connects);
+    // The option wins over the environment.
+    const option = await runCli([
+      "-q",
+      "--cert-dir",
+      certDir,
+      "--proxy",
+      proxy.url,
+      "-o",
+      join(out, "c.tar"),
+      `${registry.host}/oracle/basic:v1=oracle/basic:v1`,
+    ], { ...QUIET_ENV, HTTPS_PROXY: "http://127.0.0.1:9" });
+    assert.equal(option.code, 0, option.stderr);
+    assert.ok((await registryConnects()).length > connects.length);
+  },
+);
+
+proxyTest(
+  "a proxy refusing the CONNECT fails the pull at once with PROXY_REFUSED",
+  async (cleanup) => {
+    const ca = await makeCa(cleanup);
+    const registry = await tlsRegistry(cleanup, ca);
+    const proxy = await startTinyproxy(cleanup, { connectPorts: [443] });
+    const start = Date.now();
+    await assert.rejects(
+      fromRegistry(`${registry.host}/oracle/basic:v1`, {
+        ...FAST,
+        retry: { attempts: 5, delay: 2000 },
+        proxy: proxy.url,
+        certsDirectories: false,
+        tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof DockerSaveError, String(error));
+        assert.equal(error.code, "PROXY_REFUSED", error.message);
+        assert.match(error.message, /refused to open a tunnel/);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - start < 1900, `took ${Date.now() - start} ms`);
+  },
+);
