@@ -1,6 +1,6 @@
 /**
  * The version `docker-save --version` prints: package.json's (and
- * deno.json's), kept equal by a test (tests/cli_errors.test.ts), since the
+ * deno.json's), kept equal by a test (tests/integration/cli_errors.test.ts), since the
  * core reads no file at run time and an edge bundle has no package.json.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * The browser test's bundle entry (bundled by esbuild for
- * `platform: "browser"` in tests/browser.test.ts): it exposes
+ * `platform: "browser"` in tests/integration/browser.test.ts): it exposes
  * `globalThis.dockerSave`, which the page calls to save images with the
  * library's web paths only (no `node:` module exists in a browser).
  *

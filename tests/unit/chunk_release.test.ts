@@ -1,0 +1,151 @@
+/**
+ * Chunks freed by their last reader (src/runtime/chunk_release.ts): a
+ * marked buffer goes at once where the runtime has
+ * `ArrayBuffer.prototype.transfer` (Deno, Bun), nothing unmarked is ever
+ * freed, and no chunk that reaches a caller, or that a caller owns, is
+ * touched. That it lowers peak RSS is checked by cli_memory.test.ts.
+ *
+ * @module
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fromMemory, fromOciLayout, save, saveToFile } from "../../mod.ts";
+import { ownChunk, releaseChunk } from "../../src/runtime/chunk_release.ts";
+import {
+  collect,
+  concat,
+  digestOf,
+  makeParts,
+  MEDIA,
+  sha256Hex,
+  withTemp,
+} from "../_fixtures.ts";
+import { addBlob, type LayoutFiles, writeLayout } from "../_layouts.ts";
+import { readAll } from "../_golden.ts";
+
+const canFree = typeof (ArrayBuffer.prototype as { transfer?: unknown })
+  .transfer === "function";
+const MODES = ["uncompressed", "compressed"] as const;
+
+test("a marked chunk spanning its buffer is freed by releaseChunk (kept where there is no transfer)", () => {
+  const chunk = ownChunk(new Uint8Array(1024).fill(7));
+  releaseChunk(chunk);
+  assert.equal(chunk.byteLength, canFree ? 0 : 1024);
+});
+
+test("a chunk never marked is never freed", () => {
+  const chunk = new Uint8Array(1024).fill(7);
+  releaseChunk(chunk);
+  assert.equal(chunk.byteLength, 1024);
+  assert.equal(chunk[1023], 7);
+});
+
+test("a buffer handed out in parts is freed once every byte was released, each part counted once", () => {
+  const buffer = new Uint8Array(1000);
+  const first = ownChunk(buffer.subarray(0, 400));
+  const second = ownChunk(buffer.subarray(400));
+  releaseChunk(first);
+  releaseChunk(first); // twice: still 400 bytes, not 800
+  assert.equal(second.byteLength, 600);
+  releaseChunk(second);
+  assert.equal(buffer.byteLength, canFree ? 0 : 1000);
+});
+
+test("a view nobody marked does not count towards freeing the buffer it shares", () => {
+  const buffer = new Uint8Array(1000);
+  const marked = ownChunk(buffer.subarray(0, 500));
+  const other = buffer.subarray(500);
+  releaseChunk(marked);
+  releaseChunk(other);
+  assert.equal(buffer.byteLength, 1000);
+  assert.equal(other.byteLength, 500);
+});
+
+// An OCI layout on disk with one 6 MiB gzip layer (random bytes and zeros,
+// so that zlib hands out whole buffers and parts of buffers).
+function bigLayout(dir: string): string {
+  const tar = new Uint8Array(6 * 1024 * 1024);
+  for (let at = 0; at < tar.byteLength; at += 2 * 1024 * 1024) {
+    tar.set(randomBytes(1024 * 1024), at);
+  }
+  const parts = makeParts({ layers: [tar], gzip: true });
+  const files: LayoutFiles = new Map();
+  for (const [, blob] of parts.blobs) {
+    addBlob(files, MEDIA.dockerLayerGzip, blob);
+  }
+  addBlob(files, MEDIA.dockerConfig, parts.config);
+  const manifest = addBlob(files, MEDIA.dockerManifest, parts.manifest);
+  files.set(
+    "oci-layout",
+    new TextEncoder().encode('{"imageLayoutVersion":"1.0.0"}'),
+  );
+  files.set(
+    "index.json",
+    new TextEncoder().encode(JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        ...manifest,
+        annotations: { "org.opencontainers.image.ref.name": "big" },
+      }],
+    })),
+  );
+  const layout = `${dir}/oci`;
+  writeLayout(layout, files);
+  return layout;
+}
+
+test("save() hands the caller chunks that stay whole after the stream has ended (file reads and zlib output, both layer modes)", async () => {
+  await withTemp("chunk-release-", async (dir) => {
+    const layout = bigLayout(dir);
+    for (const layers of MODES) {
+      const chunks: Uint8Array[] = [];
+      await collect(
+        save([["big/app:v1", await fromOciLayout(layout, "big")]], { layers }),
+        chunks,
+      );
+      const lengths = chunks.map((chunk) => chunk.byteLength);
+      // Read again, copying each chunk as it comes: the independent bytes.
+      const expected = await readAll(
+        save([["big/app:v1", await fromOciLayout(layout, "big")]], { layers }),
+      );
+      await saveToFile(
+        `${dir}/${layers}.tar`,
+        [["big/app:v1", await fromOciLayout(layout, "big")]],
+        { layers },
+      );
+      assert.deepEqual(
+        chunks.map((chunk) => chunk.byteLength),
+        lengths,
+        layers,
+      );
+      assert.equal(sha256Hex(concat(chunks)), sha256Hex(expected));
+      assert.equal(
+        sha256Hex(new Uint8Array(readFileSync(`${dir}/${layers}.tar`))),
+        sha256Hex(expected),
+      );
+    }
+  });
+});
+
+test("saveToFile() leaves the caller's own layer bytes as they were (fromMemory, both layer modes)", async () => {
+  await withTemp("chunk-release-", async (dir) => {
+    // Small blobs: fromMemory streams each as one view spanning its buffer.
+    const tar = new Uint8Array(40_000).fill(1);
+    for (const gzip of [true, false]) {
+      const parts = makeParts({ layers: [tar], gzip });
+      const [[digest, blob]] = [...parts.blobs];
+      const copy = blob.slice();
+      for (const layers of MODES) {
+        await saveToFile(`${dir}/out.tar`, [[
+          "mem/app:v1",
+          fromMemory({ ...parts, blobs: new Map([[digest, blob]]) }),
+        ]], { layers });
+        assert.equal(blob.byteLength, copy.byteLength, `${gzip} ${layers}`);
+        assert.equal(digestOf(blob), digest);
+      }
+    }
+  });
+});

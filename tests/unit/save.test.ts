@@ -1,0 +1,15 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { save } from "../../mod.ts";
+import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
+
+for (const golden of goldenCases()) {
+  test(`save() writes the golden tarball of "${golden.name}" byte for byte`, async () => {
+    const out = await readAll(save(await goldenEntries(golden)));
+    assert.equal(out.byteLength, golden.expected.byteLength);
+    assert.ok(
+      Buffer.from(out).equals(Buffer.from(golden.expected)),
+      "bytes differ",
+    );
+  });
+}
