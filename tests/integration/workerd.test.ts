@@ -25,9 +25,9 @@ import { execFile, spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { save, type SaveOptions } from "../src/save/save.ts";
-import { fromRegistry } from "../src/sources/registry/pull.ts";
-import { readAll } from "./_golden.ts";
+import { save, type SaveOptions } from "../../src/save/save.ts";
+import { fromRegistry } from "../../src/sources/registry/pull.ts";
+import { readAll } from "../_golden.ts";
 import {
   Cleanup,
   freePort,
@@ -40,14 +40,14 @@ import {
   startProxy,
   startRegistry,
   tempDir,
-} from "./_registry.ts";
+} from "../_registry.ts";
 import {
   buildGzipImage,
   type Built,
   FAST,
   payload,
   text,
-} from "./_registry_images.ts";
+} from "../_registry_images.ts";
 import {
   bundleWorker,
   requireWorkerd,
@@ -55,14 +55,14 @@ import {
   type Workerd,
   workerdSkip,
   workerdVersion,
-} from "./_workerd.ts";
+} from "../_workerd.ts";
 import {
   acquireModern,
   forget,
   inModern,
   modernSkip,
   modernTemp,
-} from "./_modern.ts";
+} from "../_modern.ts";
 
 const TIMEOUT = 180_000;
 const MiB = 1024 * 1024;

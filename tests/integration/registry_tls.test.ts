@@ -13,13 +13,13 @@ import assert from "node:assert/strict";
 import { copyFile, mkdir } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DockerSaveError } from "../src/model/errors.ts";
-import { fromRegistry } from "../src/sources/registry/pull.ts";
-import { tempDir } from "./_registry.ts";
-import { basic, FAST, registryTest, saved } from "./_registry_images.ts";
-import { assertSameBytes } from "./_fixtures.ts";
-import { runCli } from "./_cli.ts";
-import { makeCa, tlsRegistry } from "./_networks.ts";
+import { DockerSaveError } from "../../src/model/errors.ts";
+import { fromRegistry } from "../../src/sources/registry/pull.ts";
+import { tempDir } from "../_registry.ts";
+import { basic, FAST, registryTest, saved } from "../_registry_images.ts";
+import { assertSameBytes } from "../_fixtures.ts";
+import { runCli } from "../_cli.ts";
+import { makeCa, tlsRegistry } from "../_networks.ts";
 
 const ONE_TRY = { ...FAST, retry: { attempts: 5, delay: 2000 } };
 
