@@ -14,10 +14,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DockerSaveError } from "../src/model/errors.ts";
-import { fromRegistry } from "../src/sources/registry/pull.ts";
-import { proxyFor } from "../src/sources/registry/proxy.ts";
-import { tempDir } from "./_registry.ts";
+import { DockerSaveError } from "../../src/model/errors.ts";
+import { fromRegistry } from "../../src/sources/registry/pull.ts";
+import { proxyFor } from "../../src/sources/registry/proxy.ts";
+import { tempDir } from "../_registry.ts";
 import {
   basic,
   FAST,
@@ -25,16 +25,16 @@ import {
   registryTest,
   saved,
   USER,
-} from "./_registry_images.ts";
-import { assertSameBytes } from "./_fixtures.ts";
-import { runCli } from "./_cli.ts";
+} from "../_registry_images.ts";
+import { assertSameBytes } from "../_fixtures.ts";
+import { runCli } from "../_cli.ts";
 import {
   makeCa,
   requireTinyproxy,
   skipProxy,
   startTinyproxy,
   tlsRegistry,
-} from "./_networks.ts";
+} from "../_networks.ts";
 
 // No proxy settings of the machine, and no update check of Deno's (it
 // would go through the proxy too).
