@@ -25,7 +25,7 @@ export {
   type SaveFormat,
   type SaveOptions,
 } from "./src/save/save.ts";
-export type { LayerMode } from "./src/save/layers.ts";
+export type { LayerMode } from "./src/save/options.ts";
 export type { ProgressListener, ProgressUpdate } from "./src/save/progress.ts";
 export { saveToFile, type WriteFileOptions } from "./src/save/to_file.ts";
 export { saveResponse, saveSize } from "./src/save/response.ts";

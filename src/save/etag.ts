@@ -8,7 +8,7 @@
  */
 
 import { sha256Hex } from "../model/digest.ts";
-import type { SaveOptions } from "./save.ts";
+import type { SaveSettings } from "./options.ts";
 import type { SaveItem } from "./plan_oci.ts";
 
 /**
@@ -18,21 +18,22 @@ import type { SaveItem } from "./plan_oci.ts";
  * ```ts
  * import { etagOf } from "./etag.ts";
  * import type { SaveItem } from "./plan_oci.ts";
- * declare const images: ConvertedImage[];
- * const etag = await etagOf(images, { format: "docker" });
+ * import { resolveOptions } from "./options.ts";
+ * declare const images: SaveItem[];
+ * const etag = await etagOf(images, resolveOptions({ format: "docker" }));
  * ```
  */
 export async function etagOf(
   items: readonly SaveItem[],
-  options: Pick<SaveOptions, "format" | "layers" | "defaultPlatform">,
+  settings: Pick<SaveSettings, "format" | "compressed" | "defaultPlatform">,
 ): Promise<string> {
   const identity = JSON.stringify({
     v: 1,
-    format: options.format ?? "docker",
-    layers: options.layers ?? "uncompressed",
+    format: settings.format,
+    layers: settings.compressed ? "compressed" : "uncompressed",
     // An index's digest covers every child's manifest, config and layers.
     ...(items.some((item) => item.kind === "index")
-      ? { defaultPlatform: options.defaultPlatform ?? "linux/amd64" }
+      ? { defaultPlatform: settings.defaultPlatform }
       : {}),
     images: await Promise.all(
       items.map(async (image) =>

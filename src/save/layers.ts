@@ -37,35 +37,13 @@ import {
   LayerSizes,
   type PlannedEntry,
 } from "./entries.ts";
+import type { SaveSettings } from "./options.ts";
 import {
   type ProgressListener,
   progressStream,
   type ProgressUpdate,
 } from "./progress.ts";
 import { VerifyStream } from "./verify.ts";
-
-/** How layers are stored in the tarball. */
-export type LayerMode = "uncompressed" | "compressed";
-
-/** Options for layer members. */
-export interface LayerOptions {
-  /**
-   * Check each blob's sha256 and size against its descriptor and each
-   * uncompressed layer's sha256 against its diff_id.
-   * @default {true}
-   */
-  verify?: boolean;
-  /**
-   * `"uncompressed"`: `layer.tar` holds the tar itself, as the reference
-   * writes it. `"compressed"`: `layer.tar` holds the blob as stored (gzip or
-   * zstd), one pass, no decompression; docker, podman and skopeo decompress
-   * it on load.
-   * @default {"uncompressed"}
-   */
-  layers?: LayerMode;
-  /** Told how far each layer has been read (see `ProgressUpdate`). */
-  onProgress?: ProgressListener;
-}
 
 /** A member whose size is known and whose body can be opened at an offset. */
 export interface SizedMember {
@@ -118,7 +96,9 @@ export type SizeStrategy = "count" | "defer" | "known";
  * import { LayerResolver } from "./layers.ts";
  * import type { PlannedEntry } from "./entries.ts";
  * declare const planned: PlannedEntry[];
- * const resolver = new LayerResolver({ layers: "compressed" }, "count");
+ * import { resolveOptions } from "./options.ts";
+ * const settings = resolveOptions({ layers: "compressed" });
+ * const resolver = new LayerResolver(settings, "count");
  * for await (const member of resolver.members(planned)) console.log(member?.name);
  * ```
  */
@@ -133,14 +113,17 @@ export class LayerResolver {
   #abort = new AbortController();
 
   /**
-   * @param options layer mode, verification and progress
+   * @param settings layer mode, verification and progress
    * @param strategy how a size nothing knows is learnt
    */
-  constructor(options: LayerOptions = {}, strategy: SizeStrategy) {
-    this.#verify = options.verify ?? true;
-    this.#compressed = (options.layers ?? "uncompressed") === "compressed";
+  constructor(
+    settings: Pick<SaveSettings, "verify" | "compressed" | "onProgress">,
+    strategy: SizeStrategy,
+  ) {
+    this.#verify = settings.verify;
+    this.#compressed = settings.compressed;
     this.#strategy = strategy;
-    this.#onProgress = options.onProgress;
+    this.#onProgress = settings.onProgress;
   }
 
   /**

@@ -10,7 +10,8 @@ import type { Image } from "../model/image.ts";
 import type { ImageIndex } from "../model/image_index.ts";
 import { ConfigDigestStream } from "./config_digest.ts";
 import type { PlannedEntry } from "./entries.ts";
-import { type PlanOptions, PlanStream } from "./plan.ts";
+import type { SaveSettings } from "./options.ts";
+import { PlanStream } from "./plan.ts";
 import type { SaveItem } from "./plan_oci.ts";
 import { V1Stream } from "./v1.ts";
 
@@ -34,12 +35,14 @@ export interface SavePlan {
  * import { planSave } from "./pipeline.ts";
  * import type { Image } from "../model/image.ts";
  * declare const image: Image;
- * const { entries } = await planSave([["app:v1", image]], { format: "docker" });
+ * import { resolveOptions } from "./options.ts";
+ * const settings = resolveOptions({ format: "docker" });
+ * const { entries } = await planSave([["app:v1", image]], settings);
  * ```
  */
 export async function planSave(
   entries: Iterable<readonly [string, Image | ImageIndex]>,
-  options: PlanOptions,
+  settings: SaveSettings,
 ): Promise<SavePlan> {
   const plan: SavePlan = { entries: [], images: [] };
   await iterableStream(entries)
@@ -53,7 +56,7 @@ export async function planSave(
         },
       }),
     )
-    .pipeThrough(new PlanStream(options))
+    .pipeThrough(new PlanStream(settings))
     .pipeTo(
       new WritableStream({ write: (entry) => void plan.entries.push(entry) }),
     );

@@ -11,7 +11,7 @@ import { dumpJson } from "../util/json.ts";
 import { repoTagOf } from "../model/tag.ts";
 import { manifestEntryOf, repositoriesOf } from "./docker_json.ts";
 import { bytesEntry, type PlannedEntry, textEntry } from "./entries.ts";
-import type { LayerMode } from "./layers.ts";
+import type { SaveSettings } from "./options.ts";
 import { imageEntries, planOciEntries, type SaveItem } from "./plan_oci.ts";
 import { formatPlatform } from "../model/platform.ts";
 import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
@@ -58,22 +58,6 @@ export function* planEntries(
   yield textEntry("manifest.json", dumpJson(images.map(manifestEntryOf)));
 }
 
-/** The tarball layouts `save()` writes. */
-export type SaveFormat = "docker" | "oci" | "docker+oci";
-
-/** Options for planning. */
-export interface PlanOptions {
-  /** Output layout. @default {"docker"} */
-  format?: SaveFormat;
-  /** Layer mode, which names OCI layer blobs. @default {"uncompressed"} */
-  layers?: LayerMode;
-  /**
-   * The platform of an index that `manifest.json` names (`docker+oci`).
-   * @default {"linux/amd64"}
-   */
-  defaultPlatform?: string;
-}
-
 /**
  * Stage 3 as a Web Streams transform: it takes every converted image, then
  * emits all members at the end, since member order interleaves images.
@@ -83,12 +67,14 @@ export interface PlanOptions {
  * import { PlanStream } from "./plan.ts";
  * import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
  * declare const converted: ReadableStream<ConvertedImage>;
- * const members = converted.pipeThrough(new PlanStream({ format: "oci" }));
+ * import { resolveOptions } from "./options.ts";
+ * const settings = resolveOptions({ format: "oci" });
+ * const members = converted.pipeThrough(new PlanStream(settings));
  * ```
  */
 export class PlanStream extends TransformStream<SaveItem, PlannedEntry> {
-  /** @param options output format and layer mode */
-  constructor(options: PlanOptions = {}) {
+  /** @param settings the save's settings (format, layer mode) */
+  constructor(settings: SaveSettings) {
     const items: SaveItem[] = [];
     super({
       transform: (item) => {
@@ -102,18 +88,13 @@ export class PlanStream extends TransformStream<SaveItem, PlannedEntry> {
           );
         }
         assertUniqueRepoTags(items);
-        const format = options.format ?? "docker";
         let entries: Iterable<PlannedEntry>;
-        if (format === "docker") {
+        if (settings.format === "docker") {
           const images = items.map(onePlatform);
           assertOneLayerPerV1Id(images);
           entries = planEntries(images);
         } else {
-          entries = planOciEntries(items, {
-            docker: format === "docker+oci",
-            compressed: options.layers === "compressed",
-            defaultPlatform: options.defaultPlatform,
-          });
+          entries = planOciEntries(items, settings);
         }
         for (const entry of entries) controller.enqueue(entry);
       },

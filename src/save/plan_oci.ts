@@ -37,20 +37,8 @@ import { DockerSaveError } from "../model/errors.ts";
 import { parsePlatform, platformMatches } from "../model/platform.ts";
 import { imageEntries as walkedImages } from "../model/index_walk.ts";
 import type { DigestedArtifact } from "./config_digest.ts";
+import type { SaveSettings } from "./options.ts";
 import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
-
-/** How `planOciEntries` lays the tarball out. */
-export interface OciPlanOptions {
-  /** Add `manifest.json` and `repositories` for classic `docker load`. */
-  docker: boolean;
-  /** Layers are stored as their blobs (else as uncompressed tars). */
-  compressed: boolean;
-  /**
-   * The platform of an index that `manifest.json` names, `os/arch[/variant]`.
-   * @default {"linux/amd64"}
-   */
-  defaultPlatform?: string;
-}
 
 const OCI_LAYER_TYPES: Record<string, string> = {
   [MEDIA_TYPES.dockerLayerGzip]: MEDIA_TYPES.ociLayerGzip,
@@ -76,20 +64,25 @@ export type SaveItem = ConvertedImage | ConvertedIndex;
  * import { planOciEntries } from "./plan_oci.ts";
  * import type { ConvertedImage } from "./v1.ts";
  * declare const images: ConvertedImage[];
- * for (const entry of planOciEntries(images, { docker: true, compressed: false })) {
+ * import { resolveOptions } from "./options.ts";
+ * const settings = resolveOptions({ format: "docker+oci" });
+ * for (const entry of planOciEntries(images, settings)) {
  *   console.log("name" in entry ? entry.name : "(built later)");
  * }
  * ```
  */
 export function* planOciEntries(
   items: readonly SaveItem[],
-  options: OciPlanOptions,
+  settings: Pick<SaveSettings, "format" | "compressed" | "defaultPlatform">,
 ): Generator<PlannedEntry> {
+  const { compressed, defaultPlatform } = settings;
+  // docker+oci adds manifest.json and repositories for classic docker load.
+  const docker = settings.format === "docker+oci";
   const written = new Set<string>();
   const once = (name: string) => !written.has(name) && !!written.add(name);
   const layerBlobName = (image: ConvertedImage, i: number) =>
     blobPath(
-      options.compressed ? image.manifest.layers[i].digest : image.diffIds[i],
+      compressed ? image.manifest.layers[i].digest : image.diffIds[i],
     );
   const { images, children, artifacts, indexes } = flatten(items);
   // What each manifest and index is written as, learnt as they are built.
@@ -130,10 +123,10 @@ export function* planOciEntries(
     yield {
       build: async (sizes) => {
         // An index child keeps its manifest when its blobs are unchanged.
-        const bytes = children.has(image) && options.compressed &&
+        const bytes = children.has(image) && compressed &&
             !image.manifest.layers.some((layer) => layer.urls)
           ? image.rawManifest
-          : manifestBytes(image, options.compressed, sizes);
+          : manifestBytes(image, compressed, sizes);
         const descriptor = await descriptorOf(
           bytes,
           bytes === image.rawManifest
@@ -170,7 +163,7 @@ export function* planOciEntries(
     };
   }
   const tops = items.map((item) =>
-    item.kind === "index" ? defaultImage(item, options.defaultPlatform) : item
+    item.kind === "index" ? defaultImage(item, defaultPlatform) : item
   );
   yield {
     build: () =>
@@ -186,7 +179,7 @@ export function* planOciEntries(
         }),
       )),
   };
-  if (options.docker) {
+  if (docker) {
     yield textEntry(
       "manifest.json",
       dumpJson(tops.map((image, i): JsonValue => {

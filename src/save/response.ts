@@ -10,6 +10,7 @@
 
 import type { SaveEntries, SaveOptions } from "./save.ts";
 import { etagOf } from "./etag.ts";
+import { resolveOptions } from "./options.ts";
 import { planSave } from "./pipeline.ts";
 import { tarRangeStream } from "./tar_range.ts";
 import { tarSize } from "./tar_writer.ts";
@@ -33,7 +34,8 @@ export async function saveSize(
   entries: SaveEntries,
   options: SaveOptions = {},
 ): Promise<number | undefined> {
-  const members = await sizePlan(await planSave(entries, options), options);
+  const settings = resolveOptions(options);
+  const members = await sizePlan(await planSave(entries, settings), settings);
   return members && tarSize(members);
 }
 
@@ -70,9 +72,10 @@ export async function saveResponse(
   options: SaveOptions = {},
 ): Promise<Response> {
   // Planned once: the sizes, the ETag and the body all read this plan.
-  const plan = await planSave(entries, options);
-  const members = await sizePlan(plan, options);
-  const etag = await etagOf(plan.images, options);
+  const settings = resolveOptions(options);
+  const plan = await planSave(entries, settings);
+  const members = await sizePlan(plan, settings);
+  const etag = await etagOf(plan.images, settings);
   const total = members && tarSize(members);
   const headers = new Headers({
     "content-type": "application/x-tar",
@@ -103,7 +106,7 @@ export async function saveResponse(
     );
   }
   if (total !== undefined) headers.set("content-length", String(total));
-  const whole = head ? null : writePlan(() => Promise.resolve(plan), options);
+  const whole = head ? null : writePlan(() => Promise.resolve(plan), settings);
   const body = whole && total !== undefined
     ? withKnownLength(whole, total)
     : whole;

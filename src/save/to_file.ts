@@ -12,6 +12,7 @@ import { fileSink, type WritableFileHandle } from "../runtime/file_sink.ts";
 
 export type { WritableFileHandle };
 import type { SaveEntries, SaveOptions } from "./save.ts";
+import { resolveOptions } from "./options.ts";
 import { planSave } from "./pipeline.ts";
 import { type SeekableSink, writePlanSeekable } from "./write.ts";
 
@@ -173,13 +174,14 @@ export async function saveToFile(
   entries: SaveEntries,
   options: SaveOptions & WriteFileOptions = {},
 ): Promise<void> {
-  const plan = await planSave(entries, options);
+  const settings = resolveOptions(options);
+  const plan = await planSave(entries, settings);
   await withAtomicFile(
     path,
     (file) =>
       writePlanSeekable(
         plan,
-        options,
+        settings,
         // Its chunks come from the plan alone: freed once written.
         stopOnAbort(fileSink(file, true), options.signal),
       ),

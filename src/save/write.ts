@@ -9,11 +9,8 @@
  * @module
  */
 
-import {
-  type LayerOptions,
-  LayerResolver,
-  type SizedMember,
-} from "./layers.ts";
+import { LayerResolver, type SizedMember } from "./layers.ts";
+import type { SaveSettings } from "./options.ts";
 import type { SavePlan } from "./pipeline.ts";
 import {
   endOfArchive,
@@ -34,14 +31,16 @@ import {
  * import { planSave } from "./pipeline.ts";
  * import type { Image } from "../model/image.ts";
  * declare const image: Image;
- * const tar = writePlan(() => planSave([["app:v1", image]], {}), {});
+ * import { resolveOptions } from "./options.ts";
+ * const settings = resolveOptions({});
+ * const tar = writePlan(() => planSave([["app:v1", image]], settings), settings);
  * ```
  */
 export function writePlan(
   plan: () => Promise<SavePlan>,
-  options: LayerOptions,
+  settings: SaveSettings,
 ): ReadableStream<Uint8Array> {
-  const resolver = new LayerResolver(options, "count");
+  const resolver = new LayerResolver(settings, "count");
   let members: ReturnType<LayerResolver["members"]> | undefined;
   // return() acts at once, even while next() waits on a counting pass, and
   // cancels what is open.
@@ -73,14 +72,15 @@ export function writePlan(
  * import { sizePlan } from "./write.ts";
  * import type { SavePlan } from "./pipeline.ts";
  * declare const plan: SavePlan;
- * const members = await sizePlan(plan, { layers: "compressed" });
+ * import { resolveOptions } from "./options.ts";
+ * const members = await sizePlan(plan, resolveOptions({ layers: "compressed" }));
  * ```
  */
 export async function sizePlan(
   plan: SavePlan,
-  options: LayerOptions,
+  settings: SaveSettings,
 ): Promise<SizedMember[] | undefined> {
-  const resolver = new LayerResolver(options, "known");
+  const resolver = new LayerResolver(settings, "known");
   const members: SizedMember[] = [];
   for await (const member of resolver.members(plan.entries)) {
     if (member?.size === undefined) return undefined;
@@ -126,15 +126,16 @@ export interface SeekableSink {
  * import { type SeekableSink, writePlanSeekable } from "./write.ts";
  * import type { SavePlan } from "./pipeline.ts";
  * declare const plan: SavePlan, sink: SeekableSink;
- * await writePlanSeekable(plan, {}, sink);
+ * import { resolveOptions } from "./options.ts";
+ * await writePlanSeekable(plan, resolveOptions({}), sink);
  * ```
  */
 export async function writePlanSeekable(
   plan: SavePlan,
-  options: LayerOptions,
+  settings: SaveSettings,
   sink: SeekableSink,
 ): Promise<void> {
-  const resolver = new LayerResolver(options, "defer");
+  const resolver = new LayerResolver(settings, "defer");
   let offset = 0;
   const put = async (bytes: Uint8Array) => {
     offset += bytes.byteLength;
