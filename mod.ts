@@ -63,6 +63,7 @@ export {
   type RegistryRetryOptions,
   type RegistryTls,
   type RegistryTlsOption,
+  type RetryNotice,
   type UncompressedSizes,
 } from "./src/sources/registry/pull.ts";
 export {

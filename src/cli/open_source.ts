@@ -33,6 +33,7 @@ import {
   fromRegistry,
   fromRegistryIndex,
   type RegistryCredentials,
+  type RetryNotice,
 } from "../sources/registry/pull.ts";
 import { type CliArgs, platformSelection } from "./args.ts";
 import { UsageError } from "./errors.ts";
@@ -45,7 +46,8 @@ import type { CliSource } from "./source_grammar.ts";
  * source). `indexes` keeps
  * each archive's index, so that an archive named by several sources is
  * indexed once. `credentials` are the registry credentials by host (see
- * `credentialsForSources()` in credentials.ts).
+ * `credentialsForSources()` in credentials.ts); `onRetry` is told of each
+ * registry request retried.
  *
  * @example
  * ```ts
@@ -65,6 +67,7 @@ export async function openSource(
   args: CliArgs,
   indexes: Map<string, Promise<ArchiveIndex>>,
   credentials?: Record<string, RegistryCredentials>,
+  onRetry?: (notice: RetryNotice) => void,
 ): Promise<[string, Image | ImageIndex]> {
   const selection = platformSelection(args.platform);
   const platform = selection ? undefined : args.platform;
@@ -87,6 +90,7 @@ export async function openSource(
         uncompressedSizes: args.uncompressedSizes,
         certDir: args.certDir,
         proxy: args.proxy,
+        retry: { onRetry },
       };
       return [
         source.tag,

@@ -17,6 +17,7 @@ import {
   type TerminationSignal,
 } from "../runtime/signals.ts";
 import type { ArchiveIndex } from "../sources/archive/archive_index.ts";
+import type { RetryNotice } from "../sources/registry/pull.ts";
 import { type CliArgs, parseArgs } from "./args.ts";
 import { credentialsForSources } from "./credentials.ts";
 import { errorLine, UsageError } from "./errors.ts";
@@ -117,6 +118,7 @@ async function run(
         args,
         indexes,
         found.credentials,
+        args.quiet ? undefined : printRetry,
       );
       await progress?.expect(image, tag);
       entries.push([tag, image]);
@@ -142,6 +144,16 @@ async function run(
     process.stderr.write(errorLine(error, args?.uncompressedSizes));
     return 1;
   }
+}
+
+// A registry request about to be retried: one line, so a wait is never
+// silent (the reason is the registry's or the runtime's text, escaped).
+function printRetry(notice: RetryNotice): void {
+  process.stderr.write(
+    `docker-save: ${notice.what}: ${notice.reason}; retry ${notice.retry} of ${notice.retries} in ${
+      (notice.wait / 1000).toFixed(1)
+    } s\n`,
+  );
 }
 
 async function writeStdout(

@@ -12,8 +12,8 @@ import { readFile } from "node:fs/promises";
 import { goldenCases } from "../_golden.ts";
 import { runCli } from "../_cli.ts";
 import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
-import { Cleanup, tempDir } from "../_registry.ts";
-import { makeParts } from "../_fixtures.ts";
+import { Cleanup, listen, tempDir } from "../_registry.ts";
+import { layerTar, makeParts } from "../_fixtures.ts";
 import { VERSION } from "../../src/cli/version.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
@@ -127,3 +127,94 @@ test("cli gives a port above 65535 a typed error, not Invalid URL", async () => 
     'docker-save: Cannot parse reference "localhost:99999/team/app": registry "localhost:99999" has port 99999, above 65535\n',
   );
 });
+
+// ------------------------------------------------ issue 20, item 6
+
+/** A loopback port nothing listens on. */
+async function closedPort(cleanup: Cleanup): Promise<number> {
+  const { server } = await listen(cleanup, () => {});
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+withCleanup(
+  "cli fails at once on a refused connection, naming it",
+  async (cleanup) => {
+    const host = `127.0.0.1:${await closedPort(cleanup)}`;
+    const result = await runCli([`${host}/t/app:v1`]);
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      `docker-save: Cannot fetch manifest of "${host}/t/app:v1": ${host} refused the connection (ECONNREFUSED)\n`,
+    );
+    // No "retry 1 of 5" line: six attempts with backoff took 10-13 s.
+  },
+);
+
+test("cli fails at once on a host name that does not resolve, naming it", async () => {
+  // .invalid never resolves (RFC 6761).
+  const result = await runCli(["registry.invalid/t/app:v1"]);
+  assert.equal(result.code, 1);
+  assert.equal(
+    result.stderr,
+    'docker-save: Cannot fetch manifest of "registry.invalid/t/app:v1": cannot resolve the host name of registry.invalid (ENOTFOUND)\n',
+  );
+});
+
+withCleanup(
+  "cli suggests --insecure-registry HOST when an HTTPS request is answered in plain HTTP",
+  async (cleanup) => {
+    const parts = makeParts({ layers: [await layerTar({ "a.txt": "a" })] });
+    const registry = await startFakeRegistry(
+      cleanup,
+      imageContent("t/app", "v1", parts),
+    );
+    // Not a loopback name, so HTTPS is spoken; it reaches the fake registry.
+    const host = registry.host.replace("127.0.0.1", "0.0.0.0");
+    const result = await runCli([`${host}/t/app:v1`]);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^docker-save: Cannot fetch manifest of "${host}/t/app:v1": ${host} answered HTTPS in plain HTTP( \\(\\w+\\))?; if it is an HTTP registry, allow it with --insecure-registry ${host} \\(options.insecure\\)\\n$`,
+      ),
+    );
+    // As suggested, it pulls.
+    const insecure = await runCli([
+      "-q",
+      "--insecure-registry",
+      host,
+      `${host}/t/app:v1`,
+    ]);
+    assert.deepEqual([insecure.code, insecure.stderr], [0, ""]);
+  },
+);
+
+withCleanup(
+  "cli says what it retries, and why, while it waits",
+  async (cleanup) => {
+    const parts = makeParts({ layers: [await layerTar({ "a.txt": "a" })] });
+    let failed = 0;
+    const registry = await startFakeRegistry(cleanup, {
+      ...imageContent("t/app", "v1", parts),
+      answer: (request) =>
+        request.path.includes("/manifests/") && failed++ < 1
+          ? { status: 503, body: "busy" }
+          : undefined,
+    });
+    const ref = `${registry.host}/t/app:v1`;
+    const result = await runCli([ref]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr.split("\n")[0],
+      new RegExp(
+        `^docker-save: manifest of "${ref}": status 503; retry 1 of 5 in \\d+\\.\\d s$`,
+      ),
+    );
+    // Quiet: nothing.
+    failed = 0;
+    const quiet = await runCli(["-q", ref]);
+    assert.deepEqual([quiet.code, quiet.stderr], [0, ""]);
+  },
+);

@@ -422,7 +422,13 @@ test("fromRegistry() retries a network error and gives up with REGISTRY_ERROR", 
   let calls = 0;
   const fetch = (() => {
     calls++;
-    return Promise.reject(new TypeError("connection refused"));
+    return Promise.reject(
+      new TypeError("fetch failed", {
+        cause: Object.assign(new Error("read ECONNRESET"), {
+          code: "ECONNRESET",
+        }),
+      }),
+    );
   }) as typeof globalThis.fetch;
   await assert.rejects(
     fromRegistry("registry.example.com/app:v1", {
@@ -434,10 +440,30 @@ test("fromRegistry() retries a network error and gives up with REGISTRY_ERROR", 
       name: "DockerSaveError",
       code: "REGISTRY_ERROR",
       message:
-        'Cannot fetch manifest of "registry.example.com/app:v1": registry.example.com: connection refused (after 4 attempts)',
+        'Cannot fetch manifest of "registry.example.com/app:v1": registry.example.com: read ECONNRESET (after 4 attempts)',
     },
   );
   assert.equal(calls, 4);
+  // A refused connection is not retried (network_error.ts).
+  calls = 0;
+  const refused = (() => {
+    calls++;
+    return Promise.reject(new TypeError("connection refused"));
+  }) as typeof globalThis.fetch;
+  await assert.rejects(
+    fromRegistry("registry.example.com/app:v1", {
+      ...FAST,
+      fetch: refused,
+      retry: { attempts: 3, delay: 1 },
+    }),
+    {
+      name: "DockerSaveError",
+      code: "REGISTRY_ERROR",
+      message:
+        'Cannot fetch manifest of "registry.example.com/app:v1": registry.example.com refused the connection (ECONNREFUSED)',
+    },
+  );
+  assert.equal(calls, 1);
 });
 
 // ------------------------------------------------------------- real registry

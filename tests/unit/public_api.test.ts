@@ -75,6 +75,7 @@ const LIBRARY_TYPES = [
   "RegistryRetryOptions",
   "RegistryTls",
   "RegistryTlsOption",
+  "RetryNotice",
   "SaveEntries",
   "SaveFormat",
   "SaveOptions",

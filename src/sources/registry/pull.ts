@@ -62,6 +62,8 @@ export type {
   RegistryCredentialsOption,
   RegistryHostCredentials,
 } from "./credentials.ts";
+import type { RetryNotice } from "./transport.ts";
+export type { RetryNotice };
 
 /**
  * How failed requests are retried.
@@ -89,6 +91,12 @@ export interface RegistryRetryOptions {
    * @default {10000}
    */
   maxDelay?: number;
+  /**
+   * Told before each retry what failed, why, and how long the wait is (the
+   * CLI prints it, so a wait is never silent). A refused connection, an
+   * unknown host or a TLS failure is not retried: it fails at once.
+   */
+  onRetry?: (notice: RetryNotice) => void;
 }
 
 /**
@@ -436,6 +444,7 @@ async function connect(
     delay: retry.delay ?? 500,
     maxDelay: retry.maxDelay ?? 10_000,
     timeout: options.timeout ?? 60_000,
+    onRetry: retry.onRetry,
   });
   const tagless = ref.digest === undefined &&
     !/:[^/]*$/.test(reference);

@@ -18,6 +18,11 @@ import {
 } from "../../model/errors.ts";
 import { concatBytes } from "../../util/streams.ts";
 import { untrustedText } from "../../util/untrusted_text.ts";
+import {
+  classifyNetworkError,
+  describeNetworkFailure,
+  type NetworkFailure,
+} from "./network_error.ts";
 
 /**
  * How the transport reaches a registry and retries.
@@ -45,8 +50,37 @@ export interface TransportOptions {
   delay: number;
   /** Longest backoff delay (ms), also the cap on `Retry-After`. */
   maxDelay: number;
-  /** Longest wait (ms) for response headers or for the next body chunk. */
+  /**
+   * Longest wait (ms) for response headers or for the next body chunk, and
+   * for a body read whole.
+   */
   timeout: number;
+  /** Told before each retry: what failed, why, and how long we wait. */
+  onRetry?: (notice: RetryNotice) => void;
+}
+
+/**
+ * A retry about to happen, so a wait is never silent.
+ *
+ * @example
+ * ```ts
+ * import type { RetryNotice } from "./transport.ts";
+ * const notice: RetryNotice = {
+ *   what: 'manifest of "alpine"', reason: "status 503", retry: 1, retries: 5, wait: 500,
+ * };
+ * ```
+ */
+export interface RetryNotice {
+  /** What is being fetched (`manifest of "alpine:3.20"`). */
+  what: string;
+  /** Why the last attempt failed. */
+  reason: string;
+  /** This retry's number, from 1. */
+  retry: number;
+  /** Retries allowed in all. */
+  retries: number;
+  /** Milliseconds until it starts. */
+  wait: number;
 }
 
 /**
@@ -59,6 +93,15 @@ export interface TransportOptions {
  * ```
  */
 export class TransportError extends Error {}
+
+// A fetch that failed without a response: retried unless `failure.final`
+// (a refused connection, an unknown host, TLS).
+class NetworkError extends TransportError {
+  constructor(host: string, readonly failure: NetworkFailure, cause: unknown) {
+    // The runtime's message may quote a URL a redirect named: escaped.
+    super(describeNetworkFailure(failure, host), { cause });
+  }
+}
 
 // A response whose status is worth retrying (408, 429, 5xx), with the wait
 // its `Retry-After` asks for.
@@ -324,6 +367,13 @@ export class RegistryTransport {
         if (!(error instanceof TransportError) || exchange.cancelled) {
           throw error;
         }
+        if (error instanceof NetworkError && error.failure.final) {
+          throw new DockerSaveError(
+            "REGISTRY_ERROR",
+            `Cannot fetch ${what}: ${error.message}`,
+            { cause: error },
+          );
+        }
         if (failures >= this.options.attempts) {
           throw await this.#gaveUp(what, error, exchange, failures);
         }
@@ -332,7 +382,15 @@ export class RegistryTransport {
           wait = error.wait;
           await error.response.body?.cancel().catch(() => {});
         }
-        await sleep(wait ?? this.#backoff(failures + 1));
+        wait ??= this.#backoff(failures + 1);
+        this.options.onRetry?.({
+          what,
+          reason: error.message,
+          retry: failures + 1,
+          retries: this.options.attempts,
+          wait,
+        });
+        await sleep(wait);
       }
     }
   }
@@ -507,13 +565,14 @@ export class RegistryTransport {
     } catch (error) {
       // A certificate or proxy refusal (network.ts): retrying cannot help.
       if (error instanceof DockerSaveError) throw error;
-      throw new TransportError(
-        // A runtime's message may quote a URL a redirect named.
-        `${url.host}: ${
-          untrustedText(String((error as Error)?.message ?? error))
-        }`,
-        { cause: error },
-      );
+      // Our own abort (a timeout) keeps its reason; a network failure is
+      // classified, final where retrying cannot help.
+      if (error instanceof TransportError) {
+        throw new TransportError(`${url.host}: ${error.message}`, {
+          cause: error,
+        });
+      }
+      throw new NetworkError(url.host, classifyNetworkError(error), error);
     } finally {
       clearTimeout(timer);
     }
