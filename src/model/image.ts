@@ -90,7 +90,7 @@ export interface LayerAccess {
  * ```ts
  * import type { Image } from "./image.ts";
  * declare const manifest: import("./image.ts").Manifest;
- * declare const blobs: Map<string, Uint8Array>;
+ * declare const blobs: Map<string, Uint8Array<ArrayBuffer>>;
  * const image: Image = {
  *   rawManifest: async () => new TextEncoder().encode(JSON.stringify(manifest)),
  *   manifest: async () => manifest,

@@ -11,6 +11,7 @@
 import { sha256Hex } from "./digest.ts";
 import { DockerSaveError } from "./errors.ts";
 import { formatPlatform, parsePlatform, platformMatches } from "./platform.ts";
+import { untrustedText } from "../util/untrusted_text.ts";
 import {
   type Descriptor,
   type Image,
@@ -162,7 +163,11 @@ export function indexOver(
 export type PlatformSelection = "all" | "available" | readonly string[];
 
 /**
- * The index to save for a selection of its platforms.
+ * The index to save for a selection of its platforms. Given an image (what
+ * `fromRegistryIndex()` and the other `*Index` sources return for an entry
+ * of one platform), the image itself: for `"all"` and `"available"`, and for
+ * a list when its config's platform matches every platform listed.
+ * Throws `DockerSaveError` `PLATFORM_NOT_FOUND` naming what is missing.
  *
  * @example Two platforms of a multi-platform image
  * ```ts
@@ -174,7 +179,27 @@ export type PlatformSelection = "all" | "available" | readonly string[];
 export async function selectPlatforms(
   index: ImageIndex,
   selection: PlatformSelection,
-): Promise<ImageIndex> {
+): Promise<ImageIndex>;
+/**
+ * An image stands for an index of its one platform (see the overload above).
+ *
+ * @example Whatever a registry holds for a tag
+ * ```ts
+ * import { fromRegistryIndex, selectPlatforms } from "../../mod.ts";
+ * const app = await fromRegistryIndex("ghcr.io/org/app:1.2");
+ * const amd64 = await selectPlatforms(app, ["linux/amd64"]);
+ * ```
+ */
+export async function selectPlatforms(
+  source: Image | ImageIndex,
+  selection: PlatformSelection,
+): Promise<Image | ImageIndex>;
+export async function selectPlatforms(
+  source: Image | ImageIndex,
+  selection: PlatformSelection,
+): Promise<Image | ImageIndex> {
+  if (!isImageIndex(source)) return await selectFromImage(source, selection);
+  const index = source;
   const parsed = await index.index();
   const manifests = Array.isArray(parsed?.manifests) ? parsed.manifests : [];
   // Each child asked for once, however many entries name it.
@@ -227,4 +252,42 @@ export async function selectPlatforms(
     { ...parsed, manifests: kept },
     (entry) => index.child(entry),
   );
+}
+
+// One image is an index of one platform: the one its config names.
+async function selectFromImage(
+  image: Image,
+  selection: PlatformSelection,
+): Promise<Image> {
+  if (!Array.isArray(selection)) return image;
+  const platform = configPlatform(await image.rawConfig());
+  const missing = selection.filter((text) =>
+    !platformMatches(platform, parsePlatform(text))
+  );
+  if (missing.length > 0) {
+    throw new DockerSaveError(
+      "PLATFORM_NOT_FOUND",
+      `Cannot save platforms ${
+        missing.map((text) => untrustedText(text)).join(", ")
+      }: the image is not an index and has one platform, ${
+        formatPlatform(platform)
+      }`,
+    );
+  }
+  return image;
+}
+
+// The platform a config names (`os`, `architecture`, `variant`), if any.
+function configPlatform(config: Uint8Array): Platform | undefined {
+  try {
+    const { os, architecture, variant } = JSON.parse(
+      new TextDecoder().decode(config),
+    );
+    if (typeof os !== "string" || typeof architecture !== "string") return;
+    return typeof variant === "string"
+      ? { os, architecture, variant }
+      : { os, architecture };
+  } catch {
+    return undefined; // checked, with its error, when it is saved
+  }
 }

@@ -26,9 +26,12 @@ const VERSION = new TextEncoder().encode("1.0");
  * @example
  * ```ts
  * import { planEntries } from "./plan.ts";
- * import { assertOneLayerPerV1Id, type ConvertedImage } from "./v1.ts";
+ * import { isDeferredEntry } from "./entries.ts";
+ * import type { ConvertedImage } from "./v1.ts";
  * declare const images: ConvertedImage[];
- * for (const entry of planEntries(images)) console.log(entry.name);
+ * for (const entry of planEntries(images)) {
+ *   if (!isDeferredEntry(entry)) console.log(entry.name);
+ * }
  * ```
  */
 export function* planEntries(
