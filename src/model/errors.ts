@@ -21,6 +21,12 @@ export type DockerSaveErrorCode =
   | "UNSUPPORTED_MEDIA_TYPE"
   | "BAD_DIGEST"
   | "BAD_LAYOUT"
+  /**
+   * An archive passes a bound on what reading it may cost: a tar name record
+   * over 1 MiB, a name over 4096 characters, more members or name bytes
+   * than one archive's index keeps.
+   */
+  | "ARCHIVE_LIMIT"
   | "BAD_LAYER"
   | "BAD_REFERENCE"
   | "UNAUTHORIZED"

@@ -11,11 +11,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { type BoundedRun, runBounded } from "../_bounded.ts";
 import type { ChildOutcome } from "../_hostile_child.ts";
-import { BASIC_DIR, tempCopy } from "../_fixtures.ts";
+import { BASIC_DIR, concat, readTar, tempCopy, withTemp } from "../_fixtures.ts";
+import { layoutFiles } from "../_layouts.ts";
+import { fromOciLayout } from "../../src/sources/oci_layout.ts";
+import { save } from "../../src/save/save.ts";
+import { readAll } from "../_golden.ts";
 
 const CHILD = new URL("../_hostile_child.ts", import.meta.url).pathname;
 const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
@@ -117,4 +122,258 @@ test("docker-save on a layout whose blob is a FIFO exits non-zero with one clear
   } finally {
     copy.dispose();
   }
+});
+
+// ------------------------------------- 3: blobs that link out of a layout
+
+/** Where golden basic's first layer blob starts in its compressed save. */
+async function layerOffset(): Promise<number> {
+  const tar = await readAll(
+    save([["hostile/app:v1", await fromOciLayout(LAYOUT)]], {
+      layers: "compressed",
+    }),
+  );
+  const blob = readFileSync(join(LAYOUT, LAYER));
+  const at = Buffer.from(tar).indexOf(blob);
+  assert.ok(at > 0);
+  return at;
+}
+
+const MARK = "TOKEN-sekrit-19-3";
+
+for (
+  const [what, target, env] of [
+    ["a file outside it", "secret", {}],
+    ["/proc/self/environ", "/proc/self/environ", { HOSTILE_TOKEN: MARK }],
+  ] as const
+) {
+  test(`saveResponse() of a layout whose layer blob links to ${what} serves none of it`, async () => {
+    const from = await layerOffset() + 1;
+    const copy = tempCopy(LAYOUT);
+    try {
+      const secret = join(copy.path, "..", "secret");
+      // As long as the blob it stands for, and then some.
+      writeFileSync(secret, `${MARK}\n`.repeat(64));
+      rmSync(join(copy.path, LAYER));
+      symlinkSync(
+        target === "secret" ? secret : target,
+        join(copy.path, LAYER),
+      );
+      const outcome = outcomeOf(
+        await runBounded(CHILD, ["range", copy.path, String(from), MARK], {
+          ...BOUNDS,
+          env,
+        }),
+      );
+      assert.equal(outcome.leaked, false, `served: ${JSON.stringify(outcome)}`);
+      assert.equal(outcome.outcome, "error", JSON.stringify(outcome));
+      assert.equal(outcome.code, "BAD_LAYOUT", outcome.message);
+      assert.match(outcome.message!, /is outside/);
+    } finally {
+      copy.dispose();
+    }
+  });
+}
+
+test("save() of a layout whose layer blob links outside it fails with BAD_LAYOUT", async () => {
+  const copy = tempCopy(LAYOUT);
+  try {
+    const outside = join(copy.path, "..", "layer");
+    writeFileSync(outside, readFileSync(join(LAYOUT, LAYER)));
+    rmSync(join(copy.path, LAYER));
+    symlinkSync(outside, join(copy.path, LAYER));
+    const outcome = outcomeOf(
+      await runBounded(CHILD, ["layout", copy.path], BOUNDS),
+    );
+    assert.equal(outcome.code, "BAD_LAYOUT", outcome.message);
+  } finally {
+    copy.dispose();
+  }
+});
+
+test("save() of a layout follows a blob's symlink to a file inside the layout", async () => {
+  const copy = tempCopy(LAYOUT);
+  try {
+    const inside = join(copy.path, "kept", "layer");
+    execFileSync("mkdir", ["-p", join(copy.path, "kept")]);
+    writeFileSync(inside, readFileSync(join(LAYOUT, LAYER)));
+    rmSync(join(copy.path, LAYER));
+    symlinkSync("../../kept/layer", join(copy.path, LAYER));
+    const outcome = outcomeOf(
+      await runBounded(CHILD, ["layout", copy.path], BOUNDS),
+    );
+    assert.equal(outcome.outcome, "saved", outcome.message);
+  } finally {
+    copy.dispose();
+  }
+});
+
+// ------------------------------------------- 1: tar name records, bounded
+
+const encoder = new TextEncoder();
+
+/** A ustar header block (checksummed) for `name`, `size`, `flag`. */
+function tarHeader(name: string, size: number, flag = "0"): Uint8Array {
+  const block = new Uint8Array(512);
+  const put = (text: string, at: number) => block.set(encoder.encode(text), at);
+  put(name.slice(0, 100), 0);
+  put("0000644\0", 100);
+  put("0000000\0", 108);
+  put("0000000\0", 116);
+  put(size.toString(8).padStart(11, "0") + "\0", 124);
+  put("00000000000\0", 136);
+  put(flag, 156);
+  put("ustar\u000000", 257);
+  put("        ", 148);
+  const sum = block.reduce((a, b) => a + b, 0);
+  put(sum.toString(8).padStart(6, "0") + "\0 ", 148);
+  return block;
+}
+
+/** A header and its body, padded to whole blocks. */
+function tarRecord(name: string, body: Uint8Array, flag = "0"): Uint8Array {
+  return concat([
+    tarHeader(name, body.byteLength, flag),
+    body,
+    new Uint8Array((512 - body.byteLength % 512) % 512),
+  ]);
+}
+
+/** A PAX body of one record, `key=value`. */
+function paxRecord(key: string, value: string): Uint8Array {
+  const rest = ` ${key}=${value}\n`;
+  let length = rest.length;
+  while (String(length).length + rest.length !== length) {
+    length = String(length).length + rest.length;
+  }
+  return encoder.encode(`${length}${rest}`);
+}
+
+/** `count` empty members named `${prefix}N`, gzipped once. */
+function tinyMembers(count: number, prefix = "t/"): Uint8Array {
+  return gzipSync(
+    concat(
+      Array.from({ length: count }, (_, i) => tarHeader(`${prefix}${i}`, 0)),
+    ),
+  );
+}
+
+/** Members as plain records (for a real image after hostile records). */
+function members(files: [string, Uint8Array][]): Uint8Array {
+  return concat(files.map(([name, data]) => tarRecord(name, data)));
+}
+
+const END = new Uint8Array(1024);
+const ARCHIVE_BOUNDS = { timeoutMs: 30_000, maxRssMiB: 640 };
+
+async function basicMembers(): Promise<[string, Uint8Array][]> {
+  const [basic] = (await import("../_golden.ts")).goldenCases().filter((c) =>
+    c.name === "basic"
+  );
+  return (await readTar(basic.expected)).map((m) => [m.name, m.data]);
+}
+
+/** Runs the child on an archive of gzip members; its outcome. */
+async function archiveOutcome(
+  kind: "docker-archive" | "oci-archive",
+  parts: Uint8Array[],
+): Promise<ChildOutcome> {
+  return await withTemp("docker-save-hostile-", async (dir) => {
+    const path = join(dir, "hostile.tar.gz");
+    writeFileSync(path, concat(parts));
+    return outcomeOf(await runBounded(CHILD, [kind, path], ARCHIVE_BOUNDS));
+  });
+}
+
+test("fromDockerArchive() never applies a PAX global path to later members", async () => {
+  // 512 KiB of "a/", within the 1 MiB record bound, before 3000 members and
+  // a real image: every member keeps its own name.
+  const global = tarRecord(
+    "pax_global_header",
+    paxRecord("path", "a/".repeat(256 * 1024)),
+    "g",
+  );
+  const outcome = await archiveOutcome("docker-archive", [
+    gzipSync(global),
+    tinyMembers(3000),
+    gzipSync(concat([members(await basicMembers()), END])),
+  ]);
+  assert.equal(outcome.outcome, "saved", outcome.message);
+});
+
+test("fromOciArchive() refuses a PAX global record over 1 MiB with ARCHIVE_LIMIT", async () => {
+  const global = tarRecord(
+    "pax_global_header",
+    paxRecord("path", "a/".repeat(2 * 1024 * 1024)),
+    "g",
+  );
+  const outcome = await archiveOutcome("oci-archive", [
+    gzipSync(global),
+    tinyMembers(1000),
+    gzipSync(concat([members(layoutFiles(LAYOUT)), END])),
+  ]);
+  assert.equal(outcome.code, "ARCHIVE_LIMIT", outcome.message);
+  assert.match(outcome.message!, /PAX record .* more than the 1048576 allowed/);
+});
+
+test("fromDockerArchive() refuses GNU long names over 1 MiB with ARCHIVE_LIMIT", async () => {
+  // 200 names of 8 MiB (each gzipped to a few KB): 1.6 GiB if kept.
+  const one = gzipSync(concat([
+    tarRecord(
+      "././@LongLink",
+      encoder.encode("a/".repeat(4 * 1024 * 1024)),
+      "L",
+    ),
+    tarHeader("x", 0),
+  ]));
+  const outcome = await archiveOutcome(
+    "docker-archive",
+    Array.from({ length: 200 }, () => one),
+  );
+  assert.equal(outcome.code, "ARCHIVE_LIMIT", outcome.message);
+  assert.match(
+    outcome.message!,
+    /GNU long-name record .* more than the 1048576 allowed/,
+  );
+});
+
+test("fromDockerArchive() refuses a name over 4096 characters with ARCHIVE_LIMIT", async () => {
+  const outcome = await archiveOutcome("docker-archive", [gzipSync(concat([
+    tarRecord("././@LongLink", encoder.encode("n".repeat(5000)), "L"),
+    tarHeader("x", 0),
+    END,
+  ]))]);
+  assert.equal(outcome.code, "ARCHIVE_LIMIT", outcome.message);
+  assert.match(
+    outcome.message!,
+    /a name or link of 5000 characters, more than the 4096 allowed/,
+  );
+});
+
+test("fromDockerArchive() keeps at most 16 Mi characters of names per archive", async () => {
+  // 5000 names of 4000 characters: 20 M in all.
+  const one = gzipSync(concat(Array.from({ length: 500 }, (_, i) =>
+    concat([
+      tarRecord("././@LongLink", encoder.encode(`${i}`.padEnd(4000, "n")), "L"),
+      tarHeader("x", 0),
+    ]))));
+  const outcome = await archiveOutcome(
+    "docker-archive",
+    Array.from({ length: 10 }, () => one),
+  );
+  assert.equal(outcome.code, "ARCHIVE_LIMIT", outcome.message);
+  assert.match(
+    outcome.message!,
+    /names have more than 16777216 characters in all/,
+  );
+});
+
+test("fromDockerArchive() keeps at most 100,000 members per archive", async () => {
+  const thousand = tinyMembers(1000);
+  const outcome = await archiveOutcome(
+    "docker-archive",
+    Array.from({ length: 101 }, () => thousand),
+  );
+  assert.equal(outcome.code, "ARCHIVE_LIMIT", outcome.message);
+  assert.match(outcome.message!, /more than 100000 members/);
 });

@@ -1,16 +1,10 @@
 /**
  * An index of a tar archive (plain or gzip-compressed), made in one streaming
- * pass with modern-tar's decoder, and ranged reads of its members afterwards.
- * Shared by `fromDockerArchive` and `fromOciArchive`.
- *
- * How offsets are learnt: modern-tar's decoder reports headers, not offsets,
- * but it hands out each body as views (`subarray`s) of the chunks fed to it.
- * Every chunk fed is given its own position in a `WeakMap` keyed by its
- * `ArrayBuffer` (a chunk whose buffer is already known at another position
- * is copied first), so the first body chunk's `buffer` and `byteOffset` give
- * the body's exact offset. Should a decoder ever copy a body chunk, the
- * offset stays unknown and that member is read by decoding the archive again
- * up to it: slower, never wrong.
+ * pass with `TarReader` (which bounds every name record; see there why it is
+ * not modern-tar's decoder), and ranged reads of its members afterwards.
+ * Shared by `fromDockerArchive` and `fromOciArchive`. What one index keeps
+ * is bounded too: `MAX_ARCHIVE_MEMBERS` members, `MAX_ARCHIVE_NAME_BYTES` of
+ * names.
  *
  * How members are read: a plain tar is read from the member's offset with a
  * positioned file read, so nothing before it is touched. A gzip stream cannot
@@ -20,7 +14,6 @@
  * @module
  */
 
-import { createTarDecoder, type ParsedTarEntry } from "modern-tar";
 import { concatBytes, mapErrors, skipBytes } from "../../util/streams.ts";
 import { DockerSaveError } from "../../model/errors.ts";
 import {
@@ -31,6 +24,7 @@ import {
 import { createGunzip } from "../../runtime/decompress.ts";
 import { createSha256, type Hasher } from "../../runtime/hash.ts";
 import { MAX_JSON_BYTES } from "../bounded_read.ts";
+import { type TarEntry, TarReader } from "./tar_reader.ts";
 
 /** The file access an archive source needs: whole or ranged streaming reads. */
 export type ArchiveFileSystem = Pick<FileSystem, "openRead">;
@@ -41,7 +35,7 @@ export interface ArchiveMember {
   index: number;
   /** The path, normalised: no `./` or leading `/`, no trailing `/`. */
   name: string;
-  /** modern-tar's entry type: `file`, `directory`, `symlink`, `link`, … */
+  /** The entry type: `file`, `directory`, `symlink`, `link`, … */
   type: string;
   /** Link target, for `symlink` and `link` members, as stored. */
   linkname?: string;
@@ -49,15 +43,11 @@ export interface ArchiveMember {
   size: number;
   /**
    * Offset of the member's own ustar header block in the (uncompressed) tar
-   * stream; extension headers, if any, come before it. Known when `offset`
-   * is.
+   * stream; extension headers, if any, come before it.
    */
-  headerOffset?: number;
-  /**
-   * Offset of the body in the (uncompressed) tar stream; `undefined` for an
-   * empty body, or when the decoder did not reveal it.
-   */
-  offset?: number;
+  headerOffset: number;
+  /** Offset of the body in the (uncompressed) tar stream. */
+  offset: number;
   /** `sha256:<hex>` of the body, when the index pass hashed it. */
   digest?: string;
   /** The body's first bytes (up to 4), to tell gzip or zstd from a tar. */
@@ -97,6 +87,14 @@ const KEEP_LIMIT = 1024 * 1024;
 const KEEP_BUDGET = 8 * 1024 * 1024;
 /** How many links `ArchiveIndex.get` follows before giving up. */
 const MAX_LINKS = 16;
+/**
+ * The most members one archive's index keeps: 100,000 (a `docker save` of
+ * hundreds of images has a few thousand). With `MAX_ARCHIVE_NAME_BYTES`, what
+ * an index holds stays in the tens of MiB whatever the archive says.
+ */
+export const MAX_ARCHIVE_MEMBERS = 100_000;
+/** The most characters of names and link targets one index keeps: 16 Mi. */
+export const MAX_ARCHIVE_NAME_BYTES = 16 * 1024 * 1024;
 
 /**
  * A tar archive's members, learnt in one pass, and reads of their bodies.
@@ -236,15 +234,13 @@ export class ArchiveIndex {
     member: ArchiveMember,
     from: number,
   ): Promise<ReadableStream<Uint8Array>> {
-    if (member.offset !== undefined && this.compression === "none") {
+    if (this.compression === "none") {
       return await this.#fs.openRead(this.path, {
         start: member.offset + from,
         length: member.size - from,
       });
     }
-    const whole = member.offset === undefined
-      ? await this.#scan(member)
-      : await this.#openGzipSlice(member.offset, member.size);
+    const whole = await this.#openGzipSlice(member.offset, member.size);
     return from === 0 ? whole : skipBytes(whole, from);
   }
 
@@ -263,40 +259,6 @@ export class ArchiveIndex {
       abort.abort();
       await piped;
     });
-  }
-
-  // The fallback for a member whose offset is unknown: decode the archive
-  // again up to it and hand out its body.
-  async #scan(member: ArchiveMember): Promise<ReadableStream<Uint8Array>> {
-    let file = await this.#fs.openRead(this.path);
-    if (this.compression === "gzip") {
-      file = file.pipeThrough(await createGunzip());
-    }
-    const entries = file.pipeThrough(createTarDecoder()).getReader();
-    for (let i = 0;; i++) {
-      const { done, value } = await entries.read();
-      if (done) {
-        throw new Error(`the archive ends before member ${member.index}`);
-      }
-      if (i < member.index) {
-        await value.body.cancel();
-        continue;
-      }
-      const body = value.body.getReader();
-      return new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          const next = await body.read();
-          if (next.done) {
-            controller.close();
-            await entries.cancel();
-          } else controller.enqueue(next.value);
-        },
-        async cancel(reason) {
-          await body.cancel(reason);
-          await entries.cancel(reason);
-        },
-      }, { highWaterMark: 0 });
-    }
   }
 }
 
@@ -340,22 +302,33 @@ export async function indexArchive(
   }
   let plain = sniffed.stream;
   if (sniffed.gzip) plain = plain.pipeThrough(await createGunzip());
-  const positions = new WeakMap<ArrayBufferLike, number>();
-  const fed = positioned(plain, positions);
-  const entries = fed.pipeThrough(createTarDecoder({ strict: true }))
-    .getReader();
+  const tar = new TarReader(plain, label);
   const members: ArchiveMember[] = [];
   const budget = { left: KEEP_BUDGET };
+  let nameBytes = 0;
   try {
     for (;;) {
-      const { done, value } = await entries.read();
-      if (done) break;
+      const entry = await tar.next();
+      if (!entry) break;
+      nameBytes += entry.name.length + (entry.linkname?.length ?? 0);
+      if (members.length >= MAX_ARCHIVE_MEMBERS) {
+        throw new DockerSaveError(
+          "ARCHIVE_LIMIT",
+          `Cannot read ${label}: it has more than ${MAX_ARCHIVE_MEMBERS} members`,
+        );
+      }
+      if (nameBytes > MAX_ARCHIVE_NAME_BYTES) {
+        throw new DockerSaveError(
+          "ARCHIVE_LIMIT",
+          `Cannot read ${label}: its member names have more than ${MAX_ARCHIVE_NAME_BYTES} characters in all`,
+        );
+      }
       members.push(
-        await indexMember(value, members.length, positions, wantHash, budget),
+        await indexMember(tar, entry, members.length, wantHash, budget),
       );
     }
   } catch (error) {
-    await entries.cancel(error).catch(() => {});
+    await tar.cancel(error);
     if (error instanceof DockerSaveError) throw error;
     throw new DockerSaveError(
       "BAD_LAYOUT",
@@ -375,62 +348,47 @@ export async function indexArchive(
 }
 
 async function indexMember(
-  entry: ParsedTarEntry,
+  tar: TarReader,
+  entry: TarEntry,
   index: number,
-  positions: WeakMap<ArrayBufferLike, number>,
   wantHash: (name: string) => boolean,
   budget: { left: number },
 ): Promise<ArchiveMember> {
-  const { header } = entry;
   const member: ArchiveMember = {
     index,
-    name: normalizePath(header.name),
-    type: header.type ?? "file",
-    size: header.size,
+    name: normalizePath(entry.name),
+    type: entry.type,
+    size: entry.size,
+    headerOffset: entry.headerOffset,
+    offset: entry.offset,
     head: new Uint8Array(0),
   };
-  if (
-    header.linkname && (member.type === "symlink" || member.type === "link")
-  ) {
-    member.linkname = header.linkname;
-  }
-  const reader = entry.body.getReader();
-  const first = await reader.read();
-  if (first.done) return member;
-  const chunk = first.value;
-  const base = positions.get(chunk.buffer);
-  if (base !== undefined) {
-    const offset = base + chunk.byteOffset;
-    // A body follows its 512-byte header block, block-aligned.
-    if (offset >= 512 && offset % 512 === 0) {
-      member.offset = offset;
-      member.headerOffset = offset - 512;
-    }
-  }
+  if (entry.linkname !== undefined) member.linkname = entry.linkname;
+  const first = await tar.body();
+  if (first === undefined) return member;
   const hasher: Hasher | undefined = member.type === "file" &&
       wantHash(member.name)
     ? await createSha256()
     : undefined;
   const keep = member.size <= Math.min(KEEP_LIMIT, budget.left) &&
-    looksLikeJson(chunk);
+    looksLikeJson(first);
   if (keep) budget.left -= member.size;
   const kept: Uint8Array[] | undefined = keep ? [] : undefined;
   const head: Uint8Array[] = [];
   let headLength = 0;
-  let next: ReadableStreamReadResult<Uint8Array> = first;
-  while (!next.done) {
-    const bytes = next.value;
+  // Body chunks are views of the stream's chunks: kept ones are copied.
+  for (
+    let bytes: Uint8Array | undefined = first;
+    bytes !== undefined;
+    bytes = await tar.body()
+  ) {
     if (headLength < 4) {
       head.push(bytes.slice(0, 4 - headLength));
       headLength += head[head.length - 1].byteLength;
     }
     hasher?.update(bytes);
-    kept?.push(bytes);
-    if (!hasher && !kept && headLength >= 4) {
-      await reader.cancel();
-      break;
-    }
-    next = await reader.read();
+    kept?.push(bytes.slice());
+    if (!hasher && !kept && headLength >= 4) break; // next() skips the rest
   }
   member.head = concatBytes(head);
   if (hasher) member.digest = `sha256:${hasher.hexDigest()}`;
@@ -494,35 +452,6 @@ export function magicCompression(
     head[3] === 0xfd
   ) return "zstd";
   return "none";
-}
-
-// Feeds chunks on, recording where each buffer's bytes sit in the stream.
-// A chunk whose buffer is already recorded at another position is copied,
-// so that a buffer names one position.
-function positioned(
-  stream: ReadableStream<Uint8Array>,
-  positions: WeakMap<ArrayBufferLike, number>,
-): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
-  let position = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { done, value } = await reader.read();
-      if (done) return controller.close();
-      if (value.byteLength === 0) return;
-      let chunk = value;
-      const base = position - chunk.byteOffset;
-      const known = positions.get(chunk.buffer);
-      if (known === undefined) positions.set(chunk.buffer, base);
-      else if (known !== base) {
-        chunk = chunk.slice();
-        positions.set(chunk.buffer, position);
-      }
-      position += chunk.byteLength;
-      controller.enqueue(chunk);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
 }
 
 // Whether the stream starts with the gzip magic; the stream is given back
