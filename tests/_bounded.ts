@@ -23,7 +23,7 @@ export interface Bounds {
   maxRssMiB: number;
   /** Sent after this many milliseconds, if given (a signal to end it). */
   signal?: { afterMs: number; name: NodeJS.Signals };
-  /** Extra environment. */
+  /** Extra environment (names not in the test's own). */
   env?: Record<string, string>;
 }
 
@@ -63,11 +63,12 @@ export function runBounded(
   const started = performance.now();
   const child = spawn(cmd, [...pre, ...args], {
     cwd: ROOT,
+    // The extra variables first: so they open /proc/self/environ.
     env: {
+      ...bounds.env,
       ...process.env,
       DOCKER_CONFIG: "/nonexistent",
       NO_COLOR: "1",
-      ...bounds.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

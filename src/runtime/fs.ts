@@ -24,18 +24,29 @@ export interface FileSystem {
   /**
    * Opens a file, or a range of it, as a pull-based stream; cancelling it
    * closes the file. A file that ends before the range does errors it.
-   * Only a regular file is opened (never a FIFO, a device, a directory);
-   * anything else is refused with an `UnsafeFileError`.
+   * Only a regular file is opened (never a FIFO, a device, a directory),
+   * and with `options.within` only one whose real path lies inside that
+   * directory; anything else is refused with an `UnsafeFileError`.
    */
   openRead(
     path: string,
     range?: ByteRange,
+    options?: OpenReadOptions,
   ): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** Where `FileSystem.openRead` may find the file it opens. */
+export interface OpenReadOptions {
+  /**
+   * A directory the opened file's real path (symbolic links resolved) must
+   * lie inside, as an OCI layout's blobs must lie inside the layout.
+   */
+  within?: string;
 }
 
 /**
  * A file `FileSystem.openRead` refused to read: not a regular file (a FIFO
- * would block the read for ever).
+ * would block the read for ever), or not inside the directory it must be in.
  *
  * @example
  * ```ts
@@ -50,7 +61,7 @@ export interface FileSystem {
  */
 export class UnsafeFileError extends Error {
   /** Why the file was refused. */
-  readonly reason: "not-regular";
+  readonly reason: "not-regular" | "outside";
 
   /**
    * Creates the error.
@@ -58,7 +69,7 @@ export class UnsafeFileError extends Error {
    * @param reason why the file was refused
    * @param message what the file is, e.g. "it is a FIFO, not a regular file"
    */
-  constructor(reason: "not-regular", message: string) {
+  constructor(reason: "not-regular" | "outside", message: string) {
     super(message);
     this.name = "UnsafeFileError";
     this.reason = reason;
@@ -112,8 +123,8 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
         await handle.close();
       }
     },
-    openRead: async (path, range) => {
-      const handle = await openRegular(fsp, fsc.constants, path);
+    openRead: async (path, range, options) => {
+      const handle = await openRegular(fsp, fsc.constants, path, options);
       let position = range?.start ?? 0;
       let remaining = range?.length ?? Infinity;
       let closed = false;
@@ -173,7 +184,8 @@ type NodeFs = typeof import("node:fs/promises");
 type FileHandle = Awaited<ReturnType<NodeFs["open"]>>;
 type Stats = Awaited<ReturnType<NodeFs["stat"]>>;
 
-// Opens a file for reading only if it is a regular file. O_NONBLOCK makes
+// Opens a file for reading only if it is a regular file (inside `within`,
+// when given). O_NONBLOCK makes
 // opening a FIFO return at once instead of holding a thread of the pool until
 // a writer comes (for ever; on Node, signals cannot end the process
 // meanwhile); it does nothing to reads of a regular file. The type is then taken from the opened file (fstat), so
@@ -183,6 +195,7 @@ async function openRegular(
   fsp: NodeFs,
   constants: typeof import("node:fs").constants,
   path: string,
+  options: OpenReadOptions = {},
 ): Promise<FileHandle> {
   if (constants.O_NONBLOCK === undefined) {
     assertRegular(await fsp.stat(path));
@@ -194,6 +207,9 @@ async function openRegular(
   try {
     const stats = await handle.stat();
     assertRegular(stats);
+    if (options.within !== undefined) {
+      await assertWithin(fsp, path, options.within, stats);
+    }
     return handle;
   } catch (error) {
     await handle.close().catch(() => {});
@@ -216,4 +232,30 @@ function assertRegular(stats: Stats): void {
     "not-regular",
     `it is ${kind}, not a regular file`,
   );
+}
+
+// The opened file (by device and inode) is the file at the path's real path,
+// and that lies inside the real path of `within`: a symbolic link out of the
+// directory (to /proc/self/environ, to a secret) is refused, one inside it is
+// followed.
+async function assertWithin(
+  fsp: NodeFs,
+  path: string,
+  within: string,
+  opened: Stats,
+): Promise<void> {
+  const [real, root] = await Promise.all([
+    fsp.realpath(path),
+    fsp.realpath(within),
+  ]);
+  const inside = root.endsWith("/") || root.endsWith("\\")
+    ? real.startsWith(root)
+    : real.startsWith(`${root}/`) || real.startsWith(`${root}\\`);
+  const again = inside ? await fsp.stat(real) : undefined;
+  if (!again || again.dev !== opened.dev || again.ino !== opened.ino) {
+    throw new UnsafeFileError(
+      "outside",
+      `its real path "${real}" is outside "${root}"`,
+    );
+  }
 }

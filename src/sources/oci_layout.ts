@@ -141,7 +141,7 @@ async function openLayout(
     let bytes: Uint8Array | undefined;
     try {
       bytes = await readAtMost(
-        await fs.openRead(`${dir}/${path}`),
+        await fs.openRead(`${dir}/${path}`, undefined, { within: dir }),
         MAX_JSON_BYTES,
       );
     } catch (error) {
@@ -183,7 +183,10 @@ async function openLayout(
   const blobFile = (digest: string) => `${dir}/${blobPath(digest, what)}`;
   const openBlob = async (digest: string, start: number) => {
     try {
-      return await fs.openRead(blobFile(digest), { start });
+      // Only files inside the layout: a blob that links out of it (to a
+      // secret, to /proc/self/environ) would otherwise be served, and a
+      // range of it cannot be verified before it is sent.
+      return await fs.openRead(blobFile(digest), { start }, { within: dir });
     } catch (error) {
       throw notFound(error, digest, what);
     }
