@@ -16,7 +16,13 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { type BoundedRun, runBounded } from "../_bounded.ts";
 import type { ChildOutcome } from "../_hostile_child.ts";
-import { BASIC_DIR, concat, readTar, tempCopy, withTemp } from "../_fixtures.ts";
+import {
+  BASIC_DIR,
+  concat,
+  readTar,
+  tempCopy,
+  withTemp,
+} from "../_fixtures.ts";
 import { layoutFiles } from "../_layouts.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { save } from "../../src/save/save.ts";
