@@ -55,6 +55,7 @@ export {
   fromRegistry,
   fromRegistryIndex,
   type FromRegistryOptions,
+  type MirrorAnswer,
   normalizeReference,
   type RegistryCredentials,
   type RegistryCredentialsOption,

@@ -63,6 +63,10 @@ export interface CliArgs {
   certDir?: string;
   /** `--proxy`: the proxy registry requests go through. */
   proxy?: string;
+  /** Every `--registry-mirror`: Docker Hub's mirrors. */
+  registryMirrors: string[];
+  /** `--registries-conf`: the registries.conf to read. */
+  registriesConf?: string;
 }
 
 const PLATFORM = /^[^/\s,]+\/[^/\s,]+(\/[^/\s,]+)?$/;
@@ -107,6 +111,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     quiet: false,
     creds: [],
     insecure: [],
+    registryMirrors: [],
     allowForeignLayers: false,
     uncompressedSizes: "trailer",
   };
@@ -174,6 +179,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       args.certDir = value;
     } else if ((value = valueOf("--proxy")) !== undefined) {
       args.proxy = value;
+    } else if ((value = valueOf("--registry-mirror")) !== undefined) {
+      args.registryMirrors.push(value);
+    } else if ((value = valueOf("--registries-conf")) !== undefined) {
+      args.registriesConf = value;
     } else if ((value = valueOf("--uncompressed-sizes")) !== undefined) {
       if (value !== "trailer" && value !== "count") {
         throw new UsageError(

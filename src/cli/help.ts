@@ -83,6 +83,16 @@ Options:
       --proxy URL       send registry requests through the http:// proxy URL
                         (default: HTTPS_PROXY / HTTP_PROXY; NO_PROXY names
                         hosts reached directly either way)
+      --registry-mirror HOST
+                        try HOST (host[:port] or http(s)://host[:port]) before
+                        Docker Hub for docker.io images, as docker's
+                        registry-mirrors; repeatable. A mirror answering 404,
+                        5xx or not at all gives way to the next
+      --registries-conf FILE
+                        the registries.conf whose [[registry]] locations and
+                        mirrors apply (default: $CONTAINERS_REGISTRIES_CONF,
+                        ~/.config/containers/registries.conf or
+                        /etc/containers/registries.conf)
       --allow-foreign-layers
                         fetch foreign (non-distributable) layers from the
                         URLs their manifest gives

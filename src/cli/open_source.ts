@@ -32,6 +32,7 @@ import { fromOciLayout, fromOciLayoutIndex } from "../sources/oci_layout.ts";
 import {
   fromRegistry,
   fromRegistryIndex,
+  type MirrorAnswer,
   type RegistryCredentials,
   type RetryNotice,
 } from "../sources/registry/pull.ts";
@@ -91,6 +92,9 @@ export async function openSource(
         certDir: args.certDir,
         proxy: args.proxy,
         retry: { onRetry },
+        registryMirrors: args.registryMirrors,
+        registriesConf: args.registriesConf,
+        onMirror: args.quiet ? undefined : sayWhichAnswered,
       };
       return [
         source.tag,
@@ -194,4 +198,16 @@ async function selectFrom(
   selection: PlatformSelection,
 ): Promise<Image | ImageIndex> {
   return isImageIndex(found) ? await selectPlatforms(found, selection) : found;
+}
+
+// One line on stderr per pull that had mirrors: which one answered, and why
+// the ones before it did not.
+function sayWhichAnswered(answer: MirrorAnswer): void {
+  const from = answer.mirror
+    ? `mirror ${answer.servedBy}`
+    : `${answer.servedBy} (no mirror answered)`;
+  const failed = answer.failures.length
+    ? `; ${answer.failures.join("; ")}`
+    : "";
+  console.error(`docker-save: ${answer.reference} from ${from}${failed}`);
 }

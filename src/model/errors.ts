@@ -59,6 +59,8 @@ export type DockerSaveErrorCode =
   | "TLS_CLIENT_CERT_REQUIRED"
   /** A certificate directory or the `tls` option cannot be used. */
   | "BAD_TLS_CONFIG"
+  /** A registries.conf cannot be read or parsed. */
+  | "BAD_REGISTRIES_CONF"
   /** The proxy refused to open a tunnel (CONNECT) to a registry. */
   | "PROXY_REFUSED"
   /** A registry answered 429 with no requests left in its window. */

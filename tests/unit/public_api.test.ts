@@ -64,6 +64,7 @@ const LIBRARY_TYPES = [
   "LayerMode",
   "Manifest",
   "MemoryImageParts",
+  "MirrorAnswer",
   "Platform",
   "PlatformSelection",
   "ProgressListener",

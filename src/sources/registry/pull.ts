@@ -49,6 +49,8 @@ import {
 } from "./docker_config.ts";
 import { RegistryClient } from "./client.ts";
 import { RegistryNetwork } from "./network.ts";
+import { type Endpoint, endpointsFor, fallsBack } from "./mirrors.ts";
+import { readRegistriesConf } from "./registries_conf.ts";
 import type { RegistryTlsOption } from "./tls.ts";
 import {
   assertCredentialsOption,
@@ -192,6 +194,24 @@ export interface FromRegistryOptions {
    * credentials.
    */
   proxy?: string | false;
+  /**
+   * Mirrors of Docker Hub, tried in order before it for `docker.io` images,
+   * as docker's `registry-mirrors` (`--registry-mirror`): `host[:port]`
+   * (HTTPS, or HTTP for loopback and `insecure` hosts) or
+   * `http[s]://host[:port]`. A mirror answering 404, 5xx, or not at all
+   * gives way to the next; digests are checked whoever serves.
+   * @default {[]}
+   */
+  registryMirrors?: readonly string[];
+  /**
+   * The registries.conf (containers-registries.conf(5)) whose
+   * `[[registry]]` `prefix`/`location` and `[[registry.mirror]]`s apply;
+   * `false` reads none.
+   * @default {"$CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf, else /etc/containers/registries.conf"}
+   */
+  registriesConf?: string | false;
+  /** Told which endpoint served a pull that had mirrors to try. */
+  onMirror?: (answer: MirrorAnswer) => void;
   /** Retries and backoff. */
   retry?: RegistryRetryOptions;
   /**
@@ -218,6 +238,29 @@ export interface FromRegistryOptions {
    * @default {false}
    */
   allowForeignLayers?: boolean;
+}
+
+/**
+ * Which endpoint served a pull that had mirrors, and why those before it
+ * did not.
+ *
+ * @example
+ * ```ts
+ * import type { MirrorAnswer } from "./pull.ts";
+ * const answer: MirrorAnswer = {
+ *   reference: "alpine:3.20", servedBy: "mirror.lan:5000", mirror: true, failures: [],
+ * };
+ * ```
+ */
+export interface MirrorAnswer {
+  /** The reference as given. */
+  reference: string;
+  /** `host[:port]` of the endpoint that served the manifest (and serves the blobs). */
+  servedBy: string;
+  /** Whether it is a mirror (else the registry itself). */
+  mirror: boolean;
+  /** One line per endpoint tried before: `host: error message`. */
+  failures: string[];
 }
 
 /**
@@ -284,10 +327,11 @@ export async function fromRegistry(
   reference: string,
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage> {
-  const registry = await connect(reference, options);
-  const { what } = registry;
   // Tag or digest -> (index -> platform)* -> image manifest.
-  let { pulled, digest } = await pullReference(registry);
+  const connected = await connect(reference, options);
+  const { registry } = connected;
+  const { what } = registry;
+  let { pulled, digest } = connected;
   let platform: Platform | undefined;
   const wanted = options.platform ?? "linux/amd64";
   for (let depth = 1; isIndex(pulled); depth++) {
@@ -325,8 +369,7 @@ export async function fromRegistryIndex(
   reference: string,
   options: FromRegistryOptions = {},
 ): Promise<RegistryImage | ImageIndex> {
-  const registry = await connect(reference, options);
-  const { pulled, digest } = await pullReference(registry);
+  const { registry, pulled, digest } = await connect(reference, options);
   if (!isIndex(pulled)) {
     return await imageOf(registry, pulled, digest, undefined);
   }
@@ -415,40 +458,93 @@ interface Connection {
   options: FromRegistryOptions;
 }
 
+// The connection to the first endpoint (a mirror, else the registry) that
+// serves what the reference names, and what it served.
 async function connect(
   reference: string,
   options: FromRegistryOptions,
-): Promise<Connection> {
+): Promise<{ registry: Connection; pulled: Pulled; digest: string }> {
   assertCredentialsOption(options.credentials);
   const ref = parseReference(reference);
   const what = `"${reference}"`;
-  const host = apiHost(ref.registry);
+  const tagless = ref.digest === undefined &&
+    !/:[^/]*$/.test(reference);
+  const network = await RegistryNetwork.create(options);
+  const endpoints = endpointsFor(
+    ref.registry,
+    ref.repository,
+    ref.digest !== undefined,
+    {
+      registryMirrors: options.registryMirrors,
+      conf: options.registriesConf === false
+        ? []
+        : await readRegistriesConf(options.registriesConf),
+    },
+  );
+  const failures: string[] = [];
+  for (const [i, endpoint] of endpoints.entries()) {
+    const registry: Connection = {
+      ref,
+      tagless,
+      what,
+      client: await clientFor(endpoint, options, network),
+      repository: endpoint.repository,
+      options,
+    };
+    try {
+      const { pulled, digest } = await pullReference(registry);
+      if (endpoints.length > 1) {
+        options.onMirror?.({
+          reference,
+          servedBy: endpoint.registry,
+          mirror: endpoint.mirror,
+          failures,
+        });
+      }
+      return { registry, pulled, digest };
+    } catch (error) {
+      if (i === endpoints.length - 1 || !fallsBack(error)) throw error;
+      failures.push(
+        `${endpoint.registry}: ${(error as DockerSaveError).message}`,
+      );
+    }
+  }
+  throw new Error("unreachable: the registry is the last endpoint");
+}
+
+// The client of one endpoint. A host with certificates configured is
+// HTTPS, loopback too (as docker does); a mirror is retried once, since the
+// next endpoint is the better retry.
+async function clientFor(
+  endpoint: Endpoint,
+  options: FromRegistryOptions,
+  network: RegistryNetwork,
+): Promise<RegistryClient> {
+  const host = apiHost(endpoint.registry);
   const insecure = (options.insecure ?? []).map((entry) =>
     entry.replace(/^[a-z]+:\/\//i, "").replace(/\/+$/, "").toLowerCase()
   );
-  const network = await RegistryNetwork.create(options);
-  // A host with certificates configured is HTTPS, loopback too (docker).
-  const secure = await network.hasTls(host) || (
-    !isLoopback(host) &&
-    !insecure.includes(host.toLowerCase()) &&
-    !insecure.includes(hostname(host))
-  );
+  const secure = endpoint.scheme
+    ? endpoint.scheme === "https"
+    : await network.hasTls(host) || (
+      !isLoopback(host) &&
+      !insecure.includes(host.toLowerCase()) &&
+      !insecure.includes(hostname(host))
+    );
   const retry = options.retry ?? {};
-  const client = new RegistryClient({
-    registry: ref.registry,
+  const attempts = retry.attempts ?? 5;
+  return new RegistryClient({
+    registry: endpoint.registry,
     host,
     secure,
     fetch: network.fetch,
-    credentials: () => findCredentials(ref.registry, options),
-    attempts: retry.attempts ?? 5,
+    credentials: () => findCredentials(endpoint.registry, options),
+    attempts: endpoint.mirror ? Math.min(attempts, 1) : attempts,
     delay: retry.delay ?? 500,
     maxDelay: retry.maxDelay ?? 10_000,
     timeout: options.timeout ?? 60_000,
     onRetry: retry.onRetry,
   });
-  const tagless = ref.digest === undefined &&
-    !/:[^/]*$/.test(reference);
-  return { ref, tagless, what, client, repository: ref.repository, options };
 }
 
 // What the reference names (a tag or a digest), checked against the digest
@@ -544,7 +640,7 @@ async function imageOf(
   const sizes = new Map<string, Promise<number | undefined>>();
   const layerWhat = (layer: Descriptor) => `layer ${layer.digest} of ${what}`;
   const image: RegistryImage = {
-    reference: `${ref.registry}/${repository}@${digest}`,
+    reference: `${ref.registry}/${ref.repository}@${digest}`,
     digest,
     platform,
     rawManifest: () => Promise.resolve(rawManifest),

@@ -1,0 +1,288 @@
+/**
+ * Mirrors: Debian's `docker-registry` in proxy mode (`proxy.remoteurl`), a
+ * pull-through cache in front of another loopback registry, configured as
+ * a registries.conf mirror and as a Docker Hub mirror (`registryMirrors`,
+ * `--registry-mirror`). The mirror's access log shows the pull; with the
+ * mirror stopped the registry answers; a mirror serving wrong bytes is an
+ * error, not a fallback. Plus registries.conf parsing and prefix rules,
+ * which need no tool.
+ *
+ * @module
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DockerSaveError } from "../src/model/errors.ts";
+import {
+  fromRegistry,
+  type MirrorAnswer,
+} from "../src/sources/registry/pull.ts";
+import { endpointsFor } from "../src/sources/registry/mirrors.ts";
+import { parseRegistriesConf } from "../src/sources/registry/registries_conf.ts";
+import {
+  type Cleanup,
+  pushLayout,
+  type Registry,
+  startProxy,
+  startRegistry,
+  tempDir,
+} from "./_registry.ts";
+import {
+  basic,
+  FAST,
+  LAYOUT,
+  registryTest,
+  saved,
+} from "./_registry_images.ts";
+import { assertSameBytes } from "./_fixtures.ts";
+import { runCli } from "./_cli.ts";
+
+test("parseRegistriesConf() and endpointsFor(): mirrors first, the longest prefix, location moves the name, pull-from-mirror", async () => {
+  const conf = await parseRegistriesConf(
+    `
+unqualified-search-registries = ["docker.io"]
+
+[[registry]]
+prefix = "example.com"
+location = "example.com"
+[[registry.mirror]]
+location = "mirror.lan/example"
+[[registry.mirror]]
+location = "127.0.0.1:5001"
+insecure = true
+pull-from-mirror = "digest-only"
+
+[[registry]]
+prefix = "example.com/team"
+location = "internal.lan:5000/moved"
+
+[[registry]]
+prefix = "*.blocked.example"
+blocked = true
+`,
+    "test.conf",
+  );
+  assert.deepEqual(endpointsFor("example.com", "app/x", false, { conf }), [
+    { registry: "mirror.lan", repository: "example/app/x", mirror: true },
+    { registry: "example.com", repository: "app/x", mirror: false },
+  ]);
+  assert.deepEqual(endpointsFor("example.com", "app/x", true, { conf })[1], {
+    registry: "127.0.0.1:5001",
+    repository: "app/x",
+    mirror: true,
+    scheme: "http",
+  });
+  assert.deepEqual(endpointsFor("example.com", "team/app", false, { conf }), [
+    { registry: "internal.lan:5000", repository: "moved/app", mirror: false },
+  ]);
+  // "example.com/teamwork" is not under the prefix "example.com/team".
+  assert.equal(
+    endpointsFor("example.com", "teamwork", false, { conf }).length,
+    2,
+  );
+  assert.throws(
+    () => endpointsFor("a.blocked.example", "x", false, { conf }),
+    (e) => e instanceof DockerSaveError && e.code === "BAD_REFERENCE",
+  );
+  assert.deepEqual(
+    endpointsFor("docker.io", "library/alpine", false, {
+      registryMirrors: ["https://mirror.gcr.io", "127.0.0.1:5002"],
+      conf: [],
+    }),
+    [
+      {
+        registry: "mirror.gcr.io",
+        repository: "library/alpine",
+        mirror: true,
+        scheme: "https",
+      },
+      {
+        registry: "127.0.0.1:5002",
+        repository: "library/alpine",
+        mirror: true,
+      },
+      { registry: "docker.io", repository: "library/alpine", mirror: false },
+    ],
+  );
+  // Docker Hub's mirrors are Docker Hub's only.
+  assert.equal(
+    endpointsFor("ghcr.io", "a/b", false, {
+      registryMirrors: ["mirror.lan"],
+      conf: [],
+    }).length,
+    1,
+  );
+  await assert.rejects(
+    parseRegistriesConf("[[registry]]\nprefix = 1\n", "bad.conf"),
+    (e) => e instanceof DockerSaveError && e.code === "BAD_REGISTRIES_CONF",
+  );
+  await assert.rejects(
+    parseRegistriesConf("[[registry]\n", "bad.conf"),
+    (e) => e instanceof DockerSaveError && e.code === "BAD_REGISTRIES_CONF",
+  );
+});
+
+/** A registry holding oracle/basic:v1 and a pull-through mirror of it. */
+async function upstreamAndMirror(
+  cleanup: Cleanup,
+): Promise<{ upstream: Registry; mirror: Registry }> {
+  const upstream = await startRegistry(cleanup);
+  await pushLayout(LAYOUT, "basic", upstream.url, "oracle/basic", "v1");
+  const mirror = await startRegistry(cleanup, undefined, {
+    remoteurl: upstream.url,
+    accessLog: true,
+  });
+  return { upstream, mirror };
+}
+
+registryTest(
+  "a registries.conf mirror (docker-registry as a pull-through cache) serves the pull; stopped, the registry answers",
+  async (cleanup) => {
+    const { upstream, mirror } = await upstreamAndMirror(cleanup);
+    const dir = await tempDir(cleanup, "conf");
+    const conf = join(dir, "registries.conf");
+    await writeFile(
+      conf,
+      `[[registry]]
+prefix = "${upstream.host}"
+[[registry.mirror]]
+location = "${mirror.host}"
+`,
+    );
+    const answers: MirrorAnswer[] = [];
+    const options = {
+      ...FAST,
+      registriesConf: conf,
+      onMirror: (answer: MirrorAnswer) => answers.push(answer),
+    };
+    const image = await fromRegistry(
+      `${upstream.host}/oracle/basic:v1`,
+      options,
+    );
+    assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
+    assert.equal(
+      image.reference.split("@")[0],
+      `${upstream.host}/oracle/basic`,
+    );
+    assert.deepEqual(answers, [{
+      reference: `${upstream.host}/oracle/basic:v1`,
+      servedBy: mirror.host,
+      mirror: true,
+      failures: [],
+    }]);
+    assert.match(mirror.log(), /uri="?\/v2\/oracle\/basic\/manifests\/v1/);
+    assert.match(mirror.log(), /uri="?\/v2\/oracle\/basic\/blobs\/sha256:/);
+
+    await mirror.stop();
+    const fallback = await fromRegistry(
+      `${upstream.host}/oracle/basic:v1`,
+      options,
+    );
+    assertSameBytes(await saved("oracle/basic:v1", fallback), basic.expected);
+    assert.equal(answers[1].servedBy, upstream.host);
+    assert.equal(answers[1].mirror, false);
+    assert.equal(answers[1].failures.length, 1);
+    assert.match(answers[1].failures[0], new RegExp(`^${mirror.host}: `));
+  },
+);
+
+registryTest(
+  "a Docker Hub mirror (registryMirrors) serves docker.io images; stopped, Docker Hub answers",
+  async (cleanup) => {
+    const { upstream, mirror } = await upstreamAndMirror(cleanup);
+    // Docker Hub itself is the upstream registry here, reached by a fetch
+    // that sends registry-1.docker.io's requests to it.
+    const hubRequests: string[] = [];
+    const hub: typeof fetch = (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : input);
+      if (url.host === "registry-1.docker.io") {
+        hubRequests.push(url.pathname);
+        return fetch(new URL(url.pathname + url.search, upstream.url), init);
+      }
+      return fetch(input, init);
+    };
+    const answers: MirrorAnswer[] = [];
+    const options = {
+      ...FAST,
+      fetch: hub,
+      registriesConf: false as const,
+      registryMirrors: [mirror.host],
+      onMirror: (answer: MirrorAnswer) => answers.push(answer),
+    };
+    const image = await fromRegistry("oracle/basic:v1", options);
+    assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
+    assert.equal(answers[0].servedBy, mirror.host);
+    assert.equal(hubRequests.length, 0);
+    assert.match(mirror.log(), /uri="?\/v2\/oracle\/basic\/manifests\/v1/);
+
+    await mirror.stop();
+    const fallback = await fromRegistry("oracle/basic:v1", options);
+    assertSameBytes(await saved("oracle/basic:v1", fallback), basic.expected);
+    assert.equal(answers[1].servedBy, "docker.io");
+    assert.ok(hubRequests.includes("/v2/oracle/basic/manifests/v1"));
+  },
+);
+
+registryTest(
+  "a mirror serving other bytes for a digest fails the pull (DIGEST_MISMATCH), no fallback",
+  async (cleanup) => {
+    const upstream = await startRegistry(cleanup);
+    const digest = await pushLayout(
+      LAYOUT,
+      "basic",
+      upstream.url,
+      "oracle/basic",
+      "v1",
+    );
+    const bad = await startProxy(
+      cleanup,
+      upstream.url,
+      (request) =>
+        request.path.includes("/manifests/") ? { corruptAt: 10 } : undefined,
+    );
+    const dir = await tempDir(cleanup, "conf");
+    const conf = join(dir, "registries.conf");
+    await writeFile(
+      conf,
+      `[[registry]]\nprefix = "${upstream.host}"\n[[registry.mirror]]\nlocation = "${bad.host}"\n`,
+    );
+    await assert.rejects(
+      fromRegistry(`${upstream.host}/oracle/basic@${digest}`, {
+        ...FAST,
+        registriesConf: conf,
+      }),
+      (e) => e instanceof DockerSaveError && e.code === "DIGEST_MISMATCH",
+    );
+  },
+);
+
+registryTest(
+  "the CLI takes --registry-mirror and says which endpoint answered",
+  async (cleanup) => {
+    const { mirror } = await upstreamAndMirror(cleanup);
+    const out = await tempDir(cleanup, "out");
+    const none = join(out, "registries.conf");
+    await writeFile(none, "");
+    const run = await runCli([
+      "--registry-mirror",
+      mirror.host,
+      "--registries-conf",
+      none,
+      "-o",
+      join(out, "a.tar"),
+      "oracle/basic:v1",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(`docker-save: oracle/basic:v1 from mirror ${mirror.host}\\n`),
+    );
+    assertSameBytes(
+      new Uint8Array(readFileSync(join(out, "a.tar"))),
+      basic.expected,
+    );
+  },
+);
