@@ -3,7 +3,8 @@
  * runtime's `fetch` throws (Node's and Bun's OpenSSL codes, Deno's rustls
  * messages, undici's and Bun's tunnel errors), as a `DockerSaveError` with
  * its own code. These are not retried: another attempt meets the same
- * certificate or the same proxy.
+ * certificate or the same proxy. (The transport's `network_error.ts`
+ * classifies the rest: refused, unknown host, plain HTTP.)
  *
  * @module
  */
@@ -13,6 +14,7 @@ import {
   type DockerSaveErrorCode,
 } from "../../model/errors.ts";
 import { untrustedText } from "../../util/untrusted_text.ts";
+import { causes } from "./network_error.ts";
 import type { FoundTls } from "./tls.ts";
 
 /**
@@ -83,7 +85,9 @@ export function connectionError(
   context: ConnectionContext,
 ): DockerSaveError | undefined {
   const chain = causes(error);
-  const text = chain.map((e) => `${e.code ?? ""} ${e.message ?? ""}`).join(
+  const text = chain.map((e) =>
+    `${typeof e.code === "string" ? e.code : ""} ${e.message}`
+  ).join(
     "\n",
   );
   let code = PATTERNS.find(([, pattern]) => pattern.test(text))?.[0];
@@ -136,16 +140,4 @@ export function redact(url: string): string {
   } catch {
     return url;
   }
-}
-
-function causes(error: unknown): { code?: string; message?: string }[] {
-  const chain: { code?: string; message?: string }[] = [];
-  for (let e = error; e && chain.length < 8; e = (e as Error).cause) {
-    const { code, message } = e as { code?: unknown; message?: unknown };
-    chain.push({
-      code: typeof code === "string" ? code : undefined,
-      message: typeof message === "string" ? message : String(e),
-    });
-  }
-  return chain;
 }

@@ -164,14 +164,33 @@ export function describeNetworkFailure(
   }
 }
 
-interface Link {
+/**
+ * One error of a cause chain: its code and message.
+ *
+ * @example
+ * ```ts
+ * import type { Link } from "./network_error.ts";
+ * const link: Link = { code: "ECONNREFUSED", message: "connect ECONNREFUSED" };
+ * ```
+ */
+export interface Link {
+  /** The runtime's code, if any (any type: it is the runtime's). */
   code?: unknown;
+  /** The message. */
   message: string;
 }
 
-// The error, its causes, and an AggregateError's errors, outermost first
-// (bounded: a cause chain is the runtime's, but may be a cycle).
-function causes(error: unknown): Link[] {
+/**
+ * The error, its causes, and an AggregateError's errors, outermost first
+ * (bounded: a cause chain is the runtime's, but may be a cycle).
+ *
+ * @example
+ * ```ts
+ * import { causes } from "./network_error.ts";
+ * causes(new TypeError("fetch failed", { cause: new Error("reset") })).length; // 2
+ * ```
+ */
+export function causes(error: unknown): Link[] {
   const out: Link[] = [];
   const queue: unknown[] = [error];
   while (queue.length > 0 && out.length < 16) {

@@ -15,13 +15,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DockerSaveError } from "../src/model/errors.ts";
+import { DockerSaveError } from "../../src/model/errors.ts";
 import {
   fromRegistry,
   type MirrorAnswer,
-} from "../src/sources/registry/pull.ts";
-import { endpointsFor } from "../src/sources/registry/mirrors.ts";
-import { parseRegistriesConf } from "../src/sources/registry/registries_conf.ts";
+} from "../../src/sources/registry/pull.ts";
+import { endpointsFor } from "../../src/sources/registry/mirrors.ts";
+import { parseRegistriesConf } from "../../src/sources/registry/registries_conf.ts";
 import {
   type Cleanup,
   pushLayout,
@@ -29,16 +29,16 @@ import {
   startProxy,
   startRegistry,
   tempDir,
-} from "./_registry.ts";
+} from "../_registry.ts";
 import {
   basic,
   FAST,
   LAYOUT,
   registryTest,
   saved,
-} from "./_registry_images.ts";
-import { assertSameBytes } from "./_fixtures.ts";
-import { runCli } from "./_cli.ts";
+} from "../_registry_images.ts";
+import { assertSameBytes } from "../_fixtures.ts";
+import { runCli } from "../_cli.ts";
 
 test("parseRegistriesConf() and endpointsFor(): mirrors first, the longest prefix, location moves the name, pull-from-mirror", async () => {
   const conf = await parseRegistriesConf(
