@@ -11,6 +11,7 @@ import { releaseChunk } from "../runtime/chunk_release.ts";
 import type { ImageIndex } from "../model/image_index.ts";
 import { save, type SaveOptions } from "../save/save.ts";
 import { saveToFile } from "../save/to_file.ts";
+import { checkOutputPath } from "../save/output_path.ts";
 import {
   onTerminationSignal,
   SIGNAL_EXIT_STATUS,
@@ -109,6 +110,9 @@ async function run(
         }: give --creds HOST=USER:PASS for each`,
       );
     }
+    // Before the first request: a directory, a device or a missing
+    // directory fails now, not after the download.
+    if (!toStdout) await checkOutputPath(args.output!);
     progress = args.quiet ? undefined : stderrProgress();
     const entries: [string, Image | ImageIndex][] = [];
     const indexes = new Map<string, Promise<ArchiveIndex>>();

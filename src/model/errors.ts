@@ -49,6 +49,11 @@ export type DockerSaveErrorCode =
    * allowed insecure.
    */
   | "BAD_URL"
+  /**
+   * The output file cannot be written: it is a directory, a device, a FIFO
+   * or a socket, its directory is missing, or the file system refused.
+   */
+  | "BAD_OUTPUT"
   /** A registry's certificate is signed by a CA we do not trust. */
   | "TLS_UNKNOWN_CA"
   /** A registry's certificate does not name the host we asked. */

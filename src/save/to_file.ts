@@ -14,6 +14,7 @@ export type { WritableFileHandle };
 import type { SaveEntries, SaveOptions } from "./save.ts";
 import { resolveOptions } from "./options.ts";
 import { planSave } from "./pipeline.ts";
+import { checkOutputPath, outputError } from "./output_path.ts";
 import { type SeekableSink, writePlanSeekable } from "./write.ts";
 
 /**
@@ -107,29 +108,62 @@ export async function withAtomicFile(
     signal?.throwIfAborted();
     throw new TypeError("Cannot write a file: this runtime has no node:fs");
   }
+  await checkOutputPath(path);
+  // The mode the file ends with: an existing file's (a private tarball
+  // stays private), else a new file's (0666 less the umask). Until then the
+  // temporary file is 0600, as the docker CLI's.
+  const existing = await fs.stat(path).catch(() => undefined);
+  const mode = existing
+    ? existing.mode & 0o7777
+    : 0o666 & ~((await umask()) ?? 0o022);
   const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  const file = await fs.open(temp, "wx");
+  const file = await fs.open(temp, "wx", 0o600).catch((error) => {
+    throw outputError(path, error);
+  });
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => reject(signal!.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
   aborted.catch(() => {});
+  // The file system's errors (ENOSPC, EIO, …) are named by `path`; a
+  // source's are passed on as they are.
+  const named = <T>(step: Promise<T>) =>
+    step.catch((error) => {
+      throw outputError(path, error);
+    });
+  const handle: WritableFileHandle = {
+    write: (...args) => named(file.write(...args)),
+    truncate: (length) => named(file.truncate(length)),
+  };
   try {
-    const writing = write(file);
+    const writing = write(handle);
     writing.catch(() => {}); // after an abort, nobody waits for it
     await Promise.race([writing, aborted]);
+    await named(file.chmod(mode));
     // On disk before it takes the name: a crash after the rename must not
     // leave a named, partial tarball.
-    await file.sync();
-    await file.close();
-    await fs.rename(temp, path);
+    await named(file.sync());
+    await named(file.close());
+    await named(fs.rename(temp, path));
   } catch (error) {
     await file.close().catch(() => {});
     await fs.rm(temp, { force: true });
     throw error;
   } finally {
     if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+// The process's umask, where the runtime tells it (Node, Deno, Bun).
+async function umask(): Promise<number | undefined> {
+  const process = await importNode<typeof import("node:process")>(
+    "node:process",
+  );
+  try {
+    return process?.umask();
+  } catch {
+    return undefined;
   }
 }
 
@@ -174,6 +208,9 @@ export async function saveToFile(
   entries: SaveEntries,
   options: SaveOptions & WriteFileOptions = {},
 ): Promise<void> {
+  // Before anything is read: a directory or a device fails now, not after
+  // the download.
+  await checkOutputPath(path);
   const settings = resolveOptions(options);
   const plan = await planSave(entries, settings);
   await withAtomicFile(
