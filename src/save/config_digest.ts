@@ -62,34 +62,10 @@ export interface DigestedImage {
   diffIds: string[];
 }
 
-/**
- * The sha256 hex of config bytes, exactly as stored (never re-serialised).
- *
- * @example
- * ```ts
- * import { digestConfig } from "./config_digest.ts";
- * await digestConfig(new TextEncoder().encode("{}"));
- * // "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
- * ```
- */
-export function digestConfig(bytes: Uint8Array): Promise<string> {
-  return sha256Hex(bytes);
-}
-
-/**
- * Reads, checks and digests one pair: the tag parses, the manifest is a
- * saveable image manifest, the config matches its descriptor and is JSON with
- * one diff_id per layer.
- *
- * @example
- * ```ts
- * import { digestImage } from "./config_digest.ts";
- * import type { Image } from "../model/image.ts";
- * declare const image: Image;
- * const digested = await digestImage("app:v1", image);
- * ```
- */
-export async function digestImage(
+// Reads, checks and digests one pair: the tag parses, the manifest is a
+// saveable image manifest, the config matches its descriptor and is JSON with
+// one diff_id per layer.
+async function digestImage(
   tag: string,
   image: Image,
 ): Promise<DigestedImage> {
@@ -103,7 +79,8 @@ export async function digestImage(
     image.rawConfig(),
   ]);
   assertValidManifest(manifest, `"${tag}"`);
-  const configHex = await digestConfig(configBytes);
+  // The config bytes exactly as stored, never re-serialised.
+  const configHex = await sha256Hex(configBytes);
   const expected = manifest.config;
   if (`sha256:${configHex}` !== expected.digest) {
     throw new DockerSaveError(
@@ -153,7 +130,7 @@ export async function digestImage(
  */
 export class ConfigDigestStream extends TransformStream<
   readonly [string, Image | ImageIndex],
-  DigestedImage | DigestedIndex
+  DigestedItem
 > {
   constructor() {
     super({
@@ -167,6 +144,9 @@ export class ConfigDigestStream extends TransformStream<
     });
   }
 }
+
+/** What stage 1 gives and stage 2 takes: an image, or an index. */
+export type DigestedItem = DigestedImage | DigestedIndex;
 
 /** A child that is not a saveable image, copied as its blobs. */
 export interface DigestedArtifact {
@@ -204,18 +184,8 @@ export interface DigestedIndex<I = DigestedImage> {
   entries: DigestedEntry<I>[];
 }
 
-/**
- * Reads and checks an index and all its children for `tag`.
- *
- * @example
- * ```ts
- * import { digestIndex } from "./config_digest.ts";
- * import type { ImageIndex } from "../model/image_index.ts";
- * declare const index: ImageIndex;
- * const digested = await digestIndex("app:v1", index);
- * ```
- */
-export async function digestIndex(
+// Reads and checks an index and all its children for `tag`.
+async function digestIndex(
   tag: string,
   index: ImageIndex,
 ): Promise<DigestedIndex> {

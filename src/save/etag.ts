@@ -9,7 +9,7 @@
 
 import { sha256Hex } from "../model/digest.ts";
 import type { SaveSettings } from "./options.ts";
-import type { SaveItem } from "./plan_oci.ts";
+import type { SaveItem } from "./v1.ts";
 
 /**
  * The `ETag` (quoted) of the tarball of `images` saved with `options`.
@@ -17,7 +17,7 @@ import type { SaveItem } from "./plan_oci.ts";
  * @example
  * ```ts
  * import { etagOf } from "./etag.ts";
- * import type { SaveItem } from "./plan_oci.ts";
+ * import type { SaveItem } from "./v1.ts";
  * import { resolveOptions } from "./options.ts";
  * declare const images: SaveItem[];
  * const etag = await etagOf(images, resolveOptions({ format: "docker" }));

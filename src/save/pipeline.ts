@@ -12,7 +12,7 @@ import { ConfigDigestStream } from "./config_digest.ts";
 import type { PlannedEntry } from "./entries.ts";
 import type { SaveSettings } from "./options.ts";
 import { PlanStream } from "./plan.ts";
-import type { SaveItem } from "./plan_oci.ts";
+import type { SaveItem } from "./v1.ts";
 import { V1Stream } from "./v1.ts";
 
 /** A save, planned: every member in order, and the images behind them. */

@@ -35,10 +35,10 @@ import {
 import { layerSourcesOf, repositoriesOf } from "./docker_json.ts";
 import { DockerSaveError } from "../model/errors.ts";
 import { parsePlatform, platformMatches } from "../model/platform.ts";
-import { imageEntries as walkedImages } from "../model/index_walk.ts";
+import { imageEntries } from "../model/index_walk.ts";
 import type { DigestedArtifact } from "./config_digest.ts";
 import type { SaveSettings } from "./options.ts";
-import type { ConvertedImage, ConvertedIndex } from "./v1.ts";
+import type { ConvertedImage, ConvertedIndex, SaveItem } from "./v1.ts";
 
 const OCI_LAYER_TYPES: Record<string, string> = {
   [MEDIA_TYPES.dockerLayerGzip]: MEDIA_TYPES.ociLayerGzip,
@@ -46,13 +46,12 @@ const OCI_LAYER_TYPES: Record<string, string> = {
   [MEDIA_TYPES.dockerForeignLayerGzip]: MEDIA_TYPES.ociForeignLayerGzip,
 };
 
-/** A top-level item of the save: an image, or an index with its children. */
-export type SaveItem = ConvertedImage | ConvertedIndex;
-
 /**
- * All members of an OCI layout tarball for the given images and indexes:
- * `oci-layout`, config blobs, layer blobs, manifest blobs, index blobs,
- * `index.json`, and with `docker`, `manifest.json` and `repositories`.
+ * Stage 3's planner for the OCI layouts: fed each converted item in order
+ * (`add`), it gives the members it can place at once (`oci-layout`, then
+ * each image's config blob); `finish` gives the rest, which follow every
+ * config: layer blobs, manifests, indexes (nested ones first), `index.json`
+ * and, for `docker+oci`, `manifest.json` and `repositories`.
  *
  * An index is written with every child. Where no child's manifest changes
  * (compressed layers, nothing to drop), the index and every manifest are
@@ -61,163 +60,203 @@ export type SaveItem = ConvertedImage | ConvertedIndex;
  *
  * @example
  * ```ts
- * import { planOciEntries } from "./plan_oci.ts";
- * import type { ConvertedImage } from "./v1.ts";
- * declare const images: ConvertedImage[];
+ * import { OciPlanner } from "./plan_oci.ts";
  * import { resolveOptions } from "./options.ts";
- * const settings = resolveOptions({ format: "docker+oci" });
- * for (const entry of planOciEntries(images, settings)) {
- *   console.log("name" in entry ? entry.name : "(built later)");
- * }
+ * import type { SaveItem } from "./v1.ts";
+ * declare const items: SaveItem[];
+ * const planner = new OciPlanner(resolveOptions({ format: "docker+oci" }));
+ * const entries = [...items.flatMap((item) => [...planner.add(item)]), ...planner.finish()];
  * ```
  */
-export function* planOciEntries(
-  items: readonly SaveItem[],
-  settings: Pick<SaveSettings, "format" | "compressed" | "defaultPlatform">,
-): Generator<PlannedEntry> {
-  const { compressed, defaultPlatform } = settings;
+export class OciPlanner {
+  #compressed: boolean;
+  #defaultPlatform: string;
   // docker+oci adds manifest.json and repositories for classic docker load.
-  const docker = settings.format === "docker+oci";
-  const written = new Set<string>();
-  const once = (name: string) => !written.has(name) && !!written.add(name);
-  const layerBlobName = (image: ConvertedImage, i: number) =>
-    blobPath(
-      compressed ? image.manifest.layers[i].digest : image.diffIds[i],
-    );
-  const { images, children, artifacts, indexes } = flatten(items);
-  // What each manifest and index is written as, learnt as they are built.
-  const built = new Map<object, Descriptor>();
-
-  yield textEntry("oci-layout", '{"imageLayoutVersion": "1.0.0"}');
-  for (const image of images) {
-    const name = blobPath(`sha256:${image.configHex}`);
-    if (once(name)) yield bytesEntry(name, image.configBytes);
-  }
-  for (const artifact of artifacts) {
-    const name = blobPath(artifact.config.digest);
-    if (once(name)) yield bytesEntry(name, artifact.rawConfig);
-  }
-  for (const image of images) {
-    for (const [i, layer] of image.manifest.layers.entries()) {
-      const name = layerBlobName(image, i);
-      if (once(name)) {
-        yield { name, image: image.image, layer, diffId: image.diffIds[i] };
-      }
-    }
-  }
-  for (const artifact of artifacts) {
-    for (const blob of artifact.blobs) {
-      const name = blobPath(blob.digest);
-      if (once(name)) {
-        yield {
-          name,
-          image: artifact.image,
-          layer: blob,
-          diffId: blob.digest,
-          asStored: true,
-        };
-      }
-    }
-  }
-  for (const image of images) {
-    yield {
-      build: async (sizes) => {
-        // An index child keeps its manifest when its blobs are unchanged.
-        const bytes = children.has(image) && compressed &&
-            !image.manifest.layers.some((layer) => layer.urls)
-          ? image.rawManifest
-          : manifestBytes(image, compressed, sizes);
-        const descriptor = await descriptorOf(
-          bytes,
-          bytes === image.rawManifest
-            ? image.manifest.mediaType ?? MEDIA_TYPES.ociManifest
-            : MEDIA_TYPES.ociManifest,
-        );
-        built.set(image, descriptor);
-        const name = blobPath(descriptor.digest);
-        return once(name) ? bytesEntry(name, bytes) : undefined;
-      },
-    };
-  }
-  for (const artifact of artifacts) {
-    yield {
-      build: async () => {
-        const { digest } = await descriptorOf(artifact.rawManifest, "");
-        const name = blobPath(digest);
-        return once(name) ? bytesEntry(name, artifact.rawManifest) : undefined;
-      },
-    };
-  }
-  // Nested indexes before the ones naming them.
-  for (const index of indexes) {
-    yield {
-      build: async () => {
-        const bytes = indexBytes(index, built);
-        const descriptor = bytes === index.rawIndex
-          ? index.descriptor
-          : await descriptorOf(bytes, MEDIA_TYPES.ociIndex);
-        built.set(index, descriptor);
-        const name = blobPath(descriptor.digest);
-        return once(name) ? bytesEntry(name, bytes) : undefined;
-      },
-    };
-  }
-  const tops = items.map((item) =>
-    item.kind === "index" ? defaultImage(item, defaultPlatform) : item
-  );
-  yield {
-    build: () =>
-      Promise.resolve(textEntry(
-        "index.json",
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: MEDIA_TYPES.ociIndex,
-          manifests: items.map((item) => ({
-            ...built.get(item)!,
-            annotations: indexAnnotations(item),
-          })),
-        }),
-      )),
+  #docker: boolean;
+  #items: SaveItem[] = [];
+  #graph: Graph = {
+    images: [],
+    children: new Set(),
+    artifacts: [],
+    indexes: [],
+    seen: new Set(),
   };
-  if (docker) {
-    yield textEntry(
-      "manifest.json",
-      dumpJson(tops.map((image, i): JsonValue => {
-        const entry: { [key: string]: JsonValue } = {
-          Config: blobPath(`sha256:${image.configHex}`),
-          Layers: image.manifest.layers.map((_, j) => layerBlobName(image, j)),
-          RepoTags: [repoTagOf(items[i].tag)],
-        };
-        const sources = layerSourcesOf(image);
-        if (sources) entry.LayerSources = sources;
-        return entry;
-      })),
+  #written = new Set<string>();
+
+  /** @param settings the save's format, layer mode and default platform */
+  constructor(
+    settings: Pick<SaveSettings, "format" | "compressed" | "defaultPlatform">,
+  ) {
+    this.#compressed = settings.compressed;
+    this.#defaultPlatform = settings.defaultPlatform;
+    this.#docker = settings.format === "docker+oci";
+  }
+
+  /** The members an item lets be placed now: its images' config blobs. */
+  *add(item: SaveItem): Generator<PlannedEntry> {
+    if (this.#items.length === 0) {
+      yield textEntry("oci-layout", '{"imageLayoutVersion": "1.0.0"}');
+    }
+    this.#items.push(item);
+    for (const image of addToGraph(this.#graph, item)) {
+      const name = blobPath(`sha256:${image.configHex}`);
+      if (this.#once(name)) yield bytesEntry(name, image.configBytes);
+    }
+  }
+
+  /** The members that follow every config, once every item is added. */
+  *finish(): Generator<PlannedEntry> {
+    const items = this.#items;
+    const compressed = this.#compressed;
+    const once = (name: string) => this.#once(name);
+    const layerBlobName = (image: ConvertedImage, i: number) =>
+      blobPath(
+        compressed ? image.manifest.layers[i].digest : image.diffIds[i],
+      );
+    const { images, children, artifacts, indexes } = this.#graph;
+    // What each manifest and index is written as, learnt as they are built.
+    const built = new Map<object, Descriptor>();
+
+    for (const artifact of artifacts) {
+      const name = blobPath(artifact.config.digest);
+      if (once(name)) yield bytesEntry(name, artifact.rawConfig);
+    }
+    for (const image of images) {
+      for (const [i, layer] of image.manifest.layers.entries()) {
+        const name = layerBlobName(image, i);
+        if (once(name)) {
+          yield { name, image: image.image, layer, diffId: image.diffIds[i] };
+        }
+      }
+    }
+    for (const artifact of artifacts) {
+      for (const blob of artifact.blobs) {
+        const name = blobPath(blob.digest);
+        if (once(name)) {
+          yield {
+            name,
+            image: artifact.image,
+            layer: blob,
+            diffId: blob.digest,
+            asStored: true,
+          };
+        }
+      }
+    }
+    for (const image of images) {
+      yield {
+        build: async (sizes) => {
+          // An index child keeps its manifest when its blobs are unchanged.
+          const bytes = children.has(image) && compressed &&
+              !image.manifest.layers.some((layer) => layer.urls)
+            ? image.rawManifest
+            : manifestBytes(image, compressed, sizes);
+          const descriptor = await descriptorOf(
+            bytes,
+            bytes === image.rawManifest
+              ? image.manifest.mediaType ?? MEDIA_TYPES.ociManifest
+              : MEDIA_TYPES.ociManifest,
+          );
+          built.set(image, descriptor);
+          const name = blobPath(descriptor.digest);
+          return once(name) ? bytesEntry(name, bytes) : undefined;
+        },
+      };
+    }
+    for (const artifact of artifacts) {
+      yield {
+        build: async () => {
+          const { digest } = await descriptorOf(artifact.rawManifest, "");
+          const name = blobPath(digest);
+          return once(name)
+            ? bytesEntry(name, artifact.rawManifest)
+            : undefined;
+        },
+      };
+    }
+    // Nested indexes before the ones naming them.
+    for (const index of indexes) {
+      yield {
+        build: async () => {
+          const bytes = indexBytes(index, built);
+          const descriptor = bytes === index.rawIndex
+            ? index.descriptor
+            : await descriptorOf(bytes, MEDIA_TYPES.ociIndex);
+          built.set(index, descriptor);
+          const name = blobPath(descriptor.digest);
+          return once(name) ? bytesEntry(name, bytes) : undefined;
+        },
+      };
+    }
+    const tops = items.map((item) =>
+      item.kind === "index" ? defaultImage(item, this.#defaultPlatform) : item
     );
-    yield textEntry(
-      "repositories",
-      dumpJson(repositoriesOf(tops.map((image, i) => ({
-        ...image,
-        tag: items[i].tag,
-        parsedTag: items[i].parsedTag,
-      })))),
-    );
+    yield {
+      build: () =>
+        Promise.resolve(textEntry(
+          "index.json",
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: MEDIA_TYPES.ociIndex,
+            manifests: items.map((item) => ({
+              ...built.get(item)!,
+              annotations: indexAnnotations(item),
+            })),
+          }),
+        )),
+    };
+    if (this.#docker) {
+      yield textEntry(
+        "manifest.json",
+        dumpJson(tops.map((image, i): JsonValue => {
+          const entry: { [key: string]: JsonValue } = {
+            Config: blobPath(`sha256:${image.configHex}`),
+            Layers: image.manifest.layers.map((_, j) =>
+              layerBlobName(image, j)
+            ),
+            RepoTags: [repoTagOf(items[i].tag)],
+          };
+          const sources = layerSourcesOf(image);
+          if (sources) entry.LayerSources = sources;
+          return entry;
+        })),
+      );
+      yield textEntry(
+        "repositories",
+        dumpJson(repositoriesOf(tops.map((image, i) => ({
+          ...image,
+          tag: items[i].tag,
+          parsedTag: items[i].parsedTag,
+        })))),
+      );
+    }
+  }
+
+  #once(name: string): boolean {
+    return !this.#written.has(name) && !!this.#written.add(name);
   }
 }
 
-// Every image, artifact and index of the save, each once; nested indexes
-// before their parents. `children` are the images inside an index.
-function flatten(items: readonly SaveItem[]) {
-  const images: ConvertedImage[] = [];
-  const children = new Set<ConvertedImage>();
-  const artifacts: DigestedArtifact[] = [];
-  const indexes: ConvertedIndex[] = [];
-  // Visited once each, however many entries name them.
-  const seen = new Set<object>();
+// Every image, artifact and index of the save, each once (a child many
+// entries name is one object); nested indexes before their parents.
+// `children` are the images inside an index.
+interface Graph {
+  images: ConvertedImage[];
+  children: Set<ConvertedImage>;
+  artifacts: DigestedArtifact[];
+  indexes: ConvertedIndex[];
+  seen: Set<object>;
+}
+
+// Adds an item to the graph; returns the images it added, in order.
+function addToGraph(graph: Graph, item: SaveItem): ConvertedImage[] {
+  const { images, children, artifacts, indexes, seen } = graph;
+  const added: ConvertedImage[] = [];
   const first = (value: object) => !seen.has(value) && !!seen.add(value);
   const visit = (index: ConvertedIndex) => {
     for (const entry of index.entries) {
       if (entry.kind === "image") {
-        if (first(entry.image)) images.push(entry.image);
+        if (first(entry.image)) added.push(entry.image);
         children.add(entry.image);
       } else if (entry.kind === "index") {
         if (first(entry.index)) visit(entry.index);
@@ -225,11 +264,10 @@ function flatten(items: readonly SaveItem[]) {
     }
     indexes.push(index);
   };
-  for (const item of items) {
-    if (item.kind === "index") visit(item);
-    else images.push(item);
-  }
-  return { images, children, artifacts, indexes };
+  if (item.kind === "index") visit(item);
+  else added.push(item);
+  images.push(...added);
+  return added;
 }
 
 // The index as written: its own bytes when every child is written as the
@@ -268,7 +306,10 @@ function defaultImage(
   index: ConvertedIndex,
   platform = "linux/amd64",
 ): ConvertedImage {
-  const candidates = imageEntries(index);
+  const candidates = imageEntries(index) as {
+    descriptor: Descriptor;
+    image: ConvertedImage;
+  }[];
   if (candidates.length === 0) {
     throw new DockerSaveError(
       "PLATFORM_NOT_FOUND",
@@ -281,27 +322,6 @@ function defaultImage(
       platformMatches(entry.descriptor.platform, want)
     ) ?? candidates[0];
   return chosen.image;
-}
-
-/**
- * Every image entry of an index, nested ones included, in index order, each
- * image once.
- *
- * @example
- * ```ts
- * import { imageEntries } from "./plan_oci.ts";
- * import type { ConvertedIndex } from "./v1.ts";
- * declare const index: ConvertedIndex;
- * imageEntries(index).map((entry) => entry.descriptor.platform);
- * ```
- */
-export function imageEntries(
-  index: ConvertedIndex,
-): { descriptor: Descriptor; image: ConvertedImage }[] {
-  return walkedImages(index) as {
-    descriptor: Descriptor;
-    image: ConvertedImage;
-  }[];
 }
 
 async function descriptorOf(

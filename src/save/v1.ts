@@ -13,10 +13,14 @@ import type { Descriptor } from "../model/image.ts";
 import { hasV1Form, type V1Form } from "../model/v1_form.ts";
 import { dumpJson, isJsonObject, type JsonObject } from "../util/json.ts";
 import type { DigestedImage } from "./config_digest.ts";
-import type { DigestedEntry, DigestedIndex } from "./config_digest.ts";
+import type {
+  DigestedEntry,
+  DigestedIndex,
+  DigestedItem,
+} from "./config_digest.ts";
 
-/** The digest the seed gives an empty layer: gzip of an empty 1024-byte tar. */
-export const EMPTY_LAYER_DIGEST =
+// The digest the reference gives an empty layer: gzip of an empty 1024-byte tar.
+const EMPTY_LAYER_DIGEST =
   "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";
 
 /** One v1 layer of an image's ancestry. */
@@ -36,18 +40,11 @@ export interface V1Layer {
 /** An index after stage 2: every image child converted. */
 export type ConvertedIndex = DigestedIndex<ConvertedImage>;
 
-/**
- * An index with each image child (nested ones too) given its v1 ancestry.
- *
- * @example
- * ```ts
- * import { convertIndex } from "./v1.ts";
- * import type { DigestedIndex } from "./config_digest.ts";
- * declare const index: DigestedIndex;
- * const converted = await convertIndex(index);
- * ```
- */
-export async function convertIndex(
+/** What stage 2 gives and stage 3 takes: an image, or an index. */
+export type SaveItem = ConvertedImage | ConvertedIndex;
+
+// An index with each image child (nested ones too) given its v1 ancestry.
+async function convertIndex(
   index: DigestedIndex,
 ): Promise<ConvertedIndex> {
   // Each index and image converted once: a child many entries name is
@@ -101,23 +98,11 @@ const TOP_KEYS = [
 ];
 const HISTORY_KEYS = ["created", "comment", "author"];
 
-/**
- * The v1 ancestry of an image, newest first.
- *
- * History entries with the key `empty_layer` are empty. Layers without a
- * history entry (no history, or fewer non-empty entries than layers) are
- * treated as non-empty `{}` entries after the last one, where the seed crashes
- * or drops them.
- *
- * @example
- * ```ts
- * import { v1Ancestry } from "./v1.ts";
- * import type { DigestedImage } from "./config_digest.ts";
- * declare const image: DigestedImage;
- * const [top] = await v1Ancestry(image);
- * ```
- */
-export async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
+// The v1 ancestry of an image, newest first. History entries with the key
+// `empty_layer` are empty. Layers without a history entry (no history, or
+// fewer non-empty entries than layers) are treated as non-empty `{}` entries
+// after the last one, where the reference crashes or drops them.
+async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
   const { config, manifest, diffIds, tag } = image;
   const history = historyOf(image);
   const layers: V1Layer[] = [];
@@ -164,37 +149,33 @@ export async function v1Ancestry(image: DigestedImage): Promise<V1Layer[]> {
 }
 
 /**
- * Stage 2 as a Web Streams transform: digested images in, images with their
- * v1 ancestry out.
+ * Stage 2 as a Web Streams transform: digested images and indexes in, each
+ * image (an index's children too) with its v1 ancestry out.
  *
  * @example
  * ```ts
  * import { V1Stream } from "./v1.ts";
- * import type { DigestedImage } from "./config_digest.ts";
- * declare const digested: ReadableStream<DigestedImage>;
+ * import type { DigestedItem } from "./config_digest.ts";
+ * declare const digested: ReadableStream<DigestedItem>;
  * const converted = digested.pipeThrough(new V1Stream());
  * ```
  */
-export class V1Stream extends TransformStream<
-  DigestedImage | DigestedIndex,
-  ConvertedImage | ConvertedIndex
-> {
+export class V1Stream extends TransformStream<DigestedItem, SaveItem> {
   constructor() {
     super({
-      transform: async (image, controller) => {
-        if (image.kind === "index") {
-          controller.enqueue(await convertIndex(image));
+      transform: async (item, controller) => {
+        if (item.kind === "index") {
+          controller.enqueue(await convertIndex(item));
           return;
         }
-        const form = hasV1Form(image.image)
-          ? await image.image.v1Form()
+        const form = hasV1Form(item.image)
+          ? await item.image.v1Form()
           : undefined;
-        if (form) {
-          controller.enqueue({ ...image, ...fromV1Form(form, image) });
-        } else {
-          const ancestry = await v1Ancestry(image);
-          controller.enqueue({ ...image, ancestry, topId: ancestry[0].id });
-        }
+        controller.enqueue(
+          form
+            ? { ...item, ...fromV1Form(form, item) }
+            : await convertImage(item),
+        );
       },
     });
   }
@@ -246,39 +227,6 @@ function historyOf(image: DigestedImage): JsonObject[] {
     );
   }
   return padded;
-}
-
-/**
- * Checks that no v1 id names two different layers across the images saved
- * together: the tarball holds one directory per id, so a second layer under
- * the same id would be silently replaced by the first.
- *
- * @example
- * ```ts
- * import { assertOneLayerPerV1Id } from "./v1.ts";
- * import type { ConvertedImage } from "./v1.ts";
- * declare const images: ConvertedImage[];
- * assertOneLayerPerV1Id(images);
- * ```
- */
-export function assertOneLayerPerV1Id(
-  images: readonly ConvertedImage[],
-): void {
-  const seen = new Map<string, { diffId: string; tag: string }>();
-  for (const image of images) {
-    for (const v1 of image.ancestry) {
-      if (v1.throwaway) continue;
-      const first = seen.get(v1.id);
-      if (!first) {
-        seen.set(v1.id, { diffId: v1.diffId!, tag: image.tag });
-      } else if (first.diffId !== v1.diffId) {
-        throw new DockerSaveError(
-          "V1_ID_CONFLICT",
-          `Cannot save "${image.tag}": v1 id ${v1.id} holds layer ${v1.diffId} here but ${first.diffId} in "${first.tag}"`,
-        );
-      }
-    }
-  }
 }
 
 // The seed keeps the first (newest) of two entries with the same id.
