@@ -172,6 +172,15 @@ async function writeStdout(
   // for a 256 MiB layer.)
   const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
   signal.addEventListener("abort", onAbort, { once: true });
+  // A closed pipe (`| head -c 1000`, a reader that exits) ends the save:
+  // every source is cancelled at once, even one stalled mid-read. Without a
+  // listener, the runtime's 'error' event is a crash with a stack. It stays
+  // attached: a late EPIPE must not crash either.
+  let closed: OutputClosed | undefined;
+  out.on("error", (error) => {
+    closed ??= new OutputClosed(error);
+    reader.cancel(closed).catch(() => {});
+  });
   try {
     // One write in flight, waited for by its callback: `write()`'s return
     // value is no backpressure where stdout is a file.
@@ -179,11 +188,12 @@ async function writeStdout(
     for (;;) {
       const { done, value } = await reader.read();
       signal.throwIfAborted();
+      if (closed) throw closed;
       await writing;
       if (done) break;
       writing = new Promise<void>((resolve, reject) => {
         out.write(value, (error) => {
-          if (error) return reject(error);
+          if (error) return reject(closed ??= new OutputClosed(error));
           releaseChunk(value); // written: nothing reads it again
           resolve();
         });
@@ -193,8 +203,21 @@ async function writeStdout(
   } catch (error) {
     // Not awaited: a stalled source may never settle its cancel.
     reader.cancel(error).catch(() => {});
-    throw error;
+    throw closed ?? error;
   } finally {
     signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Stdout was closed by its reader before the tarball was complete. */
+class OutputClosed extends Error {
+  constructor(cause: unknown) {
+    const code = (cause as { code?: unknown })?.code;
+    super(
+      `stdout was closed before the tarball was complete${
+        typeof code === "string" ? ` (${code})` : ""
+      }`,
+      { cause },
+    );
   }
 }

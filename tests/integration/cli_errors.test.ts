@@ -10,7 +10,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { goldenCases } from "../_golden.ts";
-import { runCli } from "../_cli.ts";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { runCli, runtimeCommand } from "../_cli.ts";
 import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
 import { Cleanup, listen, tempDir } from "../_registry.ts";
 import { layerTar, makeParts } from "../_fixtures.ts";
@@ -216,5 +218,70 @@ withCleanup(
     failed = 0;
     const quiet = await runCli(["-q", ref]);
     assert.deepEqual([quiet.code, quiet.stderr], [0, ""]);
+  },
+);
+
+// ------------------------------------------------ issue 19, defect 9
+
+/**
+ * The CLI with its stdout read until `bytes` arrived, then closed (as by
+ * `docker-save … | head -c 1000`).
+ */
+function runIntoClosedPipe(args: string[], bytes: number) {
+  const [cmd, ...pre] = runtimeCommand();
+  const child = spawn(cmd, [...pre, ...args], {
+    cwd: new URL("../../", import.meta.url).pathname,
+    env: { ...process.env, DOCKER_CONFIG: "/nonexistent" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let read = 0;
+  child.stdout!.on("data", (chunk: Buffer) => {
+    read += chunk.length;
+    if (read >= bytes) child.stdout!.destroy();
+  });
+  let stderr = "";
+  child.stderr!.on("data", (chunk) => stderr += chunk);
+  return new Promise<
+    { code: number | null; signal: string | null; stderr: string }
+  >(
+    (resolve) =>
+      child.on("close", (code, signal) => resolve({ code, signal, stderr })),
+  );
+}
+
+withCleanup(
+  "cli ends on a closed output pipe: no stack, a non-zero exit, every source cancelled",
+  async (cleanup) => {
+    // A layer whose blob stalls after 512 KiB: the save ends only if the
+    // closed pipe cancels it.
+    const tar = await layerTar({ "a.bin": "x".repeat(2 << 20) });
+    const parts = makeParts({ layers: [tar] });
+    const layer = parts.manifest.layers[0].digest;
+    const registry = await startFakeRegistry(cleanup, {
+      ...imageContent("t/app", "v1", parts),
+      answer: (request) =>
+        request.path.endsWith(`/blobs/${layer}`) && request.method === "GET"
+          ? { body: tar, stallAfter: 512 << 10 }
+          : undefined,
+    });
+    for (const quiet of [[], ["-q"]]) {
+      const exit = await runIntoClosedPipe(
+        [...quiet, `${registry.host}/t/app:v1`],
+        1000,
+      );
+      assert.ok(exit.code !== 0, JSON.stringify(exit));
+      assert.doesNotMatch(exit.stderr, /\n\s+at |Unhandled|Uncaught|EPIPE'/);
+      const errors = exit.stderr.split("\n").filter((line) =>
+        line.startsWith("docker-save: ")
+      );
+      assert.ok(errors.length <= 1, exit.stderr);
+      assert.equal(
+        exit.stderr.split("\n").filter((line) =>
+          line && !line.startsWith("sha256:")
+        ).length,
+        errors.length,
+        exit.stderr,
+      );
+    }
   },
 );
