@@ -18,6 +18,7 @@ import {
 } from "../../model/errors.ts";
 import { concatBytes } from "../../util/streams.ts";
 import { untrustedText } from "../../util/untrusted_text.ts";
+import { rateLimitReason, rateLimitUsedUp } from "./rate_limit.ts";
 import {
   classifyNetworkError,
   describeNetworkFailure,
@@ -112,6 +113,12 @@ class RetryableStatus extends TransportError {
    */
   constructor(readonly response: Response, readonly wait: number | undefined) {
     super(`status ${response.status}`);
+  }
+
+  /** A 429 with no request left in its window: retrying cannot help. */
+  get final(): boolean {
+    return this.response.status === 429 &&
+      rateLimitUsedUp(this.response.headers);
   }
 }
 
@@ -374,7 +381,10 @@ export class RegistryTransport {
             { cause: error },
           );
         }
-        if (failures >= this.options.attempts) {
+        if (
+          failures >= this.options.attempts ||
+          (error instanceof RetryableStatus && error.final)
+        ) {
           throw await this.#gaveUp(what, error, exchange, failures);
         }
         let wait: number | undefined;
@@ -510,6 +520,12 @@ export class RegistryTransport {
     } else if (response.status === 401 || response.status === 403) {
       code = "UNAUTHORIZED";
       reason = `access denied (${status})`;
+    } else if (response.status === 429) {
+      code = "RATE_LIMITED";
+      reason = rateLimitReason(
+        response.headers,
+        failures > 0 ? `${status}, after ${failures + 1} attempts` : status,
+      );
     } else if (failures > 0) {
       reason += ` after ${failures + 1} attempts`;
     }
