@@ -116,6 +116,12 @@ export async function parseRegistriesConf(
   text: string,
   where: string,
 ): Promise<ConfRegistry[]> {
+  // Most files (a distribution's default) hold no [[registry]] table: the
+  // parser is loaded only for one that may.
+  const tables = text.split("\n").some((line) =>
+    !/^\s*#/.test(line) && /\[\s*\[?\s*registry\b/.test(line)
+  );
+  if (!tables) return [];
   const bad = (why: string, cause?: unknown) =>
     new DockerSaveError(
       "BAD_REGISTRIES_CONF",
@@ -129,9 +135,11 @@ export async function parseRegistriesConf(
   } catch (error) {
     throw bad((error as Error)?.message ?? String(error), error);
   }
-  const tables = document.registry ?? [];
-  if (!Array.isArray(tables)) throw bad("registry is not an array of tables");
-  return tables.map((table: Record<string, unknown>, i) => {
+  const entries = document.registry ?? [];
+  if (!Array.isArray(entries)) {
+    throw bad("registry is not an array of tables");
+  }
+  return entries.map((table: Record<string, unknown>, i) => {
     const text = (key: string, value: unknown = table[key]) => {
       if (value === undefined) return undefined;
       if (typeof value !== "string") {
