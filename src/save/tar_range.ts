@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DockerSaveError } from "../model/errors.ts";
 import type { SizedMember } from "./layers.ts";
 import { endOfArchive, padding, tarHeader } from "./tar_writer.ts";
 
@@ -21,7 +22,8 @@ type Piece =
  * @example
  * ```ts
  * import { tarRangeStream } from "./tar_range.ts";
- * import type { SizedMember } from "./layers.ts";
+ * import { DockerSaveError } from "../model/errors.ts";
+import type { SizedMember } from "./layers.ts";
  * declare const members: SizedMember[];
  * const tail = tarRangeStream(members, 1024, 4096);
  * ```
@@ -66,7 +68,10 @@ export function tarRangeStream(
         while (left > 0) {
           const { done, value } = await open.read();
           if (done) {
-            throw new RangeError(
+            // A blob shorter than its descriptor: the whole GET's error
+            // (verify.ts), though a range cannot hash what it skipped.
+            throw new DockerSaveError(
+              "SIZE_MISMATCH",
               `Cannot read tar range: "${piece.member.name}" ended ${left} bytes early`,
             );
           }
