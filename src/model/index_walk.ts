@@ -12,11 +12,11 @@
 
 import { assertSha256Digest, sha256Hex } from "./digest.ts";
 import { DockerSaveError } from "./errors.ts";
-import type { Descriptor, Image } from "./image.ts";
+import type { Descriptor, Image, Platform } from "./image.ts";
 import { type ImageIndex, isImageIndex } from "./image_index.ts";
 import { parseIndexManifest } from "./index_manifest.ts";
 import { isIndexMediaType } from "./manifest.ts";
-import { isAttestation } from "./platform.ts";
+import { choosePlatform, isAttestation } from "./platform.ts";
 
 /**
  * How many indexes a path may hold before a manifest must come: the index a
@@ -63,6 +63,48 @@ export function assertIndexDepth(depth: number, what: string): void {
       `Cannot read ${what}: indexes nest deeper than ${MAX_INDEX_DEPTH}`,
     );
   }
+}
+
+/** How `followPlatform` reads a source's chain of indexes. */
+export interface PlatformPath<N> {
+  /** Whether a node is an index (else it is the manifest sought). */
+  isIndex(node: N): boolean;
+  /** An index node's entries, read and parsed. */
+  entries(node: N): Promise<readonly unknown[]>;
+  /** The node an entry names (read and checked against it). */
+  child(entry: Descriptor): Promise<N>;
+}
+
+/**
+ * The one walk from an image reference to one platform's manifest (after
+ * go-containerregistry's `imageForPlatform`): from `start`, while it is an
+ * index, the entry for `wanted` is chosen (the one platform rule,
+ * `choosePlatform`) and followed, under the one depth rule. Returns the
+ * manifest's node and the platform of the entry that named it, if any.
+ *
+ * @example
+ * ```ts
+ * import { followPlatform, type PlatformPath } from "./index_walk.ts";
+ * import type { Descriptor } from "./image.ts";
+ * declare const top: Descriptor, path: PlatformPath<Descriptor>;
+ * const { node, platform } = await followPlatform(top, "linux/arm64", "app", path);
+ * ```
+ */
+export async function followPlatform<N>(
+  start: N,
+  wanted: string,
+  what: string,
+  path: PlatformPath<N>,
+): Promise<{ node: N; platform: Platform | undefined }> {
+  let node = start;
+  let platform: Platform | undefined;
+  for (let depth = 1; path.isIndex(node); depth++) {
+    assertIndexDepth(depth, what);
+    const entry = choosePlatform(await path.entries(node), wanted, what);
+    platform = entry.platform;
+    node = await path.child(entry);
+  }
+  return { node, platform };
 }
 
 /** An index as walked: its bytes, and each entry with its child. */

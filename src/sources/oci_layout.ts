@@ -14,7 +14,7 @@ import {
   imageOrArtifact,
   parseIndexManifest,
 } from "../model/index_manifest.ts";
-import { assertIndexDepth } from "../model/index_walk.ts";
+import { assertIndexDepth, followPlatform } from "../model/index_walk.ts";
 import {
   isIndexMediaType,
   parseArtifact,
@@ -32,7 +32,6 @@ import {
   nodeFileSystem,
   UnsafeFileError,
 } from "../runtime/fs.ts";
-import { choosePlatform } from "../model/platform.ts";
 import {
   MAX_JSON_BYTES,
   readAtMost,
@@ -80,18 +79,17 @@ export async function fromOciLayout(
   options: FromOciLayoutOptions = {},
 ): Promise<Image> {
   const layout = await openLayout(dir, ref, options);
-  let descriptor = layout.entry;
   const platform = options.platform ?? "linux/amd64";
-  for (let depth = 1; isIndexMediaType(descriptor.mediaType); depth++) {
-    assertIndexDepth(depth, layout.what);
-    const nested = parseIndexManifest(
-      await layout.readBlob(descriptor, "index"),
-      `index ${descriptor.digest} of ${layout.what}`,
-    );
-    // One platform rule for every source: see src/model/platform.ts.
-    descriptor = choosePlatform(nested.manifests, platform, layout.what);
-  }
-  return await layout.image(descriptor);
+  const { node } = await followPlatform(layout.entry, platform, layout.what, {
+    isIndex: (descriptor) => isIndexMediaType(descriptor.mediaType),
+    entries: async (descriptor) =>
+      parseIndexManifest(
+        await layout.readBlob(descriptor, "index"),
+        `index ${descriptor.digest} of ${layout.what}`,
+      ).manifests,
+    child: (entry) => Promise.resolve(entry),
+  });
+  return await layout.image(node);
 }
 
 /**

@@ -28,9 +28,8 @@ import {
   imageOrArtifact,
   parseIndexManifest,
 } from "../../model/index_manifest.ts";
-import { assertIndexDepth } from "../../model/index_walk.ts";
+import { assertIndexDepth, followPlatform } from "../../model/index_walk.ts";
 import {
-  choosePlatform,
   formatPlatform,
   parsePlatform,
   platformMatches,
@@ -331,16 +330,22 @@ export async function fromRegistry(
   const connected = await connect(reference, options);
   const { registry } = connected;
   const { what } = registry;
-  let { pulled, digest } = connected;
-  let platform: Platform | undefined;
   const wanted = options.platform ?? "linux/amd64";
-  for (let depth = 1; isIndex(pulled); depth++) {
-    assertIndexDepth(depth, `manifest of ${what}`);
-    const entry = chooseEntry(pulled.bytes, wanted, what);
-    platform = entry.platform;
-    ({ pulled, digest } = await pullChild(registry, entry));
-  }
-  const image = await imageOf(registry, pulled, digest, platform);
+  const { node, platform } = await followPlatform(
+    { pulled: connected.pulled, digest: connected.digest },
+    wanted,
+    what,
+    {
+      isIndex: ({ pulled }) => isIndex(pulled),
+      entries: ({ pulled }) =>
+        Promise.resolve(indexEntries(pulled.bytes, what)),
+      child: (entry) => {
+        checkChosenEntry(entry, wanted, what);
+        return pullChild(registry, entry);
+      },
+    },
+  );
+  const image = await imageOf(registry, node.pulled, node.digest, platform);
   if (options.platform !== undefined && platform === undefined) {
     checkConfigPlatform(await image.rawConfig(), options.platform, what);
   }
@@ -749,13 +754,9 @@ async function checkDigest(
   return actual;
 }
 
-// An index entry chosen by platform (src/model/platform.ts), with a digest that
-// can be verified and put into a URL path, and a size.
-function chooseEntry(
-  bytes: Uint8Array,
-  wanted: string,
-  what: string,
-): Descriptor {
+// An index's entries as they are; followPlatform chooses one by the one
+// platform rule (src/model/platform.ts).
+function indexEntries(bytes: Uint8Array, what: string): unknown[] {
   let index: unknown;
   try {
     index = JSON.parse(new TextDecoder().decode(bytes));
@@ -766,11 +767,16 @@ function chooseEntry(
     );
   }
   const manifests = (index as { manifests?: unknown })?.manifests;
-  const entry = choosePlatform(
-    Array.isArray(manifests) ? manifests : [],
-    wanted,
-    what,
-  );
+  return Array.isArray(manifests) ? manifests : [];
+}
+
+// The entry chosen has a digest that can be verified and put into a URL
+// path, and a size.
+function checkChosenEntry(
+  entry: Descriptor,
+  wanted: string,
+  what: string,
+): void {
   assertSha256Digest(entry.digest, `the ${wanted} entry of ${what}`);
   if (!Number.isSafeInteger(entry.size) || entry.size < 0) {
     throw new DockerSaveError(
@@ -780,7 +786,6 @@ function chooseEntry(
       } is not a byte count`,
     );
   }
-  return entry;
 }
 
 function checkConfigPlatform(
