@@ -125,59 +125,98 @@ export async function nodeFileSystem(): Promise<FileSystem | undefined> {
     },
     openRead: async (path, range, options) => {
       const handle = await openRegular(fsp, fsc.constants, path, options);
-      let position = range?.start ?? 0;
-      let remaining = range?.length ?? Infinity;
-      let closed = false;
-      const close = async () => {
-        if (closed) return;
-        closed = true;
-        await handle.close();
-      };
-      const readNext = async (): Promise<Uint8Array | null> => {
-        const want = Math.min(READ_SIZE, remaining);
-        if (want === 0) return null;
-        const buffer = new Uint8Array(want);
-        const { bytesRead } = await handle.read(buffer, 0, want, position);
-        if (bytesRead === 0) return null;
-        position += bytesRead;
-        remaining -= bytesRead;
-        return buffer.subarray(0, bytesRead);
-      };
-      // One read ahead, so the disk works while the chunk before is used.
-      let next: Promise<Uint8Array | null> | undefined;
-      // Each chunk is a fresh buffer (a claimed stream's may be freed).
-      const stream: ReadableStream<Uint8Array> = new ReadableStream({
-        async pull(controller) {
-          try {
-            const chunk = await (next ?? readNext());
-            next = undefined;
-            if (chunk === null) {
-              await close();
-              if (remaining !== Infinity && remaining > 0) {
-                controller.error(
-                  new RangeError(
-                    `file "${path}" ends ${remaining} bytes before the range does`,
-                  ),
-                );
-              } else controller.close();
-              return;
-            }
-            controller.enqueue(ownChunkOf(stream, chunk));
-            next = readNext();
-            next.catch(() => {}); // reported by the next pull
-          } catch (error) {
-            await close().catch(() => {});
-            controller.error(error);
-          }
-        },
-        async cancel() {
-          await next?.catch(() => {});
-          await close();
-        },
-      }, { highWaterMark: 0 });
-      return stream;
+      return streamFileRange(
+        handle,
+        range,
+        `file "${path}"`,
+        () => handle.close(),
+      );
     },
   };
+}
+
+/** The part of a `node:fs` `FileHandle` that `streamFileRange` reads with. */
+export interface PositionedReader {
+  /** Reads into `buffer` from `position`; 0 bytes read is the end. */
+  read(
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesRead: number }>;
+}
+
+/**
+ * A range of an open file as a pull-based stream of fresh chunks, read
+ * ahead by one, with positioned reads (so several streams can share one
+ * file). `release` runs once, when the stream ends, errors or is cancelled.
+ * A file that ends before the range does errors the stream.
+ *
+ * @example
+ * ```ts
+ * import { open } from "node:fs/promises";
+ * import { streamFileRange } from "./fs.ts";
+ * const handle = await open("deno.json");
+ * const stream = streamFileRange(handle, { start: 2, length: 10 }, "deno.json", () => handle.close());
+ * ```
+ */
+export function streamFileRange(
+  file: PositionedReader,
+  range: ByteRange | undefined,
+  what: string,
+  release: () => Promise<void>,
+): ReadableStream<Uint8Array> {
+  let position = range?.start ?? 0;
+  let remaining = range?.length ?? Infinity;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await release();
+  };
+  const readNext = async (): Promise<Uint8Array | null> => {
+    const want = Math.min(READ_SIZE, remaining);
+    if (want === 0) return null;
+    const buffer = new Uint8Array(want);
+    const { bytesRead } = await file.read(buffer, 0, want, position);
+    if (bytesRead === 0) return null;
+    position += bytesRead;
+    remaining -= bytesRead;
+    return buffer.subarray(0, bytesRead);
+  };
+  // One read ahead, so the disk works while the chunk before is used.
+  let next: Promise<Uint8Array | null> | undefined;
+  // Each chunk is a fresh buffer (a claimed stream's may be freed).
+  const stream: ReadableStream<Uint8Array> = new ReadableStream({
+    async pull(controller) {
+      try {
+        const chunk = await (next ?? readNext());
+        next = undefined;
+        if (chunk === null) {
+          await close();
+          if (remaining !== Infinity && remaining > 0) {
+            controller.error(
+              new RangeError(
+                `${what} ends ${remaining} bytes before the range does`,
+              ),
+            );
+          } else controller.close();
+          return;
+        }
+        controller.enqueue(ownChunkOf(stream, chunk));
+        next = readNext();
+        next.catch(() => {}); // reported by the next pull
+      } catch (error) {
+        await close().catch(() => {});
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      await next?.catch(() => {});
+      await close();
+    },
+  }, { highWaterMark: 0 });
+  return stream;
 }
 
 type NodeFs = typeof import("node:fs/promises");

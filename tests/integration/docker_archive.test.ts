@@ -945,9 +945,11 @@ test("fromDockerArchive() streams a layer from its offset, in chunks, cancellabl
 
       spy.opens.length = 0;
       const reader = (await described.uncompressed!.open(0)).getReader();
+      // A gzip archive was gunzipped once, into a spool, while indexed:
+      // its layers are read from there, the archive is not opened again.
       assert.deepEqual(
         spy.opens,
-        gzip ? [{ path }] : [{
+        gzip ? [] : [{
           path,
           range: { start: offset, length: layer.byteLength },
         }],
@@ -966,9 +968,8 @@ test("fromDockerArchive() streams a layer from its offset, in chunks, cancellabl
       const partial = (await image.openLayer(descriptor)).getReader();
       assert.ok(!(await partial.read()).done);
       await partial.cancel();
-      // The file is done with once cancel() resolves: cancelled, or (gzip,
-      // should the pipe have read ahead to its end) closed.
-      assert.equal(spy.cancels + spy.closes, cancels + closes + 1);
+      // The file is done with once cancel() resolves (gzip: the spool).
+      assert.equal(spy.cancels + spy.closes, cancels + closes + (gzip ? 0 : 1));
       if (!gzip) assert.equal(spy.cancels, cancels + 1, "cancelled");
 
       // And through save(): the same tarball.

@@ -23,7 +23,15 @@ import {
   tempCopy,
   withTemp,
 } from "../_fixtures.ts";
-import { layoutFiles } from "../_layouts.ts";
+import { countingFs, layoutFiles } from "../_layouts.ts";
+import { buildImage } from "../../mod.ts";
+import { layerTar } from "../_fixtures.ts";
+import { nodeFileSystem } from "../../src/runtime/fs.ts";
+import { fromDockerArchive } from "../../src/sources/archive/docker_archive.ts";
+import {
+  indexArchive,
+  MAX_REGUNZIP_FACTOR,
+} from "../../src/sources/archive/archive_index.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { save } from "../../src/save/save.ts";
 import { readAll } from "../_golden.ts";
@@ -382,4 +390,64 @@ test("fromDockerArchive() keeps at most 100,000 members per archive", async () =
   );
   assert.equal(outcome.code, "ARCHIVE_LIMIT", outcome.message);
   assert.match(outcome.message!, /more than 100000 members/);
+});
+
+// --------------------------- 8: a gzip archive is gunzipped once, bounded
+
+/**
+ * A gzipped docker archive: a run of `fillerMiB` MiB of zeros no image
+ * needs, then an image of `layers` layers (its tar as `save()` writes it).
+ */
+async function paddedArchive(layers: number, fillerMiB = 64): Promise<{
+  gz: Uint8Array;
+  tar: Uint8Array;
+}> {
+  const image = await buildImage({
+    layers: await Promise.all(
+      Array.from(
+        { length: layers },
+        (_, i) => layerTar({ [`f${i}`]: `${i}\n` }),
+      ),
+    ),
+    config: { architecture: "amd64", os: "linux" },
+  });
+  const tar = await readAll(save([["hostile/app:v1", image]]));
+  const filler = tarRecord("filler", new Uint8Array(fillerMiB * 1024 * 1024));
+  return { gz: gzipSync(concat([filler, tar]), { level: 1 }), tar };
+}
+
+test("fromDockerArchive() reads a gzip archive once, however many layers it has", async () => {
+  const { gz, tar } = await paddedArchive(12);
+  await withTemp("docker-save-hostile-", async (dir) => {
+    const path = join(dir, "padded.tar.gz");
+    writeFileSync(path, gz);
+    const { fs, count } = countingFs((await nodeFileSystem())!);
+    const image = await fromDockerArchive(path, undefined, { fs });
+    const again = await readAll(save([["hostile/app:v1", image]]));
+    assert.ok(Buffer.from(again).equals(Buffer.from(tar)), "same tarball");
+    // Today each of the 12 layers gunzipped the file again from its start.
+    assert.equal(count.reads, 1, `${count.reads} opens of the archive`);
+    assert.equal(count.bytes, gz.byteLength);
+  });
+});
+
+test("ArchiveIndex without a spool gunzips at most MAX_REGUNZIP_FACTOR times the tar", async () => {
+  const { gz } = await paddedArchive(1, 4);
+  await withTemp("docker-save-hostile-", async (dir) => {
+    const path = join(dir, "padded.tar.gz");
+    writeFileSync(path, gz);
+    const index = await indexArchive(path, { spool: false });
+    // The last member read from the archive (not kept in memory).
+    const last = index.members.filter((m) => !m.data && m.size > 0).at(-1)!;
+    for (let i = 0; i < MAX_REGUNZIP_FACTOR; i++) {
+      await readAll(await index.open(last));
+    }
+    await assert.rejects(index.open(last), {
+      name: "DockerSaveError",
+      code: "ARCHIVE_LIMIT",
+      message: new RegExp(
+        `^Cannot read "${last.name}" of archive "${path}": reading its members would gunzip more than ${MAX_REGUNZIP_FACTOR} times its \\d+ bytes; gunzip it first$`,
+      ),
+    });
+  });
 });

@@ -5,12 +5,9 @@
  * this library's own output, and any of them gzip-compressed.
  *
  * The archive is indexed once, in one streaming pass (see
- * `_archive_index.ts`); layers are then streamed from their offsets with
- * positioned file reads. A gzip-compressed archive cannot be entered in the
- * middle: each layer read gunzips it again from its start and discards the
- * bytes before the layer as they stream (nothing is kept), so every layer
- * costs a read of the archive up to it; gunzip such an archive first when
- * that matters.
+ * `archive_index.ts`); layers are then streamed from their offsets with
+ * positioned file reads. A gzip-compressed archive is gunzipped once, into
+ * a temporary file, while it is indexed, and its layers are read from there.
  *
  * @module
  */

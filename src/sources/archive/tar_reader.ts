@@ -205,6 +205,11 @@ export class TarReader {
     return out;
   }
 
+  /** How many bytes of the tar stream were taken so far. */
+  get position(): number {
+    return this.#position;
+  }
+
   /** Stops reading: cancels the stream. */
   async cancel(reason?: unknown): Promise<void> {
     await this.#reader.cancel(reason).catch(() => {});
