@@ -816,9 +816,11 @@ function checkConfigPlatform(
 }
 
 // The gzip ISIZE trailer (uncompressed size mod 2^32), lifted to the
-// smallest size not below what the blob's own size allows: deflate never
-// shrinks data by more than its stored-block overhead (5 bytes per 65535),
-// plus the gzip header and trailer.
+// smallest size not below what the blob's own size allows: deflate grows
+// incompressible data by at most its stored-block overhead, which zlib's
+// deflateBound puts at 1/4096 + 1/16384 + 1/2^25 of it (zlib stores blocks
+// of ~16 KiB; Go's compress/flate of 64 KiB, less), plus the gzip header
+// and trailer.
 async function trailerSize(
   client: RegistryClient,
   repository: string,
@@ -839,7 +841,10 @@ async function trailerSize(
     0,
     true,
   );
-  const least = Math.max(0, Math.floor((layer.size - 1024) * 0.9999));
+  const least = Math.max(
+    0,
+    Math.floor((layer.size - 1024) / (1 + 2 ** -12 + 2 ** -14 + 2 ** -25)),
+  );
   const wraps = least > isize ? Math.ceil((least - isize) / GZIP_ISIZE) : 0;
   return isize + wraps * GZIP_ISIZE;
 }
