@@ -67,6 +67,8 @@ export interface CliArgs {
   registryMirrors: string[];
   /** `--registries-conf`: the registries.conf to read. */
   registriesConf?: string;
+  /** `--concurrency`: layers downloaded at once; `undefined` for the default. */
+  concurrency?: number;
 }
 
 const PLATFORM = /^[^/\s,]+\/[^/\s,]+(\/[^/\s,]+)?$/;
@@ -190,6 +192,14 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         );
       }
       args.uncompressedSizes = value;
+    } else if ((value = valueOf("--concurrency")) !== undefined) {
+      const n = Number(value);
+      if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+        throw new UsageError(
+          `--concurrency takes a positive whole number, not "${value}"`,
+        );
+      }
+      args.concurrency = n;
     } else if ((value = valueOf("--layers")) !== undefined) {
       if (value !== "uncompressed" && value !== "compressed") {
         throw new UsageError(

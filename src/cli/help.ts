@@ -101,6 +101,10 @@ Options:
                         trailer, one download per layer; checked while
                         writing) or count (download and gunzip each layer
                         twice, once to count)
+      --concurrency N   layers downloaded at once (default 3, as docker);
+                        with -o each goes into its place in the file when
+                        every size is known, else the next ones are fetched
+                        ahead into a buffer of at most 32 MiB
   -q, --quiet           no progress on stderr (errors are still printed)
       --no-verify       skip the sha256 checks of blobs and diff_ids (a
                         corrupt blob then goes into the tarball unnoticed)

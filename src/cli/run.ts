@@ -133,6 +133,7 @@ async function run(
       format: args.format,
       defaultPlatform: args.defaultPlatform,
       onProgress: progress?.listener,
+      concurrency: args.concurrency,
     };
     // A file can seek: each layer is then decompressed once.
     output.writing = toStdout

@@ -24,8 +24,8 @@ export interface WritableFileHandle {
 
 /**
  * A sink writing to `file` from position 0. With `releaseWritten` (for a
- * writer that is the last reader of every chunk it appends, as
- * `saveToFile`'s is) each appended chunk is released once written (see
+ * writer that is the last reader of every chunk it writes, as
+ * `saveToFile`'s is) each chunk is released once written (see
  * `chunk_release.ts`).
  *
  * @example
@@ -72,7 +72,10 @@ export function fileSink(
       });
     },
     async writeAt(at, bytes) {
-      then(() => writeFully(bytes, at));
+      then(async () => {
+        await writeFully(bytes, at);
+        if (releaseWritten) releaseChunk(bytes);
+      });
       await pending;
     },
     async truncate(length) {

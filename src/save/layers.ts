@@ -44,6 +44,7 @@ import {
   type ProgressUpdate,
 } from "./progress.ts";
 import { VerifyStream } from "./verify.ts";
+import { LayerPrefetch } from "./prefetch.ts";
 
 /** A member whose size is known and whose body can be opened at an offset. */
 export interface SizedMember {
@@ -111,19 +112,25 @@ export class LayerResolver {
   // Blobs whose digest a counting pass already checked.
   #checkedBlobs = new Set<string>();
   #abort = new AbortController();
+  #concurrency: number;
+  #prefetch: LayerPrefetch | undefined;
 
   /**
    * @param settings layer mode, verification and progress
    * @param strategy how a size nothing knows is learnt
    */
   constructor(
-    settings: Pick<SaveSettings, "verify" | "compressed" | "onProgress">,
+    settings: Pick<
+      SaveSettings,
+      "verify" | "compressed" | "onProgress" | "concurrency"
+    >,
     strategy: SizeStrategy,
   ) {
     this.#verify = settings.verify;
     this.#compressed = settings.compressed;
     this.#strategy = strategy;
     this.#onProgress = settings.onProgress;
+    this.#concurrency = settings.concurrency;
   }
 
   /**
@@ -137,7 +144,15 @@ export class LayerResolver {
     void,
     undefined
   > {
-    for (const entry of planned) {
+    const entries = [...planned];
+    // The sized plan reads no body: nothing to fetch ahead.
+    if (this.#concurrency > 1 && this.#strategy !== "known") {
+      this.#prefetch = new LayerPrefetch(entries, {
+        concurrency: this.#concurrency,
+        compressed: this.#compressed,
+      });
+    }
+    for (const entry of entries) {
       if (isDeferredEntry(entry)) {
         const built = await entry.build(this.#sizes);
         if (built) yield bytesMember(built.name, built.body as Uint8Array);
@@ -152,12 +167,14 @@ export class LayerResolver {
   /** Stops a counting pass under way (the output was cancelled). */
   cancel(reason?: unknown): void {
     this.#abort.abort(reason);
+    this.#prefetch?.cancel(reason);
   }
 
   async #layerMember(
     entry: LayerEntry,
   ): Promise<SizedMember | UnsizedMember | undefined> {
-    const layer = await describeLayer(entry.image, entry.layer);
+    const layer = await (this.#prefetch?.describe(entry) ??
+      describeLayer(entry.image, entry.layer));
     const onProgress = this.#onProgress;
     const progress: ProgressFor = (stream, phase, total) =>
       onProgress

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { layerConcurrency } from "./prefetch.ts";
 import type { ProgressListener } from "./progress.ts";
 
 /** How layers are stored in the tarball. */
@@ -63,6 +64,16 @@ export interface SaveOptions {
    * ```
    */
   onProgress?: ProgressListener;
+  /**
+   * Layers downloaded at once, as docker's `max-concurrent-downloads`. For
+   * a stream, the blobs of the next layers are fetched ahead into a buffer
+   * of at most 32 MiB in all while the current one is written; for
+   * `saveToFile()`, when every member's size is known before its body, each
+   * layer is written into its place in the file as it arrives. 1 reads one
+   * layer after another. The bytes are the same whatever the value.
+   * @default {3}
+   */
+  concurrency?: number;
 }
 
 /** `SaveOptions` resolved once, every default applied: what the stages read. */
@@ -77,6 +88,8 @@ export interface SaveSettings {
   defaultPlatform: string;
   /** Told how far each layer has been read. */
   onProgress: ProgressListener | undefined;
+  /** Layers downloaded at once (1: one after another). */
+  concurrency: number;
 }
 
 /**
@@ -95,5 +108,6 @@ export function resolveOptions(options: SaveOptions = {}): SaveSettings {
     format: options.format ?? "docker",
     defaultPlatform: options.defaultPlatform ?? "linux/amd64",
     onProgress: options.onProgress,
+    concurrency: layerConcurrency(options.concurrency),
   };
 }

@@ -12,6 +12,7 @@
 import { LayerResolver, type SizedMember } from "./layers.ts";
 import type { SaveSettings } from "./options.ts";
 import type { SavePlan } from "./pipeline.ts";
+import { writeMembersInPlace } from "./positional_write.ts";
 import {
   endOfArchive,
   padding,
@@ -71,6 +72,7 @@ export function writePlan(
  * ```ts
  * import { sizePlan } from "./write.ts";
  * import type { SavePlan } from "./pipeline.ts";
+import { writeMembersInPlace } from "./positional_write.ts";
  * declare const plan: SavePlan;
  * import { resolveOptions } from "./options.ts";
  * const members = await sizePlan(plan, resolveOptions({ layers: "compressed" }));
@@ -125,6 +127,7 @@ export interface SeekableSink {
  * ```ts
  * import { type SeekableSink, writePlanSeekable } from "./write.ts";
  * import type { SavePlan } from "./pipeline.ts";
+import { writeMembersInPlace } from "./positional_write.ts";
  * declare const plan: SavePlan, sink: SeekableSink;
  * import { resolveOptions } from "./options.ts";
  * await writePlanSeekable(plan, resolveOptions({}), sink);
@@ -135,6 +138,14 @@ export async function writePlanSeekable(
   settings: SaveSettings,
   sink: SeekableSink,
 ): Promise<void> {
+  // Every size known up front: each layer written into its place as it
+  // arrives, side by side. Otherwise one after another, in order.
+  if (settings.concurrency > 1) {
+    const sized = await sizePlan(plan, settings);
+    if (sized && sized.filter((member) => !member.bytes).length > 1) {
+      return await writeMembersInPlace(sized, sink, settings.concurrency);
+    }
+  }
   const resolver = new LayerResolver(settings, "defer");
   let offset = 0;
   const put = async (bytes: Uint8Array) => {
@@ -163,26 +174,33 @@ export async function writePlanSeekable(
     }
     await put(new Uint8Array(padding(member.size)));
   };
-  for await (const member of resolver.members(plan.entries)) {
-    if (!member) continue;
-    if (member.size !== undefined) {
-      await putSized(member);
-      continue;
-    }
-    // The header's length does not depend on the size below 8 GiB.
-    const start = offset;
-    const reserved = tarHeader(member.name, 0).byteLength;
-    await put(new Uint8Array(reserved));
-    const size = await putBody(await member.open());
-    const header = tarHeader(member.name, size);
-    if (header.byteLength === reserved) {
-      await sink.writeAt(start, header);
-      member.settle(size);
-      await put(new Uint8Array(padding(size)));
-    } else {
-      await sink.truncate(start);
-      offset = start;
-      await putSized(member.sized(size));
+  try {
+    await writeMembers();
+  } finally {
+    resolver.cancel(); // downloads still under way after an error
+  }
+  async function writeMembers() {
+    for await (const member of resolver.members(plan.entries)) {
+      if (!member) continue;
+      if (member.size !== undefined) {
+        await putSized(member);
+        continue;
+      }
+      // The header's length does not depend on the size below 8 GiB.
+      const start = offset;
+      const reserved = tarHeader(member.name, 0).byteLength;
+      await put(new Uint8Array(reserved));
+      const size = await putBody(await member.open());
+      const header = tarHeader(member.name, size);
+      if (header.byteLength === reserved) {
+        await sink.writeAt(start, header);
+        member.settle(size);
+        await put(new Uint8Array(padding(size)));
+      } else {
+        await sink.truncate(start);
+        offset = start;
+        await putSized(member.sized(size));
+      }
     }
   }
   await put(new Uint8Array(endOfArchive(offset)));

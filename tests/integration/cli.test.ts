@@ -278,6 +278,18 @@ test("parseArgs() reads the registry options", () => {
   });
 });
 
+test("parseArgs() reads --concurrency N, a positive whole number", () => {
+  assert.equal(parseArgs(["alpine"]).concurrency, undefined);
+  assert.equal(parseArgs(["--concurrency", "1", "alpine"]).concurrency, 1);
+  assert.equal(parseArgs(["--concurrency=8", "alpine"]).concurrency, 8);
+  for (const bad of ["0", "-1", "2.5", "x", ""]) {
+    assert.throws(() => parseArgs([`--concurrency=${bad}`, "alpine"]), {
+      message:
+        `--concurrency takes a positive whole number, not "${bad}" (see --help)`,
+    });
+  }
+});
+
 test("errorLine() hints at --uncompressed-sizes count by the error's code, not its text", () => {
   const hint = /retry with --uncompressed-sizes count\)$/;
   const short = new DockerSaveError(

@@ -27,6 +27,7 @@ import { createTarDecoder } from "modern-tar";
 import type { Descriptor, Image } from "../../src/model/image.ts";
 import { save, type SaveOptions } from "../../src/save/save.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
+import { PREFETCH_BUDGET } from "../../src/save/prefetch.ts";
 import {
   appendBytes,
   type ChunkSource,
@@ -204,7 +205,10 @@ async function assertBoundedReadAhead(
 ): Promise<ImageStats> {
   const compressed = options.layers === "compressed";
   const { image, stats } = testImage(layers);
-  const consumer = new Consumer(save([[TAG, image]], options));
+  // One layer at a time: fetching ahead has a bound of its own (below).
+  const consumer = new Consumer(
+    save([[TAG, image]], { concurrency: 1, ...options }),
+  );
   const hashes = new Map<string, ReturnType<typeof createHash>>();
   consumer.tracker.onBody = (member, bytes) => {
     if (!member.name.endsWith("/layer.tar")) return;
@@ -281,6 +285,42 @@ test(
       { layers: "compressed" },
     );
     assert.equal(opens(stats), 2);
+  },
+);
+
+test(
+  "save() fetches the next layer ahead, within PREFETCH_BUDGET, and stops while the consumer stalls",
+  { timeout: 60_000 },
+  async () => {
+    const plain = await plain64();
+    const gzip = await gzip64();
+    const layers = [{ layer: plain }, {
+      layer: gzip,
+      uncompressedSize: "known" as const,
+    }];
+    const { image, stats } = testImage(layers);
+    const consumer = new Consumer(save([[TAG, image]], { concurrency: 2 }));
+    // The top layer (gzip) is written first; the plain one is fetched ahead.
+    await consumer.readUntil(() => consumer.inLayerBody(STALL_AT));
+    await sleep(STALL_MS);
+    const ahead = lastStream(stats, plain.digest);
+    const pulled = () => stats.streams.reduce((n, s) => n + s.pulled, 0);
+    const m = await stall(consumer, pulled);
+    log("prefetch", `next layer pulled ${ahead.pulled}`, `all ${m.pulledEnd}`);
+    assert.ok(
+      ahead.pulled > READ_AHEAD_BOUND,
+      "the next layer was fetched ahead",
+    );
+    assert.ok(
+      m.pulledEnd - m.received <= PREFETCH_BUDGET + READ_AHEAD_BOUND,
+      `${m.pulledEnd} bytes pulled for ${m.received} received`,
+    );
+    assert.equal(m.pulledEnd, m.pulledMid, "still pulling while stalled");
+    await consumer.readAll();
+    assert.ok(consumer.endsWithTarEnd());
+    // One open per layer: the blob fetched ahead is the one written.
+    assert.equal(opens(stats, plain.digest), 1);
+    assert.equal(opens(stats, gzip.digest), 1);
   },
 );
 

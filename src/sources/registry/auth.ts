@@ -148,6 +148,8 @@ export class RegistryAuth {
   #options: AuthOptions;
   #challenge: Challenge | undefined;
   #tokens = new Map<string, Token>();
+  // Token requests under way, by scope: layers fetched side by side share one.
+  #fetching = new Map<string, Promise<Token>>();
   #found: Promise<CredentialsFound> | undefined;
 
   /**
@@ -210,7 +212,14 @@ export class RegistryAuth {
     if (cached && Date.now() < cached.refreshAt) {
       return `Bearer ${cached.value}`;
     }
-    const token = await this.#fetchToken(challenge, scope);
+    let fetching = this.#fetching.get(scope);
+    if (!fetching) {
+      fetching = this.#fetchToken(challenge, scope).finally(() =>
+        this.#fetching.delete(scope)
+      );
+      this.#fetching.set(scope, fetching);
+    }
+    const token = await fetching;
     this.#tokens.set(scope, token);
     return `Bearer ${token.value}`;
   }
