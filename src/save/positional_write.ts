@@ -81,9 +81,11 @@ export async function writeMembersInPlace(
         const { done, value } = await reader.read();
         check();
         if (done) break;
-        if (written + value.byteLength > member.size) break;
+        // Counted before the write: a written chunk may be freed (detached).
+        const length = value.byteLength;
+        if (written + length > member.size) break;
         await sink.writeAt(at + written, value);
-        written += value.byteLength;
+        written += length;
       }
       if (written !== member.size) {
         throw new RangeError(
