@@ -7,13 +7,13 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { REPO } from "./_cli.ts";
 import type { Fixture } from "./_fixture.ts";
-import { MiB } from "./_harness.ts";
+import { log, MiB } from "./_harness.ts";
 import type { Runtime } from "./_options.ts";
 import { JOB_TITLES, type Row, TARGETS } from "./_rows.ts";
 import { summarize, type Summary } from "./_stats.ts";
@@ -227,4 +227,29 @@ function peerTable(rows: Row[], summaries: Map<Row, Summary>): string[] {
     "Every row:",
     "",
   ];
+}
+
+/**
+ * A run's Markdown: headed by the command that made it (`script` and this
+ * process's arguments), printed, and written to `out` (after what it holds
+ * with `append`, else as a new results file).
+ */
+export function publish(
+  script: string,
+  body: string[],
+  options: { out?: string; append: boolean },
+): void {
+  const command = `node --import tsx ${script} ${
+    process.argv.slice(2).join(" ")
+  }`.trim();
+  const document = [`## \`${command}\``, "", ...body].join("\n");
+  console.log(document);
+  if (!options.out) return;
+  const path = resolve(options.out);
+  mkdirSync(dirname(path), { recursive: true });
+  const previous = options.append && existsSync(path)
+    ? `${readFileSync(path, "utf8")}\n`
+    : "# docker-save benchmark results\n\n";
+  writeFileSync(path, previous + document);
+  log(`wrote ${path}`);
 }

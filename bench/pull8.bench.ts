@@ -34,7 +34,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { gzipSync } from "node:zlib";
 import { endOfArchive, tarHeader } from "../src/save/tar_writer.ts";
@@ -67,7 +67,13 @@ import {
   modernVersions,
 } from "./_peers.ts";
 import { startBenchRegistry } from "./_registry_fixture.ts";
-import { fmt, loadavg, machineLine, RSS_TARGET_MIB } from "./_report.ts";
+import {
+  fmt,
+  loadavg,
+  machineLine,
+  publish,
+  RSS_TARGET_MIB,
+} from "./_report.ts";
 import { median } from "./_stats.ts";
 
 const REPOSITORY = "bench/x";
@@ -492,12 +498,7 @@ async function main(): Promise<void> {
     if (modern) cleanModern();
   }
   const blobBytes = fixture.layers.reduce((n, l) => n + l.size, 0);
-  const command = `node --import tsx bench/pull8.bench.ts ${
-    process.argv.slice(2).join(" ")
-  }`.trim();
-  const document = [
-    `## \`${command}\``,
-    "",
+  publish("bench/pull8.bench.ts", [
     header,
     "",
     `CLI sources: ${sourcesId}.`,
@@ -516,17 +517,7 @@ async function main(): Promise<void> {
     "",
     `Whole invocation: ${fmt(elapsedSeconds(), 0)} s.`,
     "",
-  ].join("\n");
-  console.log(document);
-  if (o.out) {
-    const path = resolve(o.out);
-    mkdirSync(dirname(path), { recursive: true });
-    const previous = o.append && existsSync(path)
-      ? `${readFileSync(path, "utf8")}\n`
-      : "# docker-save benchmark results\n\n";
-    writeFileSync(path, previous + document);
-    log(`wrote ${path}`);
-  }
+  ], o);
 }
 
 await main();

@@ -32,8 +32,7 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
 import process from "node:process";
 import { Cleanup } from "../tests/_registry.ts";
 import { cliDir, prepareSources, runtimeArgv } from "./_cli.ts";
@@ -49,7 +48,14 @@ import {
   shareWithModern,
 } from "./_peers.ts";
 import { pushFixture, startBenchRegistry } from "./_registry_fixture.ts";
-import { fmt, loadavg, machineLine, renderSize, versionOf } from "./_report.ts";
+import {
+  fmt,
+  loadavg,
+  machineLine,
+  publish,
+  renderSize,
+  versionOf,
+} from "./_report.ts";
 import { buildRows } from "./_rows.ts";
 
 async function main(): Promise<void> {
@@ -157,12 +163,7 @@ async function main(): Promise<void> {
     "An OCI layout does not record the uncompressed size; with -o FILE the tar header is reserved and patched after the layer is written, so each layer is gunzipped once (to stdout a first counting pass is needed); from a registry, the gzip trailer gives it (one download). " +
     "With a load average above 2 on this 2-core machine the walls are inflated; the CPU column is the steadier number.",
   ];
-  const command = `node --import tsx bench/save.bench.ts ${
-    process.argv.slice(2).join(" ")
-  }`.trim();
-  const document = [
-    `## \`${command}\``,
-    "",
+  publish("bench/save.bench.ts", [
     header,
     "",
     `CLI sources: ${sourcesId}.`,
@@ -172,18 +173,7 @@ async function main(): Promise<void> {
     "",
     `Whole invocation: ${fmt(elapsedSeconds(), 0)} s.`,
     "",
-  ].join("\n");
-  console.log(document);
-  if (options.out) {
-    const path = resolve(options.out);
-    mkdirSync(dirname(path), { recursive: true });
-    if (options.append && existsSync(path)) {
-      writeFileSync(path, `${readFileSync(path, "utf8")}\n${document}`);
-    } else {
-      writeFileSync(path, `# docker-save benchmark results\n\n${document}`);
-    }
-    log(`wrote ${path}`);
-  }
+  ], options);
 }
 
 await main();
