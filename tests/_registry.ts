@@ -11,6 +11,7 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { test } from "node:test";
 import { createHash, createPrivateKey, createSign } from "node:crypto";
 import {
   createServer,
@@ -66,6 +67,24 @@ export function requireTools(): void {
       } missing: apt-get install -y docker-registry apache2-utils openssl (see .ci/run)`,
     );
   }
+}
+
+/**
+ * A test (60 s at most) given a `Cleanup` that is emptied at its end, pass
+ * or fail.
+ */
+export function withCleanup(
+  name: string,
+  fn: (cleanup: Cleanup) => Promise<void>,
+): void {
+  test(name, { timeout: 60_000 }, async () => {
+    const cleanup = new Cleanup();
+    try {
+      await fn(cleanup);
+    } finally {
+      await cleanup.close();
+    }
+  });
 }
 
 /** Things to stop, in reverse order of starting. */

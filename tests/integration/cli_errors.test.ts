@@ -14,24 +14,12 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import { runCli, runtimeCommand } from "../_cli.ts";
 import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
-import { Cleanup, listen, tempDir } from "../_registry.ts";
+import { type Cleanup, listen, tempDir, withCleanup } from "../_registry.ts";
 import { layerTar, makeParts } from "../_fixtures.ts";
 import { VERSION } from "../../src/cli/version.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
 const layout = `${basic.dir}/oci`;
-
-/** A test with a `Cleanup` emptied at its end. */
-function withCleanup(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
-  test(name, { timeout: 60_000 }, async () => {
-    const cleanup = new Cleanup();
-    try {
-      await fn(cleanup);
-    } finally {
-      await cleanup.close();
-    }
-  });
-}
 
 // ------------------------------------------------ issue 20, item 8
 

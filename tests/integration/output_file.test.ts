@@ -9,7 +9,6 @@
  * @module
  */
 
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
@@ -18,22 +17,10 @@ import { writeFileAtomic } from "../../src/save/to_file.ts";
 import { goldenCases, goldenEntries } from "../_golden.ts";
 import { runCli } from "../_cli.ts";
 import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
-import { Cleanup, tempDir } from "../_registry.ts";
+import { type Cleanup, tempDir, withCleanup } from "../_registry.ts";
 import { layerTar, makeParts } from "../_fixtures.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
-
-/** A test with a `Cleanup` emptied at its end. */
-function withCleanup(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
-  test(name, { timeout: 60_000 }, async () => {
-    const cleanup = new Cleanup();
-    try {
-      await fn(cleanup);
-    } finally {
-      await cleanup.close();
-    }
-  });
-}
 
 /** A registry serving one image, counting requests. */
 async function registryImage(cleanup: Cleanup) {
@@ -95,9 +82,9 @@ withCleanup(
   },
 );
 
-test("saveToFile() keeps an existing file's mode and gives a new file the umask's", async () => {
-  const cleanup = new Cleanup();
-  try {
+withCleanup(
+  "saveToFile() keeps an existing file's mode and gives a new file the umask's",
+  async (cleanup) => {
     const dir = await tempDir(cleanup, "mode");
     // Existing, private: stays private (it became 0644).
     const existing = `${dir}/private.tar`;
@@ -120,14 +107,12 @@ test("saveToFile() keeps an existing file's mode and gives a new file the umask'
       (await stat(created)).mode & 0o777,
       (await stat(plain)).mode & 0o777,
     );
-  } finally {
-    await cleanup.close();
-  }
-});
+  },
+);
 
-test("writeFileAtomic() writes its temporary file 0600", async () => {
-  const cleanup = new Cleanup();
-  try {
+withCleanup(
+  "writeFileAtomic() writes its temporary file 0600",
+  async (cleanup) => {
     const dir = await tempDir(cleanup, "mode");
     let seen: number | undefined;
     const stream = new ReadableStream<Uint8Array>({
@@ -140,7 +125,5 @@ test("writeFileAtomic() writes its temporary file 0600", async () => {
     }, { highWaterMark: 0 });
     await writeFileAtomic(`${dir}/out.bin`, stream);
     assert.equal(seen, 0o600);
-  } finally {
-    await cleanup.close();
-  }
-});
+  },
+);

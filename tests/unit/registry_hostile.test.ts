@@ -17,7 +17,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MEDIA_TYPES } from "../../src/model/image.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
-import { Cleanup, listen, tempDir } from "../_registry.ts";
+import { type Cleanup, listen, tempDir, withCleanup } from "../_registry.ts";
 import {
   buildGzipImage,
   fakeFetch,
@@ -30,18 +30,6 @@ import {
   USER,
 } from "../_registry_images.ts";
 import { assertSameBytes } from "../_fixtures.ts";
-
-/** A test with a `Cleanup` emptied at its end. */
-function withCleanup(name: string, fn: (cleanup: Cleanup) => Promise<void>) {
-  test(name, { timeout: 60_000 }, async () => {
-    const cleanup = new Cleanup();
-    try {
-      await fn(cleanup);
-    } finally {
-      await cleanup.close();
-    }
-  });
-}
 
 /** A file whose content must never leave this process. */
 async function secretFile(cleanup: Cleanup) {
