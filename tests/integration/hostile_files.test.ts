@@ -24,6 +24,7 @@ import {
   withTemp,
 } from "../_fixtures.ts";
 import { countingFs, layoutFiles } from "../_layouts.ts";
+import { paxRecord, TAR_END, tarHeader, tarRecord } from "../_tar_records.ts";
 import { buildImage } from "../../mod.ts";
 import { layerTar } from "../_fixtures.ts";
 import { nodeFileSystem } from "../../src/runtime/fs.ts";
@@ -225,44 +226,6 @@ test("save() of a layout follows a blob's symlink to a file inside the layout", 
 // ------------------------------------------- 1: tar name records, bounded
 
 const encoder = new TextEncoder();
-
-/** A ustar header block (checksummed) for `name`, `size`, `flag`. */
-function tarHeader(name: string, size: number, flag = "0"): Uint8Array {
-  const block = new Uint8Array(512);
-  const put = (text: string, at: number) => block.set(encoder.encode(text), at);
-  put(name.slice(0, 100), 0);
-  put("0000644\0", 100);
-  put("0000000\0", 108);
-  put("0000000\0", 116);
-  put(size.toString(8).padStart(11, "0") + "\0", 124);
-  put("00000000000\0", 136);
-  put(flag, 156);
-  put("ustar\u000000", 257);
-  put("        ", 148);
-  const sum = block.reduce((a, b) => a + b, 0);
-  put(sum.toString(8).padStart(6, "0") + "\0 ", 148);
-  return block;
-}
-
-/** A header and its body, padded to whole blocks. */
-function tarRecord(name: string, body: Uint8Array, flag = "0"): Uint8Array {
-  return concat([
-    tarHeader(name, body.byteLength, flag),
-    body,
-    new Uint8Array((512 - body.byteLength % 512) % 512),
-  ]);
-}
-
-/** A PAX body of one record, `key=value`. */
-function paxRecord(key: string, value: string): Uint8Array {
-  const rest = ` ${key}=${value}\n`;
-  let length = rest.length;
-  while (String(length).length + rest.length !== length) {
-    length = String(length).length + rest.length;
-  }
-  return encoder.encode(`${length}${rest}`);
-}
-
 /** `count` empty members named `${prefix}N`, gzipped once. */
 function tinyMembers(count: number, prefix = "t/"): Uint8Array {
   return gzipSync(
@@ -277,7 +240,7 @@ function members(files: [string, Uint8Array][]): Uint8Array {
   return concat(files.map(([name, data]) => tarRecord(name, data)));
 }
 
-const END = new Uint8Array(1024);
+const END = TAR_END;
 const ARCHIVE_BOUNDS = { timeoutMs: 30_000, maxRssMiB: 640 };
 
 async function basicMembers(): Promise<[string, Uint8Array][]> {

@@ -32,6 +32,7 @@ import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
 import { readAll } from "../_golden.ts";
 import {
+  concat,
   digestOf,
   layerTar,
   makeParts,
@@ -40,6 +41,12 @@ import {
 } from "../_fixtures.ts";
 import { type FakeAnswer, startFakeRegistry } from "../_fake_registry.ts";
 import { Cleanup } from "../_registry.ts";
+import {
+  paxRecord,
+  type SizeField,
+  tarHeader,
+  tarRecord,
+} from "../_tar_records.ts";
 
 const env = process.env;
 const SEED = Number(env.FUZZ_SEED ?? 20261130);
@@ -604,6 +611,134 @@ fuzz(
     const path = join(dir, "archive.tar");
     await writeFile(path, await tar);
     return settleToFile(dir, () => fromDockerArchive(path), options);
+  },
+);
+
+/** A tar record an archive made by anyone may hold before its members. */
+type HostileRecord =
+  | {
+    kind: "pax";
+    global: boolean;
+    key: string;
+    length: number;
+    fill: string;
+    malformed: boolean;
+  }
+  | { kind: "gnu"; flag: "L" | "K"; length: number; fill: string }
+  | {
+    kind: "member";
+    name: string;
+    flag: string;
+    size: number;
+    sizeField: SizeField;
+    badChecksum: boolean;
+  };
+
+/** Record and name lengths around the bounds (4096, 1 MiB) and far past them. */
+const RECORD_LENGTHS = [
+  0,
+  1,
+  99,
+  100,
+  255,
+  4096,
+  4097,
+  70_000,
+  1_048_575,
+  1_048_577,
+  3_000_000,
+];
+
+const hostileRecord: fc.Arbitrary<HostileRecord> = fc.oneof(
+  fc.record({
+    kind: fc.constant("pax" as const),
+    global: fc.boolean(),
+    key: fc.constantFrom("path", "linkpath", "size", "mtime", "__proto__", ""),
+    length: fc.constantFrom(...RECORD_LENGTHS),
+    fill: fc.constantFrom("a", "a/", "../", "\0", "é", "9"),
+    malformed: fc.boolean(),
+  }),
+  fc.record({
+    kind: fc.constant("gnu" as const),
+    flag: fc.constantFrom("L" as const, "K" as const),
+    length: fc.constantFrom(...RECORD_LENGTHS),
+    fill: fc.constantFrom("a", "a/", "manifest.json\0", "é"),
+  }),
+  fc.record({
+    kind: fc.constant("member" as const),
+    name: fc.constantFrom(
+      "manifest.json",
+      "x",
+      "a/../../b",
+      "../x",
+      "/abs",
+      "d/",
+    ),
+    flag: fc.constantFrom("0", "1", "2", "5", "6", "7", "S", "x", "g", "L"),
+    size: fc.constantFrom(0, 1, 511, 512, 2000, 2 ** 40),
+    sizeField: fc.constantFrom("octal", "base-256", "garbage") as fc.Arbitrary<
+      SizeField
+    >,
+    badChecksum: fc.boolean(),
+  }),
+);
+
+/** A record's bytes; a member's body is zeros (cut short when huge). */
+function hostileBytes(record: HostileRecord): Uint8Array {
+  const text = (fill: string, length: number) =>
+    fill.repeat(Math.ceil(length / fill.length)).slice(0, length);
+  if (record.kind === "pax") {
+    let body = paxRecord(record.key, text(record.fill, record.length));
+    if (record.malformed) body = body.subarray(1);
+    return tarRecord("PaxHeader", body, record.global ? "g" : "x");
+  }
+  if (record.kind === "gnu") {
+    return tarRecord(
+      "././@LongLink",
+      new TextEncoder().encode(text(record.fill, record.length)),
+      record.flag,
+    );
+  }
+  return concat([
+    tarHeader(record.name, record.size, record.flag, record),
+    new Uint8Array(Math.min(record.size, 4096)),
+  ]);
+}
+
+fuzz(
+  "docker and OCI archives with hostile tar records (PAX, global, GNU long names)",
+  30,
+  (base) =>
+    fc.tuple(
+      dockerArchive(base),
+      fc.array(hostileRecord, { maxLength: 4 }),
+      fc.boolean(),
+      fc.boolean(),
+    ),
+  async ([{ tar, options }, records, gzip, oci], dir) => {
+    const path = join(dir, "archive.tar");
+    const hostile = concat(records.map(hostileBytes));
+    const image = await tar;
+    // Before the archive's own members; a gzip one gets a gzip member first.
+    const gzipped = image[0] === 0x1f && image[1] === 0x8b;
+    await writeFile(
+      path,
+      gzipped || gzip
+        ? concat([
+          gzipSync(hostile, { level: 1 }),
+          gzipped ? image : gzipSync(image, { level: 1 }),
+        ])
+        : concat([hostile, image]),
+    );
+    const outcome = await settleToFile(
+      dir,
+      () => oci ? fromOciArchive(path) : fromDockerArchive(path),
+      options,
+    );
+    // Bounded memory: nothing of a record over its bound is kept.
+    const rss = process.memoryUsage().rss;
+    assert.ok(rss < 1536 * 1024 * 1024, `${outcome}: ${rss} bytes resident`);
+    return outcome;
   },
 );
 
