@@ -312,10 +312,10 @@ export function bigImage(mib: number): Promise<Image> {
 
 async function makeBigImage(mib: number): Promise<Image> {
   const hash = await createSha256();
-  for (const chunk of bigLayerChunks(mib)) hash.update(chunk);
+  for (const chunk of bigLayerChunks(mib)) await hash.update(chunk);
   const layer: Descriptor = {
     mediaType: MEDIA_TYPES.ociLayerTar,
-    digest: `sha256:${hash.hexDigest()}`,
+    digest: `sha256:${await hash.hexDigest()}`,
     size: mib * MiB + 1536,
   };
   const config = encoder.encode(JSON.stringify({
@@ -344,6 +344,6 @@ async function makeBigImage(mib: number): Promise<Image> {
 
 async function sha256HexOf(bytes: Uint8Array): Promise<string> {
   const hash = await createSha256();
-  hash.update(bytes);
-  return hash.hexDigest();
+  await hash.update(bytes);
+  return await hash.hexDigest();
 }

@@ -70,14 +70,17 @@ export function requireWorkerd(): string {
 }
 
 /**
- * Bundles examples/worker.ts as a user would for Workers (esbuild, ESM,
- * `platform: "browser"`: the `node:` modules stay runtime imports) into
- * `dir/worker.js`.
+ * Bundles examples/worker.ts (or another worker `entry`) as a user would for
+ * Workers (esbuild, ESM, `platform: "browser"`: the `node:` modules stay
+ * runtime imports) into `dir/worker.js`.
  */
-export async function bundleWorker(dir: string): Promise<string> {
+export async function bundleWorker(
+  dir: string,
+  entry = WORKER_ENTRY,
+): Promise<string> {
   const outfile = join(dir, "worker.js");
   await build({
-    entryPoints: [WORKER_ENTRY],
+    entryPoints: [entry],
     bundle: true,
     format: "esm",
     platform: "browser",

@@ -1,13 +1,18 @@
 /**
  * Streaming decompression of layer blobs (gzip, every member of a
  * multi-member gzip; zstd, every frame) that pulls its input only as its
- * output is read. gzip: `node:zlib` where present (native), otherwise the
- * pure-JS `fflate`. zstd: the pure-JS `fzstd` everywhere: Node 20's zlib has
- * no zstd, and Deno 2.9's and Bun 1.4's stop after a blob's first frame. `DecompressionStream` is not used: on
- * spec-following runtimes (Deno, Chromium) it rejects the bytes after the
- * first member. Neither is `Duplex.toWeb(zlib)`: its readable side queues up
- * to 16384 chunks (Node 20) or 65536 (Deno), so it read a whole layer ahead
- * of a slow consumer (measured: 532 MiB blob, ~630 MiB RSS).
+ * output is read. gzip: `node:zlib` where present (native), else the
+ * runtime's `DecompressionStream("gzip")` where it reads every member of a
+ * multi-member gzip (native; Workers without `nodejs_compat`), else the
+ * pure-JS `fflate`. On spec-following runtimes (Deno, Chromium)
+ * `DecompressionStream` rejects the bytes after the first member, so it is
+ * used only where a two-member probe (`readsEveryGzipMember`) comes out
+ * whole. zstd: the pure-JS `fzstd` everywhere: Node 20's zlib has no zstd,
+ * and Deno 2.9's and Bun 1.4's stop after a blob's first frame. Not used
+ * either: `Duplex.toWeb(zlib)`, whose readable side queues up to 16384
+ * chunks (Node 20) or 65536 (Deno), so it read a whole layer ahead of a slow
+ * consumer (measured: 532 MiB blob, ~630 MiB RSS). This file is the one
+ * place that probes for these.
  *
  * @module
  */
@@ -16,8 +21,81 @@ import { importNode } from "./_import.ts";
 import { ownChunkOf, releaseChunk } from "./chunk_release.ts";
 import { ZstdBlockScanner } from "./_zstd_blocks.ts";
 
-/** Which implementation a decompressor uses. */
-export type GunzipBackend = "node" | "web";
+/**
+ * Which implementation a decompressor uses: `node:zlib`, the runtime's
+ * `DecompressionStream`, or the pure-JS `fflate` / `fzstd` (`"web"`).
+ */
+export type GunzipBackend = "node" | "decompression-stream" | "web";
+
+// "a" and "b", each its own gzip member.
+const TWO_MEMBERS = new Uint8Array([
+  31,
+  139,
+  8,
+  0,
+  0,
+  0,
+  0,
+  0,
+  2,
+  255,
+  75,
+  4,
+  0,
+  67,
+  190,
+  183,
+  232,
+  1,
+  0,
+  0,
+  0,
+  31,
+  139,
+  8,
+  0,
+  0,
+  0,
+  0,
+  0,
+  2,
+  255,
+  75,
+  2,
+  0,
+  249,
+  239,
+  190,
+  113,
+  1,
+  0,
+  0,
+  0,
+]);
+let everyMember: Promise<boolean> | undefined;
+
+/**
+ * Whether the runtime has a `DecompressionStream` that reads every member
+ * of a multi-member gzip (asked once: a two-member probe must give "ab").
+ *
+ * @example
+ * ```ts
+ * import { readsEveryGzipMember } from "./decompress.ts";
+ * if (await readsEveryGzipMember()) console.log("native gunzip");
+ * ```
+ */
+export function readsEveryGzipMember(): Promise<boolean> {
+  return everyMember ??= (async () => {
+    if (typeof DecompressionStream !== "function") return false;
+    try {
+      const plain = new Blob([TWO_MEMBERS]).stream()
+        .pipeThrough(new DecompressionStream("gzip"));
+      return await new Response(plain).text() === "ab";
+    } catch {
+      return false;
+    }
+  })();
+}
 
 /** A compression `createDecompressor` undoes. */
 export type Compression = "gzip" | "zstd";
@@ -101,7 +179,7 @@ export async function createDecompressor(
   compression: Compression,
   backend?: GunzipBackend,
 ): Promise<ReadableWritablePair<Uint8Array, Uint8Array>> {
-  if (backend !== "web") {
+  if (backend === undefined || backend === "node") {
     const zlib = compression === "gzip"
       ? await importNode<typeof import("node:zlib")>("node:zlib")
       : undefined;
@@ -110,8 +188,21 @@ export async function createDecompressor(
         zlibInflater(zlib.createGunzip({ chunkSize: ZLIB_CHUNK_SIZE })),
       );
     }
-    if (backend === "node") {
+    if (backend) {
       throw new Error(`Cannot decompress ${compression} with node:zlib`);
+    }
+  }
+  if (backend === undefined || backend === "decompression-stream") {
+    if (compression === "gzip" && await readsEveryGzipMember()) {
+      return new DecompressionStream("gzip") as ReadableWritablePair<
+        Uint8Array,
+        Uint8Array
+      >;
+    }
+    if (backend) {
+      throw new Error(
+        `Cannot decompress ${compression} with DecompressionStream`,
+      );
     }
   }
   return pullTransform(

@@ -65,16 +65,19 @@ export class VerifyStream extends TransformStream<Uint8Array, Uint8Array> {
         if (expect.size !== undefined && this.bytes > expect.size) {
           throw sizeError(expect, this.bytes, "more than");
         }
-        hasher?.update(chunk);
+        const hashed = hasher?.update(chunk);
         if (held) controller.enqueue(held);
         held = chunk;
+        // A hash that runs behind is awaited: back-pressure, and the chunk
+        // is read before anyone frees it.
+        return hashed;
       },
-      flush: (controller) => {
+      flush: async (controller) => {
         if (expect.size !== undefined && this.bytes !== expect.size) {
           throw sizeError(expect, this.bytes, "");
         }
         if (hasher && expect.digest) {
-          const actual = `sha256:${hasher.hexDigest()}`;
+          const actual = `sha256:${await hasher.hexDigest()}`;
           if (actual !== expect.digest) {
             throw new DockerSaveError(
               expect.code,

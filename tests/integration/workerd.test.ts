@@ -24,6 +24,8 @@ import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { gzipSync } from "node:zlib";
 import process from "node:process";
 import { save, type SaveOptions } from "../../src/save/save.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
@@ -48,6 +50,7 @@ import {
   payload,
   text,
 } from "../_registry_images.ts";
+import type { ProbeReport } from "../_workerd_probe.ts";
 import {
   bundleWorker,
   requireWorkerd,
@@ -283,6 +286,43 @@ describe("workerd", { skip }, () => {
   }
 
   test(
+    "the edge path takes native sha256 and gunzip where workerd has them, and reads every gzip member",
+    { timeout: TIMEOUT },
+    async () => {
+      const dir = await tempDir(cleanup, "workerd-probe");
+      const bundle = await bundleWorker(
+        dir,
+        new URL("../_workerd_probe.ts", import.meta.url).pathname,
+      );
+      const parts = [
+        payload(2 * MiB, 3),
+        text("second member\n"),
+        payload(MiB, 5),
+      ];
+      const body = new Uint8Array(
+        Buffer.concat(parts.map((part) => gzipSync(part))),
+      );
+      const whole = new Uint8Array(Buffer.concat(parts));
+      for (const nodejsCompat of COMPAT) {
+        const probe = await startWorkerd(cleanup, bundle, {
+          nodejsCompat,
+          registries: [],
+        });
+        const response = await fetch(probe.url, { method: "POST", body });
+        const report: ProbeReport = await response.json();
+        log(name(nodejsCompat), report);
+        assert.equal(report.size, whole.byteLength, name(nodejsCompat));
+        assert.equal(`sha256:${report.sha256}`, sha256(whole));
+        assert.equal(
+          report.hash,
+          nodejsCompat ? "node" : "digest-stream",
+          `${name(nodejsCompat)}: sha256 by ${report.hash}`,
+        );
+      }
+    },
+  );
+
+  test(
     "a client that hangs up makes the worker drop its registry fetch",
     { timeout: TIMEOUT },
     async () => {
@@ -338,19 +378,21 @@ describe("workerd", { skip }, () => {
             : undefined,
       );
       const bundle = await bundleWorker(await tempDir(cleanup, "workerd-bad"));
-      const worker = await startWorkerd(cleanup, bundle, {
-        nodejsCompat: true,
-        registries: [corrupting.host],
-      });
-      for (const layers of ["uncompressed", "compressed"]) {
-        const response = await fetch(
-          saveUrl(worker, `${corrupting.host}/edge/app:v1`, layers),
-        );
-        assert.equal(response.status, 200);
-        await assert.rejects(
-          response.arrayBuffer(),
-          `${layers}: ended cleanly`,
-        );
+      for (const nodejsCompat of COMPAT) {
+        const worker = await startWorkerd(cleanup, bundle, {
+          nodejsCompat,
+          registries: [corrupting.host],
+        });
+        for (const layers of ["uncompressed", "compressed"]) {
+          const response = await fetch(
+            saveUrl(worker, `${corrupting.host}/edge/app:v1`, layers),
+          );
+          assert.equal(response.status, 200);
+          await assert.rejects(
+            response.arrayBuffer(),
+            `${name(nodejsCompat)}, ${layers}: ended cleanly`,
+          );
+        }
       }
     },
   );

@@ -484,12 +484,12 @@ async function indexMember(
       head.push(bytes.slice(0, 4 - headLength));
       headLength += head[head.length - 1].byteLength;
     }
-    hasher?.update(bytes);
+    await hasher?.update(bytes);
     kept?.push(bytes.slice());
     if (!hasher && !kept && headLength >= 4) break; // next() skips the rest
   }
   member.head = concatBytes(head);
-  if (hasher) member.digest = `sha256:${hasher.hexDigest()}`;
+  if (hasher) member.digest = `sha256:${await hasher.hexDigest()}`;
   if (kept) member.data = concatBytes(kept);
   return member;
 }

@@ -545,9 +545,9 @@ async function memberDigest(
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    hasher.update(value);
+    await hasher.update(value);
   }
-  member.digest = `sha256:${hasher.hexDigest()}`;
+  member.digest = `sha256:${await hasher.hexDigest()}`;
   return member.digest;
 }
 

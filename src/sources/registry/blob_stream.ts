@@ -19,6 +19,12 @@ import {
   TransportError,
 } from "./transport.ts";
 
+// Chunks under SMALL_CHUNK are joined up to COALESCE bytes. workerd's fetch
+// hands out 4 KiB chunks (measured: 34,000 for a 133 MiB blob), and the
+// verifying, tar and response stages then cost more than the bytes.
+const SMALL_CHUNK = 32 * 1024;
+const COALESCE = 256 * 1024;
+
 /**
  * Opens the blob once more: a 2xx response to a request with `headers`
  * (`range` when resuming), or a thrown error (`TransportError` to retry).
@@ -156,13 +162,36 @@ export function resumableBlob(
     }
   };
 
+  let ended = false;
   // The body's only reader, so each chunk is a fresh buffer nobody else
-  // holds (a claimed stream's may be freed).
+  // holds (a claimed stream's may be freed). Small chunks are joined into
+  // one of up to COALESCE bytes: every stage after this one costs per chunk.
   const stream: ReadableStream<Uint8Array> = new ReadableStream({
     pull: async (controller) => {
-      const chunk = await transport.retry(what, exchange, next);
-      if (chunk) controller.enqueue(ownChunkOf(stream, chunk));
-      else controller.close();
+      const first = ended
+        ? undefined
+        : await transport.retry(what, exchange, next);
+      if (!first) return controller.close();
+      if (first.byteLength >= SMALL_CHUNK) {
+        return controller.enqueue(ownChunkOf(stream, first));
+      }
+      const joined = new Uint8Array(COALESCE);
+      joined.set(first);
+      let filled = first.byteLength;
+      while (filled <= COALESCE - SMALL_CHUNK) {
+        const chunk = await transport.retry(what, exchange, next);
+        if (!chunk) {
+          ended = true;
+          break;
+        }
+        if (chunk.byteLength > COALESCE - filled) {
+          controller.enqueue(ownChunkOf(stream, joined.subarray(0, filled)));
+          return controller.enqueue(ownChunkOf(stream, chunk));
+        }
+        joined.set(chunk, filled);
+        filled += chunk.byteLength;
+      }
+      controller.enqueue(ownChunkOf(stream, joined.subarray(0, filled)));
     },
     cancel: async (reason) => {
       exchange.cancel(reason);

@@ -1,0 +1,200 @@
+/**
+ * The worker example in workerd against the Node CLI, saving the same image
+ * from a loopback registry (issue 23's budgets): the bench's fixture (one
+ * layer of `--size` MiB, half random, half text, gzip -6) pushed to Debian's
+ * docker-registry; per layer mode, the Node CLI (`dist/bin/docker-save.js`,
+ * as npm users run it) `-o` a file, and `curl` downloading
+ * `/save?image=REF[&layers=compressed]` from workerd with and without
+ * `nodejs_compat` (examples/workerd.capnp, tests/_workerd.ts). The runs of
+ * each row are interleaved, so load from elsewhere falls on all of them.
+ *
+ * ```sh
+ * node --import tsx bench/workerd.bench.ts [--size 256] [--runs 3] [--no-build]
+ * ```
+ *
+ * Reported per row: median wall (curl's, or the CLI's), the ratio to the
+ * Node CLI's median, and for workerd the CPU the workerd process spent per
+ * request (utime + stime from /proc/PID/stat, before and after) and the
+ * process's peak resident memory during the request (VmRSS sampled every
+ * 20 ms: the isolate's heap plus workerd's own buffers; workerd gives no
+ * per-isolate figure) and its growth over the idle process.
+ *
+ * @module
+ */
+
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { ensureFixture } from "./_fixture.ts";
+import { MiB, timed } from "./_harness.ts";
+import { pushFixture, startBenchRegistry } from "./_registry_fixture.ts";
+import { median } from "./_stats.ts";
+import { Cleanup, tempDir } from "../tests/_registry.ts";
+import {
+  bundleWorker,
+  startWorkerd,
+  type Workerd,
+  workerdVersion,
+} from "../tests/_workerd.ts";
+
+const REPO = new URL("../", import.meta.url).pathname;
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? args[at + 1] : fallback;
+};
+const SIZE = Number(option("size", "256"));
+const RUNS = Number(option("runs", "3"));
+const MODES = option("modes", "compressed,uncompressed").split(",");
+const TICKS = 100; // USER_HZ, /proc/PID/stat's unit
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+/** Resident memory of a process, MiB. */
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+interface Run {
+  wall: number;
+  cpu?: number;
+  peakRss?: number;
+  idleRss?: number;
+  bytes: number;
+}
+
+/** Downloads `url` with curl into `out`, measuring workerd meanwhile. */
+async function download(
+  worker: Workerd,
+  url: string,
+  out: string,
+): Promise<Run> {
+  const idleRss = rssOf(worker.pid);
+  let peakRss = idleRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssOf(worker.pid));
+  }, 20);
+  const cpuBefore = cpuOf(worker.pid);
+  const started = performance.now();
+  // curl runs asynchronously so the sampler keeps running.
+  const curl = await new Promise<{ status: number | null; stderr: string }>(
+    (resolve) => {
+      const child = spawn("curl", ["-sS", "--fail", "-o", out, url], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (d) => stderr += d);
+      child.on("exit", (status) => resolve({ status, stderr }));
+    },
+  );
+  const wall = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  if (curl.status !== 0) throw new Error(`curl ${url}: ${curl.stderr}`);
+  return {
+    wall,
+    cpu: cpuOf(worker.pid) - cpuBefore,
+    peakRss,
+    idleRss,
+    bytes: statSync(out).size,
+  };
+}
+
+const cleanup = new Cleanup();
+try {
+  const load = () =>
+    readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3);
+  console.log(
+    `# workerd bench: ${SIZE} MiB layer, ${RUNS} runs, ${workerdVersion()}, node ${process.version}, load ${
+      load().join(" ")
+    }`,
+  );
+  if (!args.includes("--no-build")) {
+    const built = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "scripts/build.ts"],
+      { cwd: REPO, stdio: "inherit" },
+    );
+    if (built.status !== 0) throw new Error("build failed");
+  }
+  const fixture = await ensureFixture(SIZE);
+  const registry = await startBenchRegistry(cleanup);
+  const reference = await pushFixture(registry, fixture);
+  const dir = await tempDir(cleanup, "workerd-bench");
+  const bundle = await bundleWorker(dir);
+  const workers: Record<string, Workerd> = {};
+  for (const compat of [true, false]) {
+    workers[compat ? "workerd nodejs_compat" : "workerd web-only"] =
+      await startWorkerd(cleanup, bundle, {
+        nodejsCompat: compat,
+        registries: [registry.host],
+      });
+  }
+  const out = join(dir, "out.tar");
+  for (const mode of MODES) {
+    const runs: Record<string, Run[]> = { "node CLI": [] };
+    for (const name of Object.keys(workers)) runs[name] = [];
+    for (let run = 0; run < RUNS; run++) {
+      rmSync(out, { force: true });
+      const cli = timed(
+        [
+          join(REPO, "dist/bin/docker-save.js"),
+          "-q",
+          "-o",
+          out,
+          "--layers",
+          mode,
+          reference,
+        ],
+        { cwd: REPO, outputPath: out },
+      );
+      if (!cli.ok) throw new Error(`node CLI: ${cli.error}`);
+      runs["node CLI"].push({
+        wall: cli.wallPrecise,
+        cpu: cli.cpu,
+        peakRss: cli.rssKiB / 1024,
+        bytes: cli.outputBytes ?? 0,
+      });
+      const expected = cli.outputBytes;
+      for (const [name, worker] of Object.entries(workers)) {
+        rmSync(out, { force: true });
+        const url = `${worker.url}/save?image=${encodeURIComponent(reference)}${
+          mode === "compressed" ? "&layers=compressed" : ""
+        }`;
+        const got = await download(worker, url, out);
+        if (got.bytes !== expected) {
+          throw new Error(`${name}: ${got.bytes} bytes, the CLI ${expected}`);
+        }
+        runs[name].push(got);
+      }
+    }
+    const base = median(runs["node CLI"].map((r) => r.wall));
+    console.log(
+      `\n## ${SIZE} MiB layer, layers: ${mode} (load ${load()[0]})\n`,
+    );
+    console.log(
+      "| row | median wall s | / node CLI | CPU s per request | peak RSS MiB (idle) | wall s per run |",
+    );
+    console.log("| --- | ---: | ---: | ---: | ---: | --- |");
+    for (const [name, list] of Object.entries(runs)) {
+      const wall = median(list.map((r) => r.wall));
+      const idle = list[0].idleRss;
+      console.log(
+        `| ${name} | ${wall.toFixed(2)} | ${(wall / base).toFixed(2)}× | ${
+          median(list.map((r) => r.cpu ?? 0)).toFixed(2)
+        } | ${Math.max(...list.map((r) => r.peakRss ?? 0)).toFixed(0)}${
+          idle === undefined ? "" : ` (${idle.toFixed(0)})`
+        } | ${list.map((r) => r.wall.toFixed(2)).join(" / ")} |`,
+      );
+    }
+  }
+  console.log(`\nbytes: ${MiB} per MiB; load after: ${load().join(" ")}`);
+} finally {
+  await cleanup.close();
+}
