@@ -18,7 +18,8 @@ type Stats = import("node:fs").Stats;
 
 /**
  * Throws `DockerSaveError` `BAD_OUTPUT` unless a file can be written at
- * `path`: it is a regular file or nothing, in an existing directory. Needs
+ * `path`: it is a regular file or nothing, in an existing directory we may
+ * write in. Needs
  * `node:fs` (it checks nothing without).
  *
  * @example
@@ -61,6 +62,16 @@ export async function checkOutputPath(path: string): Promise<void> {
   }
   if (!parent.isDirectory()) {
     throw refuse(`"${untrustedText(dir, Infinity)}" is not a directory`);
+  }
+  // The temporary file is created there, and renamed there.
+  try {
+    await fs.access(dir, fs.constants.W_OK);
+  } catch (error) {
+    throw refuse(
+      `its directory "${untrustedText(dir, Infinity)}" is not writable (${
+        codeOf(error) ?? "access"
+      })`,
+    );
   }
 }
 

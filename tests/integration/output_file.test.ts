@@ -11,13 +11,15 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import process from "node:process";
+import { test } from "node:test";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { saveToFile } from "../../mod.ts";
 import { writeFileAtomic } from "../../src/save/to_file.ts";
 import { goldenCases, goldenEntries } from "../_golden.ts";
 import { runCli } from "../_cli.ts";
 import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
-import { type Cleanup, tempDir, withCleanup } from "../_registry.ts";
+import { Cleanup, tempDir, withCleanup } from "../_registry.ts";
 import { layerTar, makeParts } from "../_fixtures.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
@@ -127,3 +129,23 @@ withCleanup(
     assert.equal(seen, 0o600);
   },
 );
+
+test("cli -o refuses a directory it may not write in, before any request", {
+  skip: process.getuid?.() === 0 && "root may write anywhere",
+}, async () => {
+  const cleanup = new Cleanup();
+  try {
+    const { registry, ref } = await registryImage(cleanup);
+    const dir = await tempDir(cleanup, "out");
+    await mkdir(`${dir}/locked`, { mode: 0o500 });
+    const result = await runCli(["-o", `${dir}/locked/out.tar`, ref]);
+    assert.equal(
+      result.stderr,
+      `docker-save: Cannot write "${dir}/locked/out.tar": its directory "${dir}/locked" is not writable (EACCES)\n`,
+    );
+    assert.equal(result.code, 1);
+    assert.deepEqual(registry.requests, []);
+  } finally {
+    await cleanup.close();
+  }
+});

@@ -100,7 +100,14 @@ test("classifyNetworkError() reads Node's, Deno's and Bun's fetch errors alike",
     ],
     // Worth retrying.
     [node(coded("read ECONNRESET", "ECONNRESET")), "other", "ECONNRESET"],
-    [node(coded("getaddrinfo EAI_AGAIN x", "EAI_AGAIN")), "other", "EAI_AGAIN"],
+    [node(coded("getaddrinfo EAI_AGAIN x", "EAI_AGAIN")), "dns", "EAI_AGAIN"],
+    [
+      deno(
+        "dns error: failed to lookup address information: Temporary failure in name resolution",
+      ),
+      "dns",
+      "EAI_AGAIN",
+    ],
     [new TypeError("fetch failed"), "other", undefined],
   ];
   for (const [error, kind, code] of cases) {

@@ -17,13 +17,13 @@ import { untrustedText } from "../../util/untrusted_text.ts";
  * - `bad-port`: `fetch` refuses the port (the Fetch standard's "bad ports",
  *   such as 1, 25 or 6000).
  * - `refused`: nothing listens on the port (ECONNREFUSED).
- * - `dns`: the host name does not resolve (ENOTFOUND).
+ * - `dns`: the host name does not resolve (ENOTFOUND), or no resolver
+ *   answered (EAI_AGAIN).
  * - `plain-http`: an HTTPS request was answered in plain HTTP, as by a
  *   registry meant to be reached with `--insecure-registry`.
  * - `tls`: another TLS failure (a certificate not trusted, expired, or for
  *   another name; a handshake refused).
- * - `other`: anything else (a reset, a timeout, a temporary DNS failure):
- *   worth retrying.
+ * - `other`: anything else (a reset, a timeout): worth retrying.
  *
  * @example
  * ```ts
@@ -99,6 +99,11 @@ export function classifyNetworkError(error: unknown): NetworkFailure {
   }
   if (has("ECONNREFUSED") || /connection refused/i.test(text)) {
     return failure("refused", "ECONNREFUSED");
+  }
+  // A temporary failure too (EAI_AGAIN: no resolver answered): docker and
+  // skopeo end there, and Deno does not tell the two apart.
+  if (has("EAI_AGAIN") || /temporary failure in name resolution/i.test(text)) {
+    return failure("dns", "EAI_AGAIN");
   }
   if (
     has("ENOTFOUND") ||
