@@ -8,6 +8,7 @@
  */
 
 import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
@@ -17,6 +18,7 @@ import {
   pushLayout,
   type Registry,
   type RegistryAuthConfig,
+  selfSigned,
   startRegistry,
   stopChild,
   tempDir,
@@ -74,21 +76,7 @@ export async function makeCa(cleanup: Cleanup, name = "ca"): Promise<TestCa> {
   const dir = await tempDir(cleanup, "tls");
   const cert = join(dir, `${name}.crt`);
   const caKey = join(dir, `${name}.key`);
-  openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    caKey,
-    "-out",
-    cert,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=docker-save test ${name}`,
-  ]);
+  selfSigned(caKey, cert, `/CN=docker-save test ${name}`);
   return {
     dir,
     cert,
@@ -135,6 +123,20 @@ export async function makeCa(cleanup: Cleanup, name = "ca"): Promise<TestCa> {
       ]);
       return { cert: out, key };
     },
+  };
+}
+
+/**
+ * The options that trust `ca` for `registry` only, from the `tls` option
+ * (no certs.d directory of the machine's).
+ */
+export function trusting(
+  registry: Registry,
+  ca: TestCa,
+): { certsDirectories: false; tls: Record<string, { ca: string }> } {
+  return {
+    certsDirectories: false,
+    tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
   };
 }
 

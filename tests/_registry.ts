@@ -348,6 +348,33 @@ export async function listen(
   return { server, host, url: `http://${host}` };
 }
 
+/**
+ * A fresh RSA key and a self-signed certificate for it (a CA, a token
+ * issuer), made by openssl, valid for two days.
+ */
+export function selfSigned(
+  keyPath: string,
+  certPath: string,
+  subject: string,
+): void {
+  const made = spawnSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    keyPath,
+    "-out",
+    certPath,
+    "-days",
+    "2",
+    "-subj",
+    subject,
+  ], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+}
+
 /** A token server for the registry's `auth: token`. */
 export interface TokenServer {
   /** The realm to configure (`http://127.0.0.1:PORT/token`). */
@@ -388,22 +415,7 @@ export async function startTokenServer(
   const dir = await tempDir(cleanup, "token");
   const keyPath = join(dir, "key.pem");
   const certPath = join(dir, "cert.pem");
-  const made = spawnSync("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    keyPath,
-    "-out",
-    certPath,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=docker-save test token issuer",
-  ], { encoding: "utf8" });
-  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+  selfSigned(keyPath, certPath, "/CN=docker-save test token issuer");
   const key = createPrivateKey(await readFile(keyPath));
   const certDer = (await readFile(certPath, "utf8"))
     .replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");

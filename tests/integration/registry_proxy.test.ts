@@ -34,6 +34,7 @@ import {
   skipProxy,
   startTinyproxy,
   tlsRegistry,
+  trusting,
 } from "../_networks.ts";
 
 // No proxy settings of the machine, and no update check of Deno's (it
@@ -121,8 +122,7 @@ proxyTest(
       ...FAST,
       proxy: proxy.url,
       credentials: { registry: registry.host, username: USER, password: PASS },
-      certsDirectories: false,
-      tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+      ...trusting(registry, ca),
     });
     assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
     const requests = await proxy.requests();
@@ -198,8 +198,7 @@ proxyTest(
         ...FAST,
         retry: { attempts: 5, delay: 2000 },
         proxy: proxy.url,
-        certsDirectories: false,
-        tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+        ...trusting(registry, ca),
       }),
       (error: unknown) => {
         assert.ok(error instanceof DockerSaveError, String(error));

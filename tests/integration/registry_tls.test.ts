@@ -19,7 +19,7 @@ import { tempDir } from "../_registry.ts";
 import { basic, FAST, registryTest, saved } from "../_registry_images.ts";
 import { assertSameBytes } from "../_fixtures.ts";
 import { runCli } from "../_cli.ts";
-import { makeCa, tlsRegistry } from "../_networks.ts";
+import { makeCa, tlsRegistry, trusting } from "../_networks.ts";
 
 const ONE_TRY = { ...FAST, retry: { attempts: 5, delay: 2000 } };
 
@@ -73,8 +73,7 @@ registryTest(
     const registry = await tlsRegistry(cleanup, ca);
     const image = await fromRegistry(`${registry.host}/oracle/basic:v1`, {
       ...FAST,
-      certsDirectories: false,
-      tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+      ...trusting(registry, ca),
     });
     assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
   },
@@ -113,8 +112,7 @@ registryTest(
     await failsAtOnce(
       fromRegistry(`${registry.host}/oracle/basic:v1`, {
         ...ONE_TRY,
-        certsDirectories: false,
-        tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+        ...trusting(registry, ca),
       }),
       "TLS_CLIENT_CERT_REQUIRED",
       /client certificate/,
@@ -132,8 +130,7 @@ registryTest(
     await failsAtOnce(
       fromRegistry(`${registry.host}/oracle/basic:v1`, {
         ...ONE_TRY,
-        certsDirectories: false,
-        tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+        ...trusting(registry, ca),
       }),
       "TLS_HOSTNAME_MISMATCH",
       /not valid for 127\.0\.0\.1/,
@@ -149,8 +146,7 @@ registryTest(
     await failsAtOnce(
       fromRegistry(`${registry.host}/oracle/basic:v1`, {
         ...ONE_TRY,
-        certsDirectories: false,
-        tls: { [registry.host]: { ca: readFileSync(ca.cert, "utf8") } },
+        ...trusting(registry, ca),
       }),
       "TLS_CERT_EXPIRED",
       /expired/,
