@@ -22,8 +22,7 @@ type Piece =
  * @example
  * ```ts
  * import { tarRangeStream } from "./tar_range.ts";
- * import { DockerSaveError } from "../model/errors.ts";
-import type { SizedMember } from "./layers.ts";
+ * import type { SizedMember } from "./layers.ts";
  * declare const members: SizedMember[];
  * const tail = tarRangeStream(members, 1024, 4096);
  * ```
