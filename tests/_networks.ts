@@ -183,11 +183,15 @@ export interface Tinyproxy {
 
 /**
  * Starts tinyproxy on 127.0.0.1 with its log in a temp dir; `connectPorts`
- * limits the ports it tunnels to (it refuses others with 403).
+ * limits the ports it tunnels to (it refuses others with 403); `basicAuth`
+ * makes it ask for credentials (407).
  */
 export async function startTinyproxy(
   cleanup: Cleanup,
-  options: { connectPorts?: number[] } = {},
+  options: {
+    connectPorts?: number[];
+    basicAuth?: { username: string; password: string };
+  } = {},
 ): Promise<Tinyproxy> {
   const dir = await tempDir(cleanup, "tinyproxy");
   const log = join(dir, "tinyproxy.log");
@@ -205,6 +209,11 @@ export async function startTinyproxy(
         "MaxClients 50",
         "Allow 127.0.0.1",
         ...(options.connectPorts ?? []).map((p) => `ConnectPort ${p}`),
+        ...(options.basicAuth
+          ? [
+            `BasicAuth ${options.basicAuth.username} ${options.basicAuth.password}`,
+          ]
+          : []),
         "",
       ].join("\n"),
     );

@@ -210,3 +210,35 @@ proxyTest(
     assert.ok(Date.now() - start < 1900, `took ${Date.now() - start} ms`);
   },
 );
+
+proxyTest(
+  "proxy credentials in the proxy URL go to the proxy; wrong ones are PROXY_REFUSED",
+  async (cleanup) => {
+    const ca = await makeCa(cleanup);
+    const registry = await tlsRegistry(cleanup, ca);
+    const proxy = await startTinyproxy(cleanup, {
+      basicAuth: { username: "me", password: "s3cret" },
+    });
+    const withCredentials = proxy.url.replace("//", "//me:s3cret@");
+    const image = await fromRegistry(`${registry.host}/oracle/basic:v1`, {
+      ...FAST,
+      proxy: withCredentials,
+      ...trusting(registry, ca),
+    });
+    assertSameBytes(await saved("oracle/basic:v1", image), basic.expected);
+    assert.ok((await proxy.connects()).length > 0);
+    await assert.rejects(
+      fromRegistry(`${registry.host}/oracle/basic:v1`, {
+        ...FAST,
+        proxy: proxy.url.replace("//", "//me:wrong@"),
+        ...trusting(registry, ca),
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof DockerSaveError, String(error));
+        assert.equal(error.code, "PROXY_REFUSED", error.message);
+        assert.ok(!error.message.includes("wrong"), error.message);
+        return true;
+      },
+    );
+  },
+);
