@@ -1,6 +1,6 @@
 /**
  * The bench's image served by a loopback registry: Debian's docker-registry
- * on 127.0.0.1 (tests/_registry.ts), holding each size's fixture as
+ * on 127.0.0.1 (tests/_kit/registry.ts), holding each size's fixture as
  * `bench/x:<size>`, blobs byte for byte (so the digests match the layout's).
  * The layer is uploaded as a stream, whatever its size.
  *
@@ -10,13 +10,13 @@
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import type { Cleanup } from "../tests/_kit/cleanup.ts";
 import {
-  type Cleanup,
   pushBlob,
   pushManifest,
   type Registry,
   startRegistry,
-} from "../tests/_registry.ts";
+} from "../tests/_kit/registry.ts";
 import type { Fixture } from "./_fixture.ts";
 import { log } from "./_harness.ts";
 

@@ -38,13 +38,10 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { gzipSync } from "node:zlib";
 import { endOfArchive, tarHeader } from "../src/save/tar_writer.ts";
-import {
-  Cleanup,
-  pushBlob,
-  pushManifest,
-  sha256,
-  stopChild,
-} from "../tests/_registry.ts";
+import { Cleanup } from "../tests/_kit/cleanup.ts";
+import { digestOf } from "../tests/_kit/digest.ts";
+import { stopChild } from "../tests/_kit/processes.ts";
+import { pushBlob, pushManifest } from "../tests/_kit/registry.ts";
 import { cliDir, prepareSources, REPO, runtimeArgv, TAG } from "./_cli.ts";
 import {
   cleanOutputs,
@@ -213,9 +210,9 @@ function ensurePullFixture(layers: number, layerMiB: number): PullFixture {
       Buffer.alloc(endOfArchive(header.length + size)),
     ]);
     fixture.tarBytes = tar.length;
-    diffIds.push(sha256(tar));
+    diffIds.push(digestOf(tar));
     const blob = gzipSync(tar, { level: 6 });
-    const digest = sha256(blob);
+    const digest = digestOf(blob);
     writeFileSync(join(dir, digest.slice(7)), blob);
     fixture.layers.push({ digest, size: blob.length });
   }
@@ -226,7 +223,7 @@ function ensurePullFixture(layers: number, layerMiB: number): PullFixture {
     os: "linux",
     rootfs: { type: "layers", diff_ids: diffIds },
   });
-  fixture.config = sha256(config);
+  fixture.config = digestOf(config);
   writeFileSync(join(dir, fixture.config.slice(7)), config);
   const oci = "application/vnd.oci.image";
   const manifest = json({
@@ -242,7 +239,7 @@ function ensurePullFixture(layers: number, layerMiB: number): PullFixture {
       ...l,
     })),
   });
-  fixture.manifest = sha256(manifest);
+  fixture.manifest = digestOf(manifest);
   writeFileSync(join(dir, fixture.manifest.slice(7)), manifest);
   writeFileSync(meta, JSON.stringify(fixture, null, 2));
   log(

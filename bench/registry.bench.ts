@@ -28,13 +28,13 @@ import {
   fromRegistry,
   type FromRegistryOptions,
 } from "../src/sources/registry/pull.ts";
+import { Cleanup } from "../tests/_kit/cleanup.ts";
+import { digestOf } from "../tests/_kit/digest.ts";
 import {
-  Cleanup,
   pushBlob,
   pushManifest,
-  sha256,
   startRegistry,
-} from "../tests/_registry.ts";
+} from "../tests/_kit/registry.ts";
 
 const MiB = 1 << 20;
 
@@ -60,7 +60,7 @@ function fixture(): { blob: Uint8Array; diffId: string } {
     parts.push(Buffer.alloc(1024));
     const tar = Buffer.concat(parts);
     writeFileSync(`${dir}/blob`, gzipSync(tar, { level: 6 }));
-    writeFileSync(`${dir}/diffid`, sha256(tar));
+    writeFileSync(`${dir}/diffid`, digestOf(tar));
   }
   return {
     blob: new Uint8Array(readFileSync(`${dir}/blob`)),
@@ -126,7 +126,7 @@ try {
       config: {
         mediaType: `${oci}.config.v1+json`,
         size: config.length,
-        digest: sha256(config),
+        digest: digestOf(config),
       },
       layers: [{
         mediaType: `${oci}.layer.v1.tar+gzip`,

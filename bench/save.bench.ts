@@ -34,7 +34,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { Cleanup } from "../tests/_registry.ts";
+import { Cleanup } from "../tests/_kit/cleanup.ts";
 import { cliDir, prepareSources, runtimeArgv } from "./_cli.ts";
 import { ensureFixture } from "./_fixture.ts";
 import { cleanOutputs, elapsedSeconds, log, ROOT, timed } from "./_harness.ts";

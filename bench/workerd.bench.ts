@@ -5,7 +5,7 @@
  * docker-registry; per layer mode, the Node CLI (`dist/bin/docker-save.js`,
  * as npm users run it) `-o` a file, and `curl` downloading
  * `/save?image=REF[&layers=compressed]` from workerd with and without
- * `nodejs_compat` (examples/workerd.capnp, tests/_workerd.ts). The runs of
+ * `nodejs_compat` (examples/workerd.capnp, tests/_kit/workerd.ts). The runs of
  * each row are interleaved, so load from elsewhere falls on all of them.
  *
  * ```sh
@@ -30,13 +30,13 @@ import { ensureFixture } from "./_fixture.ts";
 import { MiB, timed } from "./_harness.ts";
 import { pushFixture, startBenchRegistry } from "./_registry_fixture.ts";
 import { median } from "./_stats.ts";
-import { Cleanup, tempDir } from "../tests/_registry.ts";
+import { Cleanup, tempDir } from "../tests/_kit/cleanup.ts";
 import {
   bundleWorker,
   startWorkerd,
   type Workerd,
   workerdVersion,
-} from "../tests/_workerd.ts";
+} from "../tests/_kit/workerd.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
 const args = process.argv.slice(2);

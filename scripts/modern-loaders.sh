@@ -20,7 +20,7 @@
 # next `start` takes seconds; only a missing or half-built chroot is (re)built
 # (debootstrap --variant=minbase sid + apt-get: under a minute here).
 #
-# How to use it, from the host (what tests/_modern.ts does):
+# How to use it, from the host (what tests/_kit/modern.ts does):
 #   chroot "$MODERN_LOADERS_ROOT" docker load -i /tmp/x.tar
 #   chroot "$MODERN_LOADERS_ROOT" ctr images import --all-platforms /tmp/x.tar
 #   chroot "$MODERN_LOADERS_ROOT" skopeo|crane|umoci …

@@ -1,5 +1,5 @@
 /**
- * docker-save in a browser, without `node:`: tests/_browser/entry.ts (which
+ * docker-save in a browser, without `node:`: tests/_kit/browser/entry.ts (which
  * imports mod.ts and the worker example) is bundled by esbuild for
  * `platform: "browser"`, served with a page and the golden test data from a
  * node:http server on 127.0.0.1, and run in Debian's headless chromium
@@ -22,7 +22,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
@@ -33,7 +32,9 @@ import { build, type Plugin } from "esbuild";
 import { chromium } from "playwright-core";
 import { save } from "../../src/save/save.ts";
 import { sampleImage } from "../../examples/_image.ts";
-import { goldenCases, readAll } from "../_golden.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { goldenCases } from "../_kit/golden.ts";
+import { sha256Hex } from "../_kit/digest.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const CHROMIUM = "/usr/bin/chromium";
@@ -74,7 +75,7 @@ const probe: Plugin = {
 
 async function bundle() {
   const result = await build({
-    entryPoints: [join(ROOT, "tests/_browser/entry.ts")],
+    entryPoints: [join(ROOT, "tests/_kit/browser/entry.ts")],
     bundle: true,
     platform: "browser",
     format: "esm",
@@ -96,7 +97,7 @@ async function bundle() {
 
 /** Serves the page, the bundle and tests/testdata on 127.0.0.1. */
 async function serve(code: string): Promise<{ server: Server; url: string }> {
-  const page = await readFile(join(ROOT, "tests/_browser/index.html"));
+  const page = await readFile(join(ROOT, "tests/_kit/browser/index.html"));
   const testdata = join(ROOT, "tests/testdata");
   const server = createServer(async (request, response) => {
     const path = new URL(request.url ?? "/", "http://x").pathname;
@@ -126,10 +127,6 @@ async function serve(code: string): Promise<{ server: Server; url: string }> {
   });
   const { port } = server.address() as { port: number };
   return { server, url: `http://127.0.0.1:${port}` };
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 test(
@@ -195,7 +192,7 @@ test(
       page.on("pageerror", (error) => errors.push(String(error)));
       await page.goto(`${url}/`);
       await page.waitForFunction(() => "dockerSave" in globalThis);
-      // Calls tests/_browser/entry.ts's globalThis.dockerSave in the page.
+      // Calls tests/_kit/browser/entry.ts's globalThis.dockerSave in the page.
       const call = <T>(expression: string) =>
         page.evaluate(`globalThis.dockerSave.${expression}`) as Promise<T>;
 
@@ -212,7 +209,7 @@ test(
         }, ${JSON.stringify(tag)})`,
       );
       assert.equal(golden.size, basic.expected.byteLength);
-      assert.equal(golden.sha256, sha256(basic.expected));
+      assert.equal(golden.sha256, sha256Hex(basic.expected));
       assert.deepEqual(
         (await call<string[]>("loaded()")).sort(),
         ["@noble/hashes/sha2.js", "fflate"],
@@ -231,7 +228,7 @@ test(
         save([[workerTag, await sampleImage()]]),
       );
       assert.equal(fromWorker.size, expected.byteLength);
-      assert.equal(fromWorker.sha256, sha256(expected));
+      assert.equal(fromWorker.sha256, sha256Hex(expected));
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

@@ -19,19 +19,22 @@ import { errorLine } from "../../src/cli/errors.ts";
 import { untrustedText } from "../../src/util/untrusted_text.ts";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
-import { goldenCases } from "../_golden.ts";
-import { runCli, runtimeCommand } from "../_cli.ts";
-import { concat, digestOf, layerTar, makeParts, MEDIA } from "../_fixtures.ts";
-import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
+import { concat } from "../_kit/bytes.ts";
+import { Cleanup, tempDir } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { imageContent, startFakeRegistry } from "../_kit/fake_registry.ts";
+import { MEDIA } from "../_kit/format.ts";
+import { goldenCases } from "../_kit/golden.ts";
+import { makeParts } from "../_kit/images.ts";
+import { runCli, runtimeCommand } from "../_kit/processes.ts";
 import {
-  Cleanup,
   pushLayout,
+  registryTest,
   startProxy,
   startRegistry,
-  tempDir,
   tokenRegistryWithBasic,
-} from "../_registry.ts";
-import { registryTest } from "../_registry_images.ts";
+} from "../_kit/registry.ts";
+import { layerTar } from "../_kit/tar.ts";
 
 const run = runCli;
 

@@ -9,13 +9,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { goldenCases } from "../_golden.ts";
+import { type Cleanup, tempDir, withCleanup } from "../_kit/cleanup.ts";
+import { imageContent, startFakeRegistry } from "../_kit/fake_registry.ts";
+import { goldenCases } from "../_kit/golden.ts";
+import { listen } from "../_kit/http.ts";
+import { makeParts } from "../_kit/images.ts";
+import { runCli, runtimeCommand } from "../_kit/processes.ts";
+import { layerTar } from "../_kit/tar.ts";
 import { spawn } from "node:child_process";
 import process from "node:process";
-import { runCli, runtimeCommand } from "../_cli.ts";
-import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
-import { type Cleanup, listen, tempDir, withCleanup } from "../_registry.ts";
-import { layerTar, makeParts } from "../_fixtures.ts";
 import { VERSION } from "../../src/cli/version.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");

@@ -11,12 +11,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import process from "node:process";
-import { withTemp } from "../_fixtures.ts";
-import { runtimeCommand } from "../_cli.ts";
+import { withTemp } from "../_kit/cleanup.ts";
+import { runtimeCommand } from "../_kit/processes.ts";
+import { digestOf } from "../_kit/digest.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TIME = "/usr/bin/time";
@@ -31,9 +31,6 @@ const BOUND_MIB = typeof (ArrayBuffer.prototype as { transfer?: unknown })
 
 const ci = Boolean(process.env.CI);
 const skip = existsSync(TIME) || ci ? false : "GNU time not installed";
-
-const sha256 = (bytes: Uint8Array) =>
-  `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 
 // An OCI layout with one gzip layer of a tar holding LAYER zero bytes.
 function zeroLayout(dir: string): string {
@@ -58,14 +55,14 @@ function zeroLayout(dir: string): string {
   const layout = `${dir}/oci`;
   mkdirSync(`${layout}/blobs/sha256`, { recursive: true });
   const put_ = (bytes: Uint8Array) => {
-    const digest = sha256(bytes);
+    const digest = digestOf(bytes);
     writeFileSync(`${layout}/blobs/sha256/${digest.slice(7)}`, bytes);
     return { digest, size: bytes.byteLength };
   };
   const config = new TextEncoder().encode(JSON.stringify({
     architecture: "amd64",
     os: "linux",
-    rootfs: { type: "layers", diff_ids: [sha256(tar)] },
+    rootfs: { type: "layers", diff_ids: [digestOf(tar)] },
   }));
   const manifest = new TextEncoder().encode(JSON.stringify({
     schemaVersion: 2,

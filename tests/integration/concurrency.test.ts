@@ -12,8 +12,8 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { DockerSaveError, save, saveToFile } from "../../mod.ts";
 import type { SaveOptions } from "../../mod.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { withTemp } from "../_fixtures.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { withTemp } from "../_kit/cleanup.ts";
 import {
   flipByteAt,
   gzipLayer,
@@ -21,9 +21,10 @@ import {
   type LayerSpec,
   MiB,
   plainLayer,
-  sleep,
   testImage,
-} from "../_streams.ts";
+} from "../_kit/generated.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { sleep } from "../_kit/time.ts";
 
 const FORMATS = ["docker", "oci", "docker+oci"] as const;
 const MODES = ["uncompressed", "compressed"] as const;

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { unpackTar } from "modern-tar";
-import { runtimeCommand } from "../_cli.ts";
+import { runtimeCommand } from "../_kit/processes.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DEMO = join(ROOT, "examples/demo.ts");

@@ -33,17 +33,14 @@ import {
   nodeArchiveFileSystem,
 } from "../../src/sources/archive/archive_index.ts";
 import type { ByteRange } from "../../src/runtime/fs.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import {
-  digestOf,
-  memberText,
-  readTar,
-  sameBytes,
-  type TarMember,
-  withTemp,
-} from "../_fixtures.ts";
-import { countArchiveReads } from "../_layouts.ts";
-import { requireSkopeo, skip, skopeo, TIMEOUT } from "../_skopeo.ts";
+import { readAll, sameBytes } from "../_kit/bytes.ts";
+import { withTemp } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { countArchiveReads } from "../_kit/layout.ts";
+import { requireSkopeo, skopeo, skopeoSkip as skip } from "../_kit/skopeo.ts";
+import { memberText, readTar, type TarMember } from "../_kit/tar.ts";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -558,7 +555,7 @@ test("fromDockerArchive() keeps v1 directories whose layer.tar links into blobs/
 
 test(
   "fromDockerArchive() merges two archives into one tarball that skopeo reads",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: TOOL_TIMEOUT },
   async () => {
     requireSkopeo();
     const cases = ["basic", "empty-layers"].map((name) =>

@@ -21,10 +21,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { type LayerMode, save, type SaveFormat } from "../../src/save/save.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { fixture } from "../_multi_platform.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { fixture } from "../_kit/multi_platform.ts";
+import { LOADER_TIMEOUT } from "../_kit/time.ts";
 
-const TIMEOUT = 180_000;
 const installed = spawnSync("dockerd", ["--version"], { stdio: "ignore" })
       .status === 0 &&
   spawnSync("docker", ["--version"], { stdio: "ignore" }).status === 0 &&
@@ -40,7 +41,7 @@ function docker(args: string[]): Promise<string> {
     execFile(
       "docker",
       ["-H", `unix://${root}/docker.sock`, ...args],
-      { maxBuffer: 16 << 20, timeout: TIMEOUT },
+      { maxBuffer: 16 << 20, timeout: LOADER_TIMEOUT },
       (error, stdout, stderr) => {
         if (error) {
           reject(
@@ -101,7 +102,7 @@ for (const golden of [two, foreign]) {
     for (const layers of ["uncompressed", "compressed"] as LayerMode[]) {
       test(
         `docker load reads the ${format} tarball with ${layers} layers of "${golden.name}"`,
-        { skip, timeout: TIMEOUT },
+        { skip, timeout: LOADER_TIMEOUT },
         async () => {
           const entries = await goldenEntries(golden);
           const archive = join(root, "out.tar");
@@ -137,7 +138,7 @@ for (const defaultPlatform of ["linux/amd64", "linux/arm64"]) {
   for (const layers of ["uncompressed", "compressed"] as LayerMode[]) {
     test(
       `docker load reads the ${defaultPlatform} image manifest.json names in the docker+oci tarball (${layers} layers) of a multi-platform index`,
-      { skip, timeout: TIMEOUT },
+      { skip, timeout: LOADER_TIMEOUT },
       async () => {
         const { amd64, arm64, index } = await fixture();
         const expected = defaultPlatform === "linux/amd64" ? amd64 : arm64;

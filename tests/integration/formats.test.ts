@@ -9,7 +9,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,11 +16,12 @@ import { gunzipSync } from "node:zlib";
 import { unpackTar } from "modern-tar";
 import { type LayerMode, save, type SaveFormat } from "../../src/save/save.ts";
 import type { Image } from "../../src/model/image.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { requireSkopeo, skip, skopeo, TIMEOUT } from "../_skopeo.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { requireSkopeo, skopeo, skopeoSkip as skip } from "../_kit/skopeo.ts";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
+import { sha256Hex } from "../_kit/digest.ts";
 
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 const json = (bytes: Uint8Array | undefined) => {
   assert.ok(bytes, "member is missing");
   return JSON.parse(new TextDecoder().decode(bytes));
@@ -56,7 +56,7 @@ async function checkLayout(
   });
   for (const [name, bytes] of members) {
     if (name.startsWith("blobs/")) {
-      assert.equal(name, `blobs/sha256/${sha256(bytes)}`, "blob name");
+      assert.equal(name, `blobs/sha256/${sha256Hex(bytes)}`, "blob name");
     }
   }
   const blob = (d: OciDescriptor) => {
@@ -94,7 +94,7 @@ async function checkLayout(
         assert.equal(layer.digest, original.layers[k].digest);
         assert.match(layer.mediaType, /^application\/vnd\.oci\.image\.layer\./);
         assert.equal(
-          `sha256:${sha256(gunzipSync(bytes))}`,
+          `sha256:${sha256Hex(gunzipSync(bytes))}`,
           config.rootfs.diff_ids[k],
         );
       } else {
@@ -163,7 +163,7 @@ for (const golden of goldenCases()) {
     for (const layers of ["uncompressed", "compressed"] as const) {
       test(
         `save() writes a ${format} layout of "${golden.name}" with ${layers} layers that skopeo reads`,
-        { skip, timeout: TIMEOUT },
+        { skip, timeout: TOOL_TIMEOUT },
         async () => {
           const entries = await goldenEntries(golden);
           const tar = await readAll(save(entries, { format, layers }));

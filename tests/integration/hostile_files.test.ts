@@ -14,19 +14,20 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { type BoundedRun, runBounded } from "../_bounded.ts";
-import type { ChildOutcome } from "../_hostile_child.ts";
+import { concat, readAll } from "../_kit/bytes.ts";
+import { tempCopy, withTemp } from "../_kit/cleanup.ts";
+import type { ChildOutcome } from "../_kit/hostile_child.ts";
+import { BASIC_DIR } from "../_kit/images.ts";
+import { countingFs, layoutFiles } from "../_kit/layout.ts";
+import { type BoundedRun, runBounded } from "../_kit/processes.ts";
+import { layerTar, readTar } from "../_kit/tar.ts";
 import {
-  BASIC_DIR,
-  concat,
-  readTar,
-  tempCopy,
-  withTemp,
-} from "../_fixtures.ts";
-import { countingFs, layoutFiles } from "../_layouts.ts";
-import { paxRecord, TAR_END, tarHeader, tarRecord } from "../_tar_records.ts";
+  paxRecord,
+  TAR_END,
+  tarHeader,
+  tarRecord,
+} from "../_kit/tar_records.ts";
 import { buildImage } from "../../mod.ts";
-import { layerTar } from "../_fixtures.ts";
 import { nodeFileSystem } from "../../src/runtime/fs.ts";
 import { fromDockerArchive } from "../../src/sources/archive/docker_archive.ts";
 import {
@@ -35,9 +36,8 @@ import {
 } from "../../src/sources/archive/archive_index.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { save } from "../../src/save/save.ts";
-import { readAll } from "../_golden.ts";
 
-const CHILD = new URL("../_hostile_child.ts", import.meta.url).pathname;
+const CHILD = new URL("../_kit/hostile_child.ts", import.meta.url).pathname;
 const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
 const LAYOUT = `${BASIC_DIR}oci`;
 /** The first layer blob of golden basic (276 bytes, gzip). */
@@ -244,9 +244,9 @@ const END = TAR_END;
 const ARCHIVE_BOUNDS = { timeoutMs: 30_000, maxRssMiB: 640 };
 
 async function basicMembers(): Promise<[string, Uint8Array][]> {
-  const [basic] = (await import("../_golden.ts")).goldenCases().filter((c) =>
-    c.name === "basic"
-  );
+  const [basic] = (await import("../_kit/golden.ts")).goldenCases().filter((
+    c,
+  ) => c.name === "basic");
   return (await readTar(basic.expected)).map((m) => [m.name, m.data]);
 }
 

@@ -24,10 +24,11 @@ import {
   save,
 } from "../../mod.ts";
 import { nodeFileSystem } from "../../src/runtime/fs.ts";
-import { runCli } from "../_cli.ts";
-import { startFakeRegistry } from "../_fake_registry.ts";
-import { goldenCases, readAll } from "../_golden.ts";
-import { MEDIA, readTar, type TarMember, withTemp } from "../_fixtures.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { Cleanup, withTemp } from "../_kit/cleanup.ts";
+import { startFakeRegistry } from "../_kit/fake_registry.ts";
+import { MEDIA } from "../_kit/format.ts";
+import { goldenCases } from "../_kit/golden.ts";
 import {
   addBlob,
   countingFs,
@@ -35,8 +36,9 @@ import {
   layoutFiles,
   type TestDescriptor,
   writeLayout,
-} from "../_layouts.ts";
-import { Cleanup } from "../_registry.ts";
+} from "../_kit/layout.ts";
+import { runCli } from "../_kit/processes.ts";
+import { readTar, type TarMember } from "../_kit/tar.ts";
 
 const encoder = new TextEncoder();
 const FAN_OUT = 64;

@@ -25,24 +25,19 @@ import {
   saveResponse,
   wrapImage,
 } from "../../mod.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { Cleanup, withTemp } from "../_kit/cleanup.ts";
+import { digestOf, sha256Hex } from "../_kit/digest.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { runCli } from "../_kit/processes.ts";
 import {
-  Cleanup,
   pushImage,
   pushLayout,
-  requireTools,
-  skip as skipRegistry,
+  registrySkip as skipRegistry,
+  requireRegistryTools,
   startRegistry,
-} from "../_registry.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { runCli } from "../_cli.ts";
-import {
-  digestOf,
-  layerTar,
-  readTar,
-  sha256Hex,
-  type TarMember,
-  withTemp,
-} from "../_fixtures.ts";
+} from "../_kit/registry.ts";
+import { layerTar, readTar, type TarMember } from "../_kit/tar.ts";
 
 for (const golden of goldenCases()) {
   test(`cli gives the same bytes with and without -q for docker-archive "${golden.name}"`, async () => {
@@ -98,7 +93,7 @@ test(
           `oci-archive:${archive}:oracle/basic:v1`,
         ];
         if (!skipRegistry) {
-          requireTools();
+          requireRegistryTools();
           const registry = await startRegistry(cleanup);
           await pushLayout(layout, "basic", registry.url, "oracle/basic", "v1");
           sources.push(`${registry.host}/oracle/basic:v1=oracle/basic:v1`);
@@ -395,7 +390,7 @@ async function contractSources(
     },
   ];
   if (!skipRegistry) {
-    requireTools();
+    requireRegistryTools();
     const registry = await startRegistry(cleanup);
     await pushImage(registry.url, "contract/app", "v1", memory);
     kinds.push({

@@ -2,7 +2,7 @@
  * Today's loaders read what `save()` writes: docker 28 with the containerd
  * image store, containerd 2.1 (`ctr`), skopeo 1.22, crane 0.20 and umoci,
  * from Debian sid in the chroot of `scripts/modern-loaders.sh` (see
- * tests/_modern.ts), and a container runs from a saved image.
+ * tests/_kit/modern.ts), and a container runs from a saved image.
  *
  * - Every golden case, in every format and both layer modes, batched into one
  *   tarball per format and mode: `docker load` gives every tag, usable by
@@ -19,7 +19,7 @@
  *   (Multi-platform images: tests/integration/modern_multi_platform.test.ts.)
  *
  * The loader checks run once, under node: the tarballs come from
- * tests/_modern_save.ts run under node, deno and bun, and the first test
+ * tests/_kit/modern_save.ts run under node, deno and bun, and the first test
  * checks the three runtimes wrote the same bytes. Under deno and bun this
  * file is skipped. Locally it also skips when the chroot is not built (or
  * not root); with `CI` set it builds it and fails when it cannot.
@@ -29,17 +29,17 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Image } from "../../src/model/image.ts";
 import type { LayerMode, SaveFormat } from "../../src/save/save.ts";
 import { buildImage } from "../../src/sources/memory.ts";
-import { goldenCases, goldenEntries } from "../_golden.ts";
+import { Cleanup } from "../_kit/cleanup.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { writeItemLayout } from "../_kit/layout.ts";
 import {
   acquireModern,
   busyboxLayer,
-  type CommandError,
   forget,
   inModern,
   loaderSkip as skip,
@@ -47,14 +47,13 @@ import {
   type ModernTemp,
   modernTemp,
   normalised,
-  run,
   saveOnEveryRuntime,
-  writeLayout,
-} from "../_modern.ts";
-import type { SaveJob, SaveSource } from "../_modern_save.ts";
-import { Cleanup, pushImage, startRegistry } from "../_registry.ts";
-
-const TIMEOUT = 600_000;
+} from "../_kit/modern.ts";
+import type { SaveJob, SaveSource } from "../_kit/modern_save.ts";
+import { type CommandError, run } from "../_kit/processes.ts";
+import { pushImage, startRegistry } from "../_kit/registry.ts";
+import { sha256Hex } from "../_kit/digest.ts";
+import { MODERN_TIMEOUT } from "../_kit/time.ts";
 
 const FORMATS: SaveFormat[] = ["docker", "docker+oci", "oci"];
 const LAYER_MODES: LayerMode[] = ["uncompressed", "compressed"];
@@ -64,9 +63,6 @@ const DOCKER_FORMATS = new Set<SaveFormat>(["docker", "docker+oci"]);
 const CTR_NAMESPACE = "docker-save-tests";
 /** The image docker 28 makes with `docker import`. */
 const DOCKER28_TAG = "docker-save/docker28-import:v1";
-
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 
 async function diffIdsOf(image: Image): Promise<string[]> {
   const config = JSON.parse(new TextDecoder().decode(await image.rawConfig()));
@@ -167,7 +163,7 @@ before(async () => {
   const layer = await busyboxLayer();
   const busybox = await buildImage({ layers: [layer], compression: "gzip" });
   await pushImage(registry.url, "docker-save/busybox", "v1", busybox);
-  await writeLayout(join(temp.host, "layout"), "busybox", busybox);
+  await writeItemLayout(join(temp.host, "layout"), "busybox", busybox);
   // docker 28's: imported from the same layer, saved by docker itself.
   await writeFile(join(temp.host, "busybox-layer.tar"), layer);
   await inModern([
@@ -187,7 +183,7 @@ before(async () => {
 
   jobList = jobs(registry.host);
   ({ outputs, digests } = await saveOnEveryRuntime(jobList, temp.host));
-}, { timeout: TIMEOUT });
+}, { timeout: MODERN_TIMEOUT });
 
 after(() => cleanup.close(), { timeout: 120_000 });
 
@@ -199,7 +195,7 @@ const inside = (name: string) =>
 
 test(
   "node, deno and bun write the same bytes for every tarball the loaders read",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: MODERN_TIMEOUT },
   () => {
     assert.ok(jobList.length > 0);
     for (const job of jobList) {
@@ -219,7 +215,7 @@ for (const format of FORMATS) {
 
     test(
       `docker 28 (containerd store) loads ${what}; each tag inspects with the config's diff_ids`,
-      { skip, timeout: TIMEOUT },
+      { skip, timeout: MODERN_TIMEOUT },
       async () => {
         const tags = goldenTags.map(([tag]) => tag);
         try {
@@ -251,7 +247,7 @@ for (const format of FORMATS) {
 
     test(
       `ctr images import --all-platforms names every tag of ${what} as containerd normalises it`,
-      { skip, timeout: TIMEOUT },
+      { skip, timeout: MODERN_TIMEOUT },
       async () => {
         const tags = goldenTags.map(([tag]) => tag);
         try {
@@ -276,7 +272,7 @@ for (const format of FORMATS) {
 
     test(
       `skopeo 1.22 copies every image of ${what}`,
-      { skip, timeout: TIMEOUT },
+      { skip, timeout: MODERN_TIMEOUT },
       async () => {
         const transports = [
           ...(DOCKER_FORMATS.has(format) ? ["docker-archive"] : []),
@@ -311,7 +307,7 @@ for (const format of FORMATS) {
             for (const file of await readdir(out)) {
               if (!/^[0-9a-f]{64}$/.test(file)) continue;
               assert.equal(
-                sha256(new Uint8Array(await readFile(join(out, file)))),
+                sha256Hex(new Uint8Array(await readFile(join(out, file)))),
                 file,
               );
             }
@@ -323,7 +319,7 @@ for (const format of FORMATS) {
     if (OCI_FORMATS.has(format)) {
       test(
         `umoci lists and unpacks every image of ${what}`,
-        { skip, timeout: TIMEOUT },
+        { skip, timeout: MODERN_TIMEOUT },
         async () => {
           const layout = `${temp.inside}/umoci-${name}`;
           await mkdir(`${MODERN_ROOT}${layout}`);
@@ -363,7 +359,7 @@ for (const format of FORMATS) {
           refused
             ? `crane validate --tarball refuses the ${format} tarball with ${layers} layers of "foreign" as it refuses the reference's`
             : `crane validate --tarball passes the ${format} tarball with ${layers} layers of "${golden.name}"`,
-          { skip, timeout: TIMEOUT },
+          { skip, timeout: MODERN_TIMEOUT },
           async () => {
             const validate = (path: string) =>
               inModern(["crane", "validate", "--tarball", path]);
@@ -390,7 +386,7 @@ for (const format of FORMATS) {
 
     test(
       `docker 28 runs busybox saved as ${format} with ${layers} layers from a registry, an OCI layout and docker 28's own archive`,
-      { skip, timeout: TIMEOUT },
+      { skip, timeout: MODERN_TIMEOUT },
       async () => {
         const tags = RUN_SOURCES.map((source) =>
           runTag(source, format, layers)

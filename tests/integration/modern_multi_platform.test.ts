@@ -1,7 +1,7 @@
 /**
  * Multi-platform images (issue 13) in today's loaders: docker 28 with the
  * containerd image store, containerd 2.1 (`ctr`) and skopeo 1.22, in the
- * chroot of `scripts/modern-loaders.sh` (see tests/_modern.ts).
+ * chroot of `scripts/modern-loaders.sh` (see tests/_kit/modern.ts).
  *
  * The fixture, built here: an index over linux/amd64 (a static busybox
  * layer, so it runs), linux/arm64/v8 and linux/arm/v7 images (each config
@@ -41,12 +41,12 @@ import type { Image } from "../../src/model/image.ts";
 import { buildIndex } from "../../src/model/image_index.ts";
 import type { LayerMode, SaveFormat } from "../../src/save/save.ts";
 import { buildImage } from "../../src/sources/memory.ts";
-import { runCli } from "../_cli.ts";
-import { digestOf, layerTar, readTar } from "../_fixtures.ts";
+import { Cleanup } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { writeItemLayout } from "../_kit/layout.ts";
 import {
   acquireModern,
   busyboxLayer,
-  type CommandError,
   forget,
   inModern,
   loaderSkip as skip,
@@ -54,21 +54,16 @@ import {
   type ModernTemp,
   modernTemp,
   normalised,
-  run,
   saveOnEveryRuntime,
   untilCollected,
-  writeLayout,
-} from "../_modern.ts";
-import type { SaveJob, SaveSource } from "../_modern_save.ts";
-import { attestationFor } from "../_multi_platform.ts";
-import {
-  Cleanup,
-  pushImage,
-  pushManifest,
-  startRegistry,
-} from "../_registry.ts";
+} from "../_kit/modern.ts";
+import type { SaveJob, SaveSource } from "../_kit/modern_save.ts";
+import { attestationFor } from "../_kit/multi_platform.ts";
+import { type CommandError, run, runCli } from "../_kit/processes.ts";
+import { pushImage, pushManifest, startRegistry } from "../_kit/registry.ts";
+import { layerTar, readTar } from "../_kit/tar.ts";
+import { MODERN_TIMEOUT } from "../_kit/time.ts";
 
-const TIMEOUT = 600_000;
 /** containerd namespace for `ctr images import` (docker's is `moby`). */
 const CTR_NAMESPACE = "docker-save-multi-platform";
 
@@ -242,7 +237,7 @@ before(async () => {
   }
   // The three sources: a layout, a tar of it, the registry.
   const layout = join(temp.host, "layout");
-  await writeLayout(layout, "app", app.index);
+  await writeItemLayout(layout, "app", app.index);
   await run("tar", [
     "-C",
     layout,
@@ -268,7 +263,7 @@ before(async () => {
     SPECS.map(jobOf),
     temp.host,
   ));
-}, { timeout: TIMEOUT });
+}, { timeout: MODERN_TIMEOUT });
 
 after(() => cleanup.close(), { timeout: 120_000 });
 
@@ -358,7 +353,7 @@ function runAmd64(tag: string): Promise<string> {
 
 test(
   "node, deno and bun write the same bytes for every multi-platform tarball",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: MODERN_TIMEOUT },
   () => {
     assert.equal(digests.size, SPECS.length);
     for (const [name, written] of digests) {
@@ -369,7 +364,7 @@ test(
 
 test(
   "the CLI's --platform all and --platform LIST write the library's bytes",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: MODERN_TIMEOUT },
   async () => {
     // The SOURCE argument of each source, saved as `tag`.
     const cliSource = (tag: string, source: Source) =>
@@ -410,7 +405,7 @@ test(
 // by an image loaded before.
 test(
   "docker 28 load --platform linux/arm64 loads that platform only",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: MODERN_TIMEOUT },
   async () => {
     const { name, tags } = spec("all-oci-compressed");
     try {
@@ -443,7 +438,7 @@ for (
 
   test(
     `docker 28 loads ${described}: each tag inspects per platform with that child's layers, and runs`,
-    { skip, timeout: TIMEOUT },
+    { skip, timeout: MODERN_TIMEOUT },
     async () => {
       const saved = (await tarballIndex(join(outputs, `${job}.tar`))).indexes;
       try {
@@ -472,7 +467,7 @@ for (
 
   test(
     `ctr images import --all-platforms lists ${described} for each tag, all content present`,
-    { skip, timeout: TIMEOUT },
+    { skip, timeout: MODERN_TIMEOUT },
     async () => {
       const saved = await tarballIndex(join(outputs, `${job}.tar`));
       const ctr = (...args: string[]) =>
@@ -509,7 +504,7 @@ for (
 
   test(
     `skopeo 1.22 copy --all takes ${described} with the index we saved, digest kept`,
-    { skip, timeout: TIMEOUT },
+    { skip, timeout: MODERN_TIMEOUT },
     async () => {
       const saved = (await tarballIndex(join(outputs, `${job}.tar`))).indexes;
       for (const [i, tag] of tags.entries()) {
@@ -561,7 +556,7 @@ for (
 
 test(
   "docker 28 saves an image loaded for one platform as its whole index with that platform's blobs; --platform all refuses it naming the rest, --platform available saves what it holds",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: MODERN_TIMEOUT },
   async () => {
     const { name, tags: tagged } = spec("all-oci-compressed");
     const tags = tagged.map(([tag]) => tag);

@@ -19,18 +19,20 @@ import {
   selectPlatforms,
 } from "../../mod.ts";
 import { indexOver } from "../../src/model/image_index.ts";
-import { readAll } from "../_golden.ts";
-import { fixture, platformImage } from "../_multi_platform.ts";
-import { digestOf, readTar, type TarMember, withTemp } from "../_fixtures.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { withTemp } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { fixture, platformImage } from "../_kit/multi_platform.ts";
 import {
   requireSkopeo,
-  skip as skipSkopeo,
   skopeo,
-  TIMEOUT,
-} from "../_skopeo.ts";
+  skopeoSkip as skipSkopeo,
+} from "../_kit/skopeo.ts";
+import { readTar, type TarMember } from "../_kit/tar.ts";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
+import { MEDIA } from "../_kit/format.ts";
 
 const TAG = "example.com/multi/app:v1";
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
 
 function member(members: TarMember[], name: string): Uint8Array {
   const found = members.find((m) => m.name === name);
@@ -78,7 +80,7 @@ test("save() writes an index with every child, byte for byte, in compressed oci 
     const members = await readTar(tar);
     assertCompleteLayout(members);
     const [entry] = json(member(members, "index.json")).manifests;
-    assert.equal(entry.mediaType, OCI_INDEX);
+    assert.equal(entry.mediaType, MEDIA.ociIndex);
     assert.equal(entry.digest, digestOf(raw), "the index keeps its digest");
     assert.deepEqual(member(members, blobPath(entry.digest)), raw);
     assert.equal(
@@ -262,7 +264,7 @@ test(
   "skopeo copies every platform of our multi-platform tarball and gets the index's digest",
   {
     skip: skipSkopeo,
-    timeout: TIMEOUT,
+    timeout: TOOL_TIMEOUT,
   },
   async () => {
     requireSkopeo();

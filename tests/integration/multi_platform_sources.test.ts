@@ -26,18 +26,19 @@ import {
   selectPlatforms,
 } from "../../mod.ts";
 import { packTar } from "modern-tar";
-import { readAll } from "../_golden.ts";
-import { digestOf, readTar, withTemp } from "../_fixtures.ts";
-import { fixture } from "../_multi_platform.ts";
-import { runCli } from "../_cli.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { Cleanup, withTemp } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { fixture } from "../_kit/multi_platform.ts";
+import { runCli } from "../_kit/processes.ts";
 import {
-  Cleanup,
   pushImage,
   pushManifest,
-  requireTools,
-  skip as skipRegistry,
+  registrySkip as skipRegistry,
+  requireRegistryTools,
   startRegistry,
-} from "../_registry.ts";
+} from "../_kit/registry.ts";
+import { readTar } from "../_kit/tar.ts";
 
 const TAG = "example.com/multi/app:v1";
 const COMPRESSED: SaveOptions = { format: "oci", layers: "compressed" };
@@ -118,7 +119,7 @@ test(
     timeout: 60_000,
   },
   async () => {
-    requireTools();
+    requireRegistryTools();
     const cleanup = new Cleanup();
     try {
       const registry = await startRegistry(cleanup);

@@ -21,17 +21,14 @@ import {
 } from "../../mod.ts";
 import { parseOciArchiveSource } from "../../src/sources/archive/oci_archive.ts";
 import { indexArchive } from "../../src/sources/archive/archive_index.ts";
-import { goldenCases, readAll } from "../_golden.ts";
-import {
-  digestOf,
-  memberText,
-  readTar,
-  sameBytes,
-  type TarMember,
-  withTemp,
-} from "../_fixtures.ts";
-import { layoutFiles, layoutTar } from "../_layouts.ts";
-import { requireSkopeo, skip, skopeo, TIMEOUT } from "../_skopeo.ts";
+import { readAll, sameBytes } from "../_kit/bytes.ts";
+import { withTemp } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { goldenCases } from "../_kit/golden.ts";
+import { layoutFiles, layoutTar } from "../_kit/layout.ts";
+import { requireSkopeo, skopeo, skopeoSkip as skip } from "../_kit/skopeo.ts";
+import { memberText, readTar, type TarMember } from "../_kit/tar.ts";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
 
 const encoder = new TextEncoder();
 
@@ -263,7 +260,7 @@ test("parseOciArchiveSource() splits FILE[:REF][=TAG] at the longest existing fi
 
 test(
   "fromOciArchive() reads the oci-archive skopeo writes",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: TOOL_TIMEOUT },
   async () => {
     requireSkopeo();
     await withTemp("docker-save-oci-archive-", async (dir) => {

@@ -16,11 +16,12 @@ import { test } from "node:test";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { saveToFile } from "../../mod.ts";
 import { writeFileAtomic } from "../../src/save/to_file.ts";
-import { goldenCases, goldenEntries } from "../_golden.ts";
-import { runCli } from "../_cli.ts";
-import { imageContent, startFakeRegistry } from "../_fake_registry.ts";
-import { Cleanup, tempDir, withCleanup } from "../_registry.ts";
-import { layerTar, makeParts } from "../_fixtures.ts";
+import { Cleanup, tempDir, withCleanup } from "../_kit/cleanup.ts";
+import { imageContent, startFakeRegistry } from "../_kit/fake_registry.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { makeParts } from "../_kit/images.ts";
+import { runCli } from "../_kit/processes.ts";
+import { layerTar } from "../_kit/tar.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
 

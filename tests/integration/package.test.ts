@@ -34,10 +34,10 @@ import { dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BASIC = join(ROOT, "tests", "testdata", "basic");
-const TIMEOUT = 120_000;
 
 const runtime = (globalThis as { Deno?: unknown }).Deno
   ? "deno"
@@ -301,7 +301,7 @@ export const usage: string = USAGE;
 
 test(
   "npm pack → npm install → plain Node saves the golden case, and the bin works",
-  { timeout: TIMEOUT },
+  { timeout: TOOL_TIMEOUT },
   async () => {
     // Plain Node: this one, or the one on PATH under Deno and Bun.
     const NODE = runtime === "node" ? process.execPath : "node";

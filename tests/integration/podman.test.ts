@@ -15,10 +15,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { type LayerMode, save, type SaveFormat } from "../../src/save/save.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { fixture } from "../_multi_platform.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { fixture } from "../_kit/multi_platform.ts";
+import { LOADER_TIMEOUT } from "../_kit/time.ts";
 
-const TIMEOUT = 180_000;
 const installed = spawnSync("podman", ["--version"], { stdio: "ignore" })
       .status === 0 && process.getuid?.() === 0;
 const ci = !["", "0", "false"].includes(process.env.CI ?? "");
@@ -41,7 +42,7 @@ function podman(root: string, args: string[]): Promise<string> {
         "cgroupfs",
         ...args,
       ],
-      { maxBuffer: 16 << 20, timeout: TIMEOUT },
+      { maxBuffer: 16 << 20, timeout: LOADER_TIMEOUT },
       (error, stdout, stderr) => {
         if (error) {
           reject(
@@ -68,7 +69,7 @@ for (const [format, name] of CASES) {
   for (const layers of ["uncompressed", "compressed"] as LayerMode[]) {
     test(
       `podman loads the ${format} tarball with ${layers} layers of "${two.name}"`,
-      { skip, timeout: TIMEOUT },
+      { skip, timeout: LOADER_TIMEOUT },
       async () => {
         assert.ok(installed, "podman is missing (or not root) and CI is set");
         const root = await mkdtemp(join(tmpdir(), "docker-save-podman-"));
@@ -116,7 +117,7 @@ for (const [format, name] of CASES) {
 for (const layers of ["uncompressed", "compressed"] as LayerMode[]) {
   test(
     `podman reads the manifest.json platform of the docker+oci tarball (${layers} layers) of a multi-platform index: linux/amd64 by default, linux/arm64 when asked`,
-    { skip, timeout: TIMEOUT },
+    { skip, timeout: LOADER_TIMEOUT },
     async () => {
       assert.ok(installed, "podman is missing (or not root) and CI is set");
       const root = await mkdtemp(join(tmpdir(), "docker-save-podman-"));

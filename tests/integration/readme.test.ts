@@ -23,12 +23,13 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { fromOciLayout, save } from "../../mod.ts";
-import { readAll, TESTDATA } from "../_golden.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { TESTDATA } from "../_kit/golden.ts";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 // The deno of the clone (a devDependency), whatever runtime runs the test.
 const DENO = join(ROOT, "node_modules/.bin/deno");
-const TIMEOUT = 120_000;
 
 interface Run {
   code: number;
@@ -64,7 +65,7 @@ async function markdownFiles(): Promise<string[]> {
 }
 
 test("README and docs: every ts block type-checks as pasted", {
-  timeout: TIMEOUT,
+  timeout: TOOL_TIMEOUT,
 }, async () => {
   const files = await markdownFiles();
   let blocks = 0;
@@ -77,7 +78,7 @@ test("README and docs: every ts block type-checks as pasted", {
 });
 
 test("README: the first example runs as pasted and writes save()'s bytes", {
-  timeout: TIMEOUT,
+  timeout: TOOL_TIMEOUT,
 }, async () => {
   const readme = await readFile(join(ROOT, "README.md"), "utf8");
   const [first] = tsBlocks(readme);
@@ -116,7 +117,7 @@ test("README: the first example runs as pasted and writes save()'s bytes", {
 });
 
 test("README: from a clone, `deno task cli`, `npx tsx` and `bun` run the CLI", {
-  timeout: TIMEOUT,
+  timeout: TOOL_TIMEOUT,
 }, async () => {
   const task = await run(DENO, ["task", "cli", "--help"]);
   assert.equal(task.code, 0, task.stderr);

@@ -26,36 +26,31 @@ import {
 } from "../../src/sources/registry/pull.ts";
 import { parseReference } from "../../src/model/image_reference.ts";
 import { parseChallenges } from "../../src/sources/registry/auth.ts";
+import { assertSameBytes, json, text } from "../_kit/bytes.ts";
+import { type Cleanup, tempDir } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { fakeFetch, serveBuilt } from "../_kit/fake_registry.ts";
+import { listen } from "../_kit/http.ts";
+import { buildGzipImage, payload } from "../_kit/images.ts";
 import {
-  type Cleanup,
-  listen,
   type Proxy,
   pushImage,
   pushLayout,
   pushManifest,
   type Registry,
-  sha256,
+  registryTest,
   startProxy,
   startRegistry,
-  tempDir,
   tokenRegistryWithBasic,
-} from "../_registry.ts";
+} from "../_kit/registry.ts";
 import {
   basic,
-  buildGzipImage,
-  fakeFetch,
   FAST,
-  json,
   LAYOUT,
   PASS,
-  payload,
-  registryTest,
   saved,
-  serveBuilt,
-  text,
   USER,
-} from "../_registry_images.ts";
-import { assertSameBytes } from "../_fixtures.ts";
+} from "../_kit/registry_client.ts";
 
 /** An anonymous registry holding oracle/basic:v1 (the golden case). */
 async function basicRegistry(cleanup: Cleanup): Promise<Registry> {
@@ -311,7 +306,7 @@ test("fromRegistry() reuses a Bearer token and fetches a new one when it is refu
       });
     }
     // The first token "expires" once the config is read.
-    if (url.pathname.endsWith(sha256(built.config))) {
+    if (url.pathname.endsWith(digestOf(built.config))) {
       valid.delete("t1");
       return new Response(built.config as Uint8Array<ArrayBuffer>);
     }
@@ -354,7 +349,7 @@ test("fromRegistry() sends credentials to a token realm but not where it redirec
         },
       });
     }
-    if (url.pathname.endsWith(sha256(built.config))) {
+    if (url.pathname.endsWith(digestOf(built.config))) {
       return new Response(built.config as Uint8Array<ArrayBuffer>);
     }
     return new Response(built.manifest as Uint8Array<ArrayBuffer>, {
@@ -370,7 +365,7 @@ test("fromRegistry() sends credentials to a token realm but not where it redirec
       password: PASS,
     },
   });
-  assert.equal(image.digest, sha256(built.manifest));
+  assert.equal(image.digest, digestOf(built.manifest));
   const realm = log.find((entry) => entry.url.includes("auth.example.com"));
   assert.equal(realm?.headers.get("authorization"), basicAuth);
   const moved = log.filter((entry) => entry.url.includes("tokens.example.org"));
@@ -477,7 +472,7 @@ registryTest(
     );
     assert.equal(
       image.digest,
-      sha256(await fromLayout.rawManifest()),
+      digestOf(await fromLayout.rawManifest()),
     );
   },
 );
@@ -654,7 +649,7 @@ registryTest(
       const pushed = await pushImage(
         registry.url,
         "multi/app",
-        sha256(built.manifest),
+        digestOf(built.manifest),
         built.image,
       );
       entries.push({ ...pushed, platform });
@@ -674,7 +669,7 @@ registryTest(
     const reference = `${registry.host}/multi/app:v1`;
 
     const byDefault = await fromRegistry(reference, FAST);
-    assert.equal(byDefault.digest, sha256(amd64.manifest));
+    assert.equal(byDefault.digest, digestOf(amd64.manifest));
     assert.deepEqual(byDefault.platform, {
       os: "linux",
       architecture: "amd64",
@@ -685,7 +680,7 @@ registryTest(
     );
     for (const platform of ["linux/arm64", "linux/arm64/v8", "linux/aarch64"]) {
       const image = await fromRegistry(reference, { ...FAST, platform });
-      assert.equal(image.digest, sha256(arm64.manifest), platform);
+      assert.equal(image.digest, digestOf(arm64.manifest), platform);
       assertSameBytes(
         await saved("app:v1", image),
         await saved("app:v1", arm64.image),
@@ -706,18 +701,18 @@ registryTest(
       `${registry.host}/multi/app@${indexDigest}`,
       { ...FAST, platform: "linux/arm64" },
     );
-    assert.equal(byIndexDigest.digest, sha256(arm64.manifest));
+    assert.equal(byIndexDigest.digest, digestOf(arm64.manifest));
     const byDigest = await fromRegistry(
-      `${registry.host}/multi/app@${sha256(amd64.manifest)}`,
+      `${registry.host}/multi/app@${digestOf(amd64.manifest)}`,
       FAST,
     );
     assert.equal(
       byDigest.reference,
-      `${registry.host}/multi/app@${sha256(amd64.manifest)}`,
+      `${registry.host}/multi/app@${digestOf(amd64.manifest)}`,
     );
     await assert.rejects(
       fromRegistry(
-        `${registry.host}/multi/app@${sha256(amd64.manifest)}`,
+        `${registry.host}/multi/app@${digestOf(amd64.manifest)}`,
         { ...FAST, platform: "linux/arm64" },
       ),
       {
@@ -727,7 +722,10 @@ registryTest(
       },
     );
     await assert.rejects(
-      fromRegistry(`${registry.host}/multi/app@sha256:${"0".repeat(64)}`, FAST),
+      fromRegistry(
+        `${registry.host}/multi/app@sha256:${"0".repeat(64)}`,
+        FAST,
+      ),
       { name: "DockerSaveError", code: "MANIFEST_NOT_FOUND" },
     );
     await assert.rejects(fromRegistry(`${registry.host}/multi/app:v2`, FAST), {
@@ -743,7 +741,7 @@ registryTest(
   "fromRegistry() verifies the manifest digest when pulling by digest",
   async (cleanup) => {
     const registry = await basicRegistry(cleanup);
-    const digest = sha256(
+    const digest = digestOf(
       await (await fromOciLayout(LAYOUT, "basic")).rawManifest(),
     );
     const proxy = await startProxy(

@@ -13,18 +13,22 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "../../src/cli.ts";
 import { parseCreds } from "../../src/cli/credentials.ts";
-import { type Cleanup, type Proxy, startProxy, tempDir } from "../_registry.ts";
+import { type Cleanup, tempDir } from "../_kit/cleanup.ts";
+import { runCli } from "../_kit/processes.ts";
+import {
+  privateRegistry,
+  type Proxy,
+  registryTest,
+  startProxy,
+} from "../_kit/registry.ts";
 import {
   basic,
   basicAuth,
   BOB,
   BOB_PASS,
   PASS,
-  privateRegistry,
-  registryTest,
   USER,
-} from "../_registry_images.ts";
-import { runCli } from "../_cli.ts";
+} from "../_kit/registry_client.ts";
 
 test("parseCreds() tells HOST=USER:PASS from USER:PASS", () => {
   assert.deepEqual(parseCreds("ghcr.io=ci:pa:ss"), {

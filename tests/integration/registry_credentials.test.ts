@@ -22,16 +22,16 @@ import {
 import { dockerConfigCredentials } from "../../src/sources/registry/docker_config.ts";
 import { RegistryClient } from "../../src/sources/registry/client.ts";
 import type { ProgramOutcome } from "../../src/runtime/run_program.ts";
+import { assertSameBytes, readAll } from "../_kit/bytes.ts";
+import { Cleanup, prependPath, tempDir } from "../_kit/cleanup.ts";
 import {
-  Cleanup,
   fakeCredentialHelper,
-  prependPath,
+  privateRegistry,
+  registryTest,
   startProxy,
   type startTokenServer,
-  tempDir,
   tokenRegistryWithBasic,
-} from "../_registry.ts";
-import { readAll } from "../_golden.ts";
+} from "../_kit/registry.ts";
 import {
   basic,
   basicAuth,
@@ -40,12 +40,9 @@ import {
   FAST,
   LAYOUT,
   PASS,
-  privateRegistry,
-  registryTest,
   saved,
   USER,
-} from "../_registry_images.ts";
-import { assertSameBytes } from "../_fixtures.ts";
+} from "../_kit/registry_client.ts";
 
 /** A docker config file with `content`; returns its path. */
 async function dockerConfig(cleanup: Cleanup, content: unknown) {

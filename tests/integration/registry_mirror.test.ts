@@ -22,23 +22,17 @@ import {
 } from "../../src/sources/registry/pull.ts";
 import { endpointsFor } from "../../src/sources/registry/mirrors.ts";
 import { parseRegistriesConf } from "../../src/sources/registry/registries_conf.ts";
+import { assertSameBytes } from "../_kit/bytes.ts";
+import { type Cleanup, tempDir } from "../_kit/cleanup.ts";
+import { runCli } from "../_kit/processes.ts";
 import {
-  type Cleanup,
   pushLayout,
   type Registry,
+  registryTest,
   startProxy,
   startRegistry,
-  tempDir,
-} from "../_registry.ts";
-import {
-  basic,
-  FAST,
-  LAYOUT,
-  registryTest,
-  saved,
-} from "../_registry_images.ts";
-import { assertSameBytes } from "../_fixtures.ts";
-import { runCli } from "../_cli.ts";
+} from "../_kit/registry.ts";
+import { basic, FAST, LAYOUT, saved } from "../_kit/registry_client.ts";
 
 test("parseRegistriesConf() and endpointsFor(): mirrors first, the longest prefix, location moves the name, pull-from-mirror", async () => {
   const conf = await parseRegistriesConf(

@@ -17,17 +17,8 @@ import { join } from "node:path";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
 import { proxyFor } from "../../src/sources/registry/proxy.ts";
-import { tempDir } from "../_registry.ts";
-import {
-  basic,
-  FAST,
-  PASS,
-  registryTest,
-  saved,
-  USER,
-} from "../_registry_images.ts";
-import { assertSameBytes } from "../_fixtures.ts";
-import { runCli } from "../_cli.ts";
+import { assertSameBytes } from "../_kit/bytes.ts";
+import { tempDir } from "../_kit/cleanup.ts";
 import {
   makeCa,
   requireTinyproxy,
@@ -35,7 +26,10 @@ import {
   startTinyproxy,
   tlsRegistry,
   trusting,
-} from "../_networks.ts";
+} from "../_kit/networks.ts";
+import { runCli } from "../_kit/processes.ts";
+import { registryTest } from "../_kit/registry.ts";
+import { basic, FAST, PASS, saved, USER } from "../_kit/registry_client.ts";
 
 // No proxy settings of the machine, and no update check of Deno's (it
 // would go through the proxy too).

@@ -15,11 +15,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
-import { tempDir } from "../_registry.ts";
-import { basic, FAST, registryTest, saved } from "../_registry_images.ts";
-import { assertSameBytes } from "../_fixtures.ts";
-import { runCli } from "../_cli.ts";
-import { makeCa, tlsRegistry, trusting } from "../_networks.ts";
+import { assertSameBytes } from "../_kit/bytes.ts";
+import { tempDir } from "../_kit/cleanup.ts";
+import { makeCa, tlsRegistry, trusting } from "../_kit/networks.ts";
+import { runCli } from "../_kit/processes.ts";
+import { registryTest } from "../_kit/registry.ts";
+import { basic, FAST, saved } from "../_kit/registry_client.ts";
 
 const ONE_TRY = { ...FAST, retry: { attempts: 5, delay: 2000 } };
 

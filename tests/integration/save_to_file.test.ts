@@ -17,11 +17,13 @@ import { join } from "node:path";
 import process from "node:process";
 import { DockerSaveError, save, saveToFile } from "../../mod.ts";
 import type { SaveOptions } from "../../mod.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { withTemp } from "../_fixtures.ts";
-import { runtimeCommand } from "../_cli.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { withTemp } from "../_kit/cleanup.ts";
+import { flipByteAt, gzipLayer, MiB, testImage } from "../_kit/generated.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { runtimeCommand } from "../_kit/processes.ts";
+import { sleep } from "../_kit/time.ts";
 import { writeFileAtomic } from "../../src/save/to_file.ts";
-import { flipByteAt, gzipLayer, MiB, sleep, testImage } from "../_streams.ts";
 
 const FORMATS = ["docker", "oci", "docker+oci"] as const;
 const MODES = ["uncompressed", "compressed"] as const;

@@ -10,15 +10,14 @@
  * The worker module is called in-process.
  *
  * skopeo and docker-registry parts skip when those are missing, unless CI is
- * set (`tests/_skopeo.ts`, `tests/_registry.ts`).
+ * set (`tests/_kit/skopeo.ts`, `tests/_kit/registry.ts`).
  *
  * @module
  */
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { get, type IncomingHttpHeaders } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -34,21 +33,19 @@ import {
   stats as localStats,
 } from "../../examples/_image.ts";
 import worker from "../../examples/worker.ts";
-import { goldenCases, readAll } from "../_golden.ts";
+import { concat, readAll } from "../_kit/bytes.ts";
+import { Cleanup } from "../_kit/cleanup.ts";
+import { goldenCases } from "../_kit/golden.ts";
+import { killOnExit, stopChild } from "../_kit/processes.ts";
 import {
-  requireSkopeo,
-  skip as skopeoSkip,
-  skopeo,
-  TIMEOUT,
-} from "../_skopeo.ts";
-import {
-  Cleanup,
   pushLayout,
-  requireTools as requireRegistryTools,
-  skip as registrySkip,
+  registrySkip,
+  requireRegistryTools,
   startRegistry,
-  stopChild,
-} from "../_registry.ts";
+} from "../_kit/registry.ts";
+import { requireSkopeo, skopeo, skopeoSkip } from "../_kit/skopeo.ts";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
+import { sha256Hex } from "../_kit/digest.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const MiB = 1024 * 1024;
@@ -92,15 +89,6 @@ interface Server {
   stderr(): string;
 }
 
-const running = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const child of running) {
-    try {
-      if (child.pid) process.kill(child.pid, "SIGKILL");
-    } catch { /* already gone */ }
-  }
-});
-
 /**
  * Runs `fn` against a fresh server; the server is stopped by its PID
  * afterwards, also when `fn` or the start fails, and its stderr is added to
@@ -117,7 +105,7 @@ async function withServer(
     env: { ...process.env, ...env, PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  running.add(child);
+  const forget = killOnExit(child);
   let stdout = "";
   let stderr = "";
   child.stderr!.on("data", (chunk) => stderr += String(chunk));
@@ -150,7 +138,7 @@ async function withServer(
     }
     throw error;
   } finally {
-    running.delete(child);
+    forget();
     await stopChild(child, exited);
     child.stdout!.destroy();
     child.stderr!.destroy();
@@ -180,20 +168,6 @@ function download(url: string): Promise<Download> {
         }));
     }).on("error", reject);
   });
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /**
@@ -300,7 +274,7 @@ const goldens = goldenCases().filter((c) => c.save.length === 1);
 for (const runtime of Object.keys(SERVERS) as Runtime[]) {
   test(
     `${runtime} server: a download equals save() in-process and skopeo reads it`,
-    { timeout: TIMEOUT },
+    { timeout: TOOL_TIMEOUT },
     () =>
       withServer(runtime, {}, async (server) => {
         const tag = "registry.example.com/served:v1";
@@ -315,7 +289,7 @@ for (const runtime of Object.keys(SERVERS) as Runtime[]) {
         );
         const expected = await readAll(save([[tag, await sampleImage()]]));
         assert.equal(got.body.byteLength, expected.byteLength);
-        assert.equal(sha256(got.body), sha256(expected));
+        assert.equal(sha256Hex(got.body), sha256Hex(expected));
         // saveResponse(): a length and a strong ETag up front. Bun.serve
         // drops the Content-Length of a streamed body and sends it chunked
         // (oven-sh/bun#10507, open in Bun 1.4); where it is sent, it is right.
@@ -335,7 +309,7 @@ for (const runtime of Object.keys(SERVERS) as Runtime[]) {
 
   test(
     `${runtime} server: OCI layouts give the golden tarballs`,
-    { timeout: TIMEOUT },
+    { timeout: TOOL_TIMEOUT },
     () =>
       withServer(
         runtime,
@@ -350,8 +324,8 @@ for (const runtime of Object.keys(SERVERS) as Runtime[]) {
             );
             assert.equal(got.status, 200, golden.name);
             assert.equal(
-              sha256(got.body),
-              sha256(golden.expected),
+              sha256Hex(got.body),
+              sha256Hex(golden.expected),
               `${golden.name}: not the golden tarball`,
             );
           }
@@ -365,7 +339,7 @@ for (const runtime of Object.keys(SERVERS) as Runtime[]) {
 
   test(
     `${runtime} server: a registry image gives the golden tarball`,
-    { skip: registrySkip, timeout: TIMEOUT },
+    { skip: registrySkip, timeout: TOOL_TIMEOUT },
     async () => {
       requireRegistryTools();
       const cleanup = new Cleanup();
@@ -390,7 +364,7 @@ for (const runtime of Object.keys(SERVERS) as Runtime[]) {
               }`,
             );
             assert.equal(got.status, 200, new TextDecoder().decode(got.body));
-            assert.equal(sha256(got.body), sha256(basic.expected));
+            assert.equal(sha256Hex(got.body), sha256Hex(basic.expected));
             const denied = await download(
               `${server.url}/save?image=docker.io/library/alpine:3.20`,
             );
@@ -405,7 +379,7 @@ for (const runtime of Object.keys(SERVERS) as Runtime[]) {
 
   test(
     `${runtime} server: a client that disconnects midway cancels the layer stream`,
-    { timeout: TIMEOUT },
+    { timeout: TOOL_TIMEOUT },
     () =>
       withServer(runtime, {}, async (server) => {
         const before = await serverStats(server);
@@ -447,7 +421,7 @@ for (const runtime of Object.keys(SERVERS) as Runtime[]) {
 
   test(
     `${runtime} server: a slow client keeps the server's pulls and memory bounded`,
-    { timeout: TIMEOUT },
+    { timeout: TOOL_TIMEOUT },
     () =>
       withServer(runtime, {}, async (server) => {
         // HEAD computes the generated layer's digest, so the baseline
@@ -509,12 +483,12 @@ test("worker: fetch() answers with save() of the sample image", async () => {
   assert.equal(response.headers.get("content-type"), "application/x-tar");
   const body = new Uint8Array(await response.arrayBuffer());
   const expected = await readAll(save([["edge/app:v1", await sampleImage()]]));
-  assert.equal(sha256(body), sha256(expected));
+  assert.equal(sha256Hex(body), sha256Hex(expected));
 
   const untagged = await worker.fetch(new Request("http://worker.test/save"));
   assert.equal(
-    sha256(new Uint8Array(await untagged.arrayBuffer())),
-    sha256(await readAll(save([[SAMPLE_TAG, await sampleImage()]]))),
+    sha256Hex(new Uint8Array(await untagged.arrayBuffer())),
+    sha256Hex(await readAll(save([[SAMPLE_TAG, await sampleImage()]]))),
   );
   // A worker has no files and, by default, no registries.
   const oci = await worker.fetch(
@@ -530,7 +504,7 @@ test("worker: fetch() answers with save() of the sample image", async () => {
 });
 
 test("worker: cancelling the response body cancels the layer stream", {
-  timeout: TIMEOUT,
+  timeout: TOOL_TIMEOUT,
 }, async () => {
   await bigImage(64); // digest computed before the count starts
   const before = localStats();

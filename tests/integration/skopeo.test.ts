@@ -12,7 +12,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,8 +21,11 @@ import { save, type SaveOptions } from "../../src/save/save.ts";
 import type { Image } from "../../src/model/image.ts";
 import { buildImage } from "../../src/sources/memory.ts";
 import { tarStream } from "../../src/save/tar_writer.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { requireSkopeo, skip, skopeo, TIMEOUT } from "../_skopeo.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { requireSkopeo, skopeo, skopeoSkip as skip } from "../_kit/skopeo.ts";
+import { TOOL_TIMEOUT } from "../_kit/time.ts";
+import { digestOf } from "../_kit/digest.ts";
 
 interface DockerManifestEntry {
   Config: string;
@@ -34,10 +36,6 @@ interface DockerManifestEntry {
 interface SkopeoManifest {
   config: { digest: string; size: number };
   layers: { digest: string; size: number }[];
-}
-
-function sha256(bytes: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 /** The members of our tarball, by name. */
@@ -95,7 +93,7 @@ async function checkWithSkopeo(
       );
       assert.equal(
         copied.config.digest,
-        sha256(config),
+        digestOf(config),
         `${tag}: config digest`,
       );
       // dir: keeps layers uncompressed: each digest is the sha256 of its
@@ -105,7 +103,9 @@ async function checkWithSkopeo(
         ours.Layers.map((name) => {
           const layer = files.get(name);
           assert.ok(layer, `tarball has no ${name}`);
-          return sha256(compressed ? new Uint8Array(gunzipSync(layer)) : layer);
+          return digestOf(
+            compressed ? new Uint8Array(gunzipSync(layer)) : layer,
+          );
         }),
         `${tag}: layer digests`,
       );
@@ -125,14 +125,14 @@ async function checkWithSkopeo(
 for (const golden of goldenCases()) {
   test(
     `skopeo reads the tarball of golden case "${golden.name}"`,
-    { skip, timeout: TIMEOUT },
+    { skip, timeout: TOOL_TIMEOUT },
     async () => {
       await checkWithSkopeo(await goldenEntries(golden));
     },
   );
   test(
     `skopeo reads the layers: "compressed" tarball of golden case "${golden.name}"`,
-    { skip, timeout: TIMEOUT },
+    { skip, timeout: TOOL_TIMEOUT },
     async () => {
       await checkWithSkopeo(await goldenEntries(golden), {
         layers: "compressed",
@@ -143,7 +143,7 @@ for (const golden of goldenCases()) {
 
 test(
   "skopeo reads a built image with two gzip layers",
-  { skip, timeout: TIMEOUT },
+  { skip, timeout: TOOL_TIMEOUT },
   async () => {
     const text = (s: string) => new TextEncoder().encode(s);
     const layerTar = (files: [string, string][]) =>

@@ -28,24 +28,23 @@ import type { Descriptor, Image } from "../../src/model/image.ts";
 import { save, type SaveOptions } from "../../src/save/save.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { PREFETCH_BUDGET } from "../../src/save/prefetch.ts";
+import { digestChunks, digestOf, sha256Hex } from "../_kit/digest.ts";
+import { MEDIA } from "../_kit/format.ts";
 import {
   appendBytes,
   type ChunkSource,
-  digestChunks,
-  digestOfText,
   flipByteAt,
   type GeneratedLayer,
   gzipChunks,
   gzipLayer,
   type ImageStats,
-  MEDIA,
   MiB,
   plainChunks,
   plainLayer,
-  sleep,
-  TarTracker,
   testImage,
-} from "../_streams.ts";
+} from "../_kit/generated.ts";
+import { TarTracker } from "../_kit/tar.ts";
+import { sleep } from "../_kit/time.ts";
 
 /**
  * How far the source of the layer being written may be pulled ahead of the
@@ -555,7 +554,7 @@ async function bigLayout(kind: "plain" | "gzip"): Promise<{
     size: blob.size,
   };
   const write = (text: string) => {
-    const digest = digestOfText(text);
+    const digest = digestOf(text);
     writeFileSync(join(blobs, digest.slice(7)), text);
     return { digest, size: new TextEncoder().encode(text).byteLength };
   };
@@ -712,9 +711,9 @@ test("save() writes a layer of 8 GiB + 512 bytes with a PAX size record", {
   const layer: GeneratedLayer = {
     mediaType: MEDIA.ociLayerTar,
     // Not checked (verify: false), but well-formed.
-    digest: digestOfText("8 GiB + 512 zeros, blob"),
+    digest: digestOf("8 GiB + 512 zeros, blob"),
     size: HUGE_SIZE,
-    diffId: digestOfText("8 GiB + 512 zeros, diff_id"),
+    diffId: digestOf("8 GiB + 512 zeros, diff_id"),
     uncompressedSize: HUGE_SIZE,
     open: () => zeroChunks(HUGE_SIZE),
   };
@@ -757,9 +756,7 @@ test("save() writes a layer of 8 GiB + 512 bytes with a PAX size record", {
   const seconds = (performance.now() - started) / 1000;
   log(`8 GiB + 512: ${total} bytes in ${seconds.toFixed(1)} s`);
 
-  const configName = `${
-    createHash("sha256").update(configBytes).digest("hex")
-  }.json`;
+  const configName = `${sha256Hex(configBytes)}.json`;
   assert.deepEqual(
     members.map((m) => m.name.replace(/^[0-9a-f]{64}\//, "<id>/")),
     [
@@ -847,7 +844,7 @@ const CORRUPT_CASES: CorruptCase[] = [
   {
     name: "a gzip layer's diff_id is wrong",
     layer: gzip32,
-    spec: () => ({ diffId: digestOfText("not this layer") }),
+    spec: () => ({ diffId: digestOf("not this layer") }),
     code: "DIFF_ID_MISMATCH",
     headerWritten: true,
   },
@@ -990,7 +987,7 @@ test(
   },
   async () => {
     const layer = await gzip32();
-    const wrong = digestOfText("some other blob");
+    const wrong = digestOf("some other blob");
     const { image } = testImage([{ layer, descriptor: { digest: wrong } }]);
     const consumer = new Consumer(
       save([[TAG, image]], { layers: "compressed" }),

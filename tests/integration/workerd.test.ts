@@ -29,28 +29,28 @@ import { gzipSync } from "node:zlib";
 import process from "node:process";
 import { save, type SaveOptions } from "../../src/save/save.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
-import { readAll } from "../_golden.ts";
+import { readAll, text } from "../_kit/bytes.ts";
+import { Cleanup, tempDir } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { freePort } from "../_kit/http.ts";
+import { buildGzipImage, type Built, payload } from "../_kit/images.ts";
 import {
-  Cleanup,
-  freePort,
+  acquireModern,
+  forget,
+  inModern,
+  modernSkip,
+  modernTemp,
+} from "../_kit/modern.ts";
+import {
   type Proxy,
   pushImage,
   type Registry,
-  requireTools,
-  sha256,
-  skip as registrySkip,
+  registrySkip,
+  requireRegistryTools,
   startProxy,
   startRegistry,
-  tempDir,
-} from "../_registry.ts";
-import {
-  buildGzipImage,
-  type Built,
-  FAST,
-  payload,
-  text,
-} from "../_registry_images.ts";
-import type { ProbeReport } from "../_workerd_probe.ts";
+} from "../_kit/registry.ts";
+import { FAST } from "../_kit/registry_client.ts";
 import {
   bundleWorker,
   requireWorkerd,
@@ -58,16 +58,10 @@ import {
   type Workerd,
   workerdSkip,
   workerdVersion,
-} from "../_workerd.ts";
-import {
-  acquireModern,
-  forget,
-  inModern,
-  modernSkip,
-  modernTemp,
-} from "../_modern.ts";
+} from "../_kit/workerd.ts";
+import type { ProbeReport } from "../_kit/workerd_probe.ts";
+import { LOADER_TIMEOUT } from "../_kit/time.ts";
 
-const TIMEOUT = 180_000;
 const MiB = 1024 * 1024;
 
 const runtime = (globalThis as { Deno?: unknown }).Deno
@@ -126,7 +120,7 @@ const saveUrl = (worker: Workerd, reference: string, layers: string) =>
 
 describe("workerd", { skip }, () => {
   before(async () => {
-    requireTools();
+    requireRegistryTools();
     requireWorkerd();
     log(workerdVersion());
     registry = await startRegistry(cleanup);
@@ -163,7 +157,7 @@ describe("workerd", { skip }, () => {
         `${
           name(compat)
         }: a registry image with ${layers} layers is Node's save() byte for byte`,
-        { timeout: TIMEOUT },
+        { timeout: LOADER_TIMEOUT },
         async () => {
           const got = await download(
             saveUrl(workers.get(compat)!, appRef(), layers),
@@ -171,7 +165,7 @@ describe("workerd", { skip }, () => {
           assert.equal(got.status, 200, new TextDecoder().decode(got.body));
           assert.equal(got.headers.get("content-type"), "application/x-tar");
           const expected = await nodeSave(appRef(), { layers });
-          assert.equal(sha256(got.body), sha256(expected));
+          assert.equal(digestOf(got.body), digestOf(expected));
           assert.equal(got.body.byteLength, expected.byteLength);
           if (layers === "compressed") {
             assert.equal(
@@ -185,7 +179,7 @@ describe("workerd", { skip }, () => {
 
     test(
       `${name(compat)}: Range, If-Range and curl -C - give the same file`,
-      { timeout: TIMEOUT, skip: curlSkip },
+      { timeout: LOADER_TIMEOUT, skip: curlSkip },
       async () => {
         const url = saveUrl(workers.get(compat)!, appRef(), "compressed");
         const whole = await download(url);
@@ -239,13 +233,13 @@ describe("workerd", { skip }, () => {
               error ? reject(new Error(`curl: ${stderr}`)) : resolve(),
           )
         );
-        assert.equal(sha256(await readFile(file)), sha256(whole.body));
+        assert.equal(digestOf(await readFile(file)), digestOf(whole.body));
       },
     );
 
     test(
       `${name(compat)}: errors map to the statuses the example documents`,
-      { timeout: TIMEOUT },
+      { timeout: LOADER_TIMEOUT },
       async () => {
         const worker = workers.get(compat)!;
         const status = async (
@@ -287,12 +281,12 @@ describe("workerd", { skip }, () => {
 
   test(
     "the edge path takes native sha256 and gunzip where workerd has them, and reads every gzip member",
-    { timeout: TIMEOUT },
+    { timeout: LOADER_TIMEOUT },
     async () => {
       const dir = await tempDir(cleanup, "workerd-probe");
       const bundle = await bundleWorker(
         dir,
-        new URL("../_workerd_probe.ts", import.meta.url).pathname,
+        new URL("../_kit/workerd_probe.ts", import.meta.url).pathname,
       );
       const parts = [
         payload(2 * MiB, 3),
@@ -312,7 +306,7 @@ describe("workerd", { skip }, () => {
         const report: ProbeReport = await response.json();
         log(name(nodejsCompat), report);
         assert.equal(report.size, whole.byteLength, name(nodejsCompat));
-        assert.equal(`sha256:${report.sha256}`, sha256(whole));
+        assert.equal(`sha256:${report.sha256}`, digestOf(whole));
         assert.equal(
           report.hash,
           nodejsCompat ? "node" : "digest-stream",
@@ -324,7 +318,7 @@ describe("workerd", { skip }, () => {
 
   test(
     "a client that hangs up makes the worker drop its registry fetch",
-    { timeout: TIMEOUT },
+    { timeout: LOADER_TIMEOUT },
     async () => {
       const reference = `${proxy.host}/edge/big:v1`;
       const [layer] = big.layers;
@@ -366,7 +360,7 @@ describe("workerd", { skip }, () => {
 
   test(
     "a layer that goes bad after the 200 cuts the download short",
-    { timeout: TIMEOUT },
+    { timeout: LOADER_TIMEOUT },
     async () => {
       const [layer] = app.layers;
       const corrupting = await startProxy(

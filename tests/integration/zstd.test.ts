@@ -18,17 +18,14 @@ import process from "node:process";
 import { gunzipSync } from "node:zlib";
 import { fromOciLayout, save } from "../../mod.ts";
 import { createDecompressor } from "../../src/runtime/decompress.ts";
-import { goldenCases, readAll, TESTDATA } from "../_golden.ts";
-import {
-  assertSameBytes,
-  concat,
-  memberText,
-  readTar,
-  sha256Hex,
-  v1Id,
-} from "../_fixtures.ts";
-import { requireSkopeo, skip, skopeo, TIMEOUT } from "../_skopeo.ts";
-import { MiB, sleep } from "../_streams.ts";
+import { assertSameBytes, concat, readAll } from "../_kit/bytes.ts";
+import { sha256Hex } from "../_kit/digest.ts";
+import { v1Id } from "../_kit/format.ts";
+import { MiB } from "../_kit/generated.ts";
+import { goldenCases, TESTDATA } from "../_kit/golden.ts";
+import { requireSkopeo, skopeo, skopeoSkip as skip } from "../_kit/skopeo.ts";
+import { memberText, readTar } from "../_kit/tar.ts";
+import { sleep, TOOL_TIMEOUT } from "../_kit/time.ts";
 
 // The reference zstd, to check the hand-written frames: skipped without it,
 // failed on CI.
@@ -124,7 +121,7 @@ test("save() writes zstd layers as stored in compressed mode", async () => {
 for (const layers of ["uncompressed", "compressed"] as const) {
   test(
     `skopeo reads the ${layers} tarball of a zstd image`,
-    { skip, timeout: TIMEOUT },
+    { skip, timeout: TOOL_TIMEOUT },
     async () => {
       requireSkopeo();
       const dir = await mkdtemp(join(tmpdir(), "docker-save-zstd-"));

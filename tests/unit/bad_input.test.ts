@@ -13,21 +13,18 @@ import type { Image, Manifest } from "../../src/model/image.ts";
 import { save } from "../../src/save/save.ts";
 import { fromMemory } from "../../src/sources/memory.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
+import { collect, concat } from "../_kit/bytes.ts";
+import { tempCopy } from "../_kit/cleanup.ts";
+import { digestOf, hexPart } from "../_kit/digest.ts";
+import { MEDIA } from "../_kit/format.ts";
 import {
   BASIC_DIR,
   basicParts,
-  collect,
-  concat,
   configDescriptor,
-  digestOf,
-  endsWithTarEnd,
-  hexPart,
   type ImageParts,
-  layerTar,
   makeParts,
-  MEDIA,
-  tempCopy,
-} from "../_fixtures.ts";
+} from "../_kit/images.ts";
+import { endsWithTarEnd, layerTar } from "../_kit/tar.ts";
 
 const encoder = new TextEncoder();
 

@@ -14,17 +14,12 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fromMemory, fromOciLayout, save, saveToFile } from "../../mod.ts";
 import { ownChunk, releaseChunk } from "../../src/runtime/chunk_release.ts";
-import {
-  collect,
-  concat,
-  digestOf,
-  makeParts,
-  MEDIA,
-  sha256Hex,
-  withTemp,
-} from "../_fixtures.ts";
-import { addBlob, type LayoutFiles, writeLayout } from "../_layouts.ts";
-import { readAll } from "../_golden.ts";
+import { collect, concat, readAll } from "../_kit/bytes.ts";
+import { withTemp } from "../_kit/cleanup.ts";
+import { digestOf, sha256Hex } from "../_kit/digest.ts";
+import { MEDIA } from "../_kit/format.ts";
+import { makeParts } from "../_kit/images.ts";
+import { addBlob, type LayoutFiles, writeLayout } from "../_kit/layout.ts";
 
 const canFree = typeof (ArrayBuffer.prototype as { transfer?: unknown })
   .transfer === "function";

@@ -9,8 +9,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromOciLayout, save } from "../../mod.ts";
 import { bytes, Progress } from "../../src/cli/progress_view.ts";
-import { goldenCases, readAll } from "../_golden.ts";
-import { readTar } from "../_fixtures.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { goldenCases } from "../_kit/golden.ts";
+import { readTar } from "../_kit/tar.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
 const layout = `${basic.dir}/oci`;
@@ -127,7 +128,7 @@ test("Progress prints one line per layer when not on a terminal", async () => {
 });
 
 test("Progress names each platform's layers of an image index", async () => {
-  const { fixture } = await import("../_multi_platform.ts");
+  const { fixture } = await import("../_kit/multi_platform.ts");
   const { index, amd64, arm64 } = await fixture();
   const lines: string[] = [];
   const progress = new Progress({ write: (text) => lines.push(text) });

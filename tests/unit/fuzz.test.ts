@@ -30,23 +30,19 @@ import { fromMemory } from "../../src/sources/memory.ts";
 import { fromOciArchive } from "../../src/sources/archive/oci_archive.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
-import { readAll } from "../_golden.ts";
-import {
-  concat,
-  digestOf,
-  layerTar,
-  makeParts,
-  MEDIA,
-  withTemp,
-} from "../_fixtures.ts";
-import { type FakeAnswer, startFakeRegistry } from "../_fake_registry.ts";
-import { Cleanup } from "../_registry.ts";
+import { concat, readAll } from "../_kit/bytes.ts";
+import { Cleanup, withTemp } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { type FakeAnswer, startFakeRegistry } from "../_kit/fake_registry.ts";
+import { MEDIA } from "../_kit/format.ts";
+import { makeParts } from "../_kit/images.ts";
+import { layerTar } from "../_kit/tar.ts";
 import {
   paxRecord,
   type SizeField,
   tarHeader,
   tarRecord,
-} from "../_tar_records.ts";
+} from "../_kit/tar_records.ts";
 
 const env = process.env;
 const SEED = Number(env.FUZZ_SEED ?? 20261130);

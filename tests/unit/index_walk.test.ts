@@ -23,8 +23,8 @@ import {
   walkIndex,
 } from "../../src/model/index_walk.ts";
 import type { Descriptor } from "../../src/model/image.ts";
-import { layerTar } from "../_fixtures.ts";
-import { readAll } from "../_golden.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { layerTar } from "../_kit/tar.ts";
 
 const AMD64 = { os: "linux", architecture: "amd64" };
 const ARM64 = { os: "linux", architecture: "arm64" };

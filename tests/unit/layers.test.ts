@@ -18,8 +18,10 @@ import {
 } from "../../src/save/layers.ts";
 import { resolveOptions, type SaveOptions } from "../../src/save/options.ts";
 import type { ProgressUpdate } from "../../src/save/progress.ts";
-import { readAll } from "../_golden.ts";
-import { digestOf, layerTar, makeParts } from "../_fixtures.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { makeParts } from "../_kit/images.ts";
+import { layerTar } from "../_kit/tar.ts";
 
 /** A one-layer image, its layer gzipped or plain, and its planned member. */
 async function oneLayer(gzip: boolean, blobOverride?: Uint8Array) {

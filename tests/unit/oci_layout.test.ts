@@ -21,8 +21,10 @@ import {
   save,
 } from "../../mod.ts";
 import { nodeFileSystem } from "../../src/runtime/fs.ts";
-import { goldenCases, readAll } from "../_golden.ts";
-import { MEDIA, sameBytes, withTemp } from "../_fixtures.ts";
+import { readAll, sameBytes } from "../_kit/bytes.ts";
+import { withTemp } from "../_kit/cleanup.ts";
+import { MEDIA } from "../_kit/format.ts";
+import { goldenCases } from "../_kit/golden.ts";
 import {
   addBlob,
   countArchiveReads,
@@ -33,7 +35,7 @@ import {
   type ReadCount,
   type TestDescriptor,
   writeLayout,
-} from "../_layouts.ts";
+} from "../_kit/layout.ts";
 
 const encoder = new TextEncoder();
 const MiB = 1024 * 1024;

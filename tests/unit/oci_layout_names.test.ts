@@ -13,8 +13,8 @@ import {
   digestOfBlobPath,
   REF_NAME_ANNOTATION,
 } from "../../src/model/oci_layout_names.ts";
-import { goldenCases } from "../_golden.ts";
-import { digestOf } from "../_fixtures.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { goldenCases } from "../_kit/golden.ts";
 
 test("blobPath() is where a golden layout keeps each blob, and digestOfBlobPath() reads it back", () => {
   for (const golden of goldenCases()) {

@@ -25,7 +25,8 @@ import { resolveOptions, type SaveOptions } from "../../src/save/options.ts";
 import { planSave } from "../../src/save/pipeline.ts";
 import { OciPlanner } from "../../src/save/plan_oci.ts";
 import type { SaveItem } from "../../src/save/v1.ts";
-import { digestOf, hexPart, layerTar } from "../_fixtures.ts";
+import { digestOf, hexPart } from "../_kit/digest.ts";
+import { layerTar } from "../_kit/tar.ts";
 
 const AMD64 = { os: "linux", architecture: "amd64" };
 const ARM64 = { os: "linux", architecture: "arm64" };

@@ -12,7 +12,6 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createHash } from "node:crypto";
 import { MEDIA_TYPES, type Platform } from "../../src/model/image.ts";
 import {
   choosePlatform,
@@ -21,6 +20,7 @@ import {
 } from "../../src/model/platform.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
+import { sha256Hex } from "../_kit/digest.ts";
 
 test("parsePlatform() normalises like containerd's platforms.Normalize", () => {
   const cases: [string, Platform][] = [
@@ -142,7 +142,7 @@ async function layoutWithIndex(dir: string, manifests: unknown[]) {
   const index = new TextEncoder().encode(
     JSON.stringify({ schemaVersion: 2, manifests }),
   );
-  const hex = createHash("sha256").update(index).digest("hex");
+  const hex = sha256Hex(index);
   mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
   await writeFile(join(dir, "blobs", "sha256", hex), index);
   await writeFile(

@@ -12,9 +12,13 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
 import { save } from "../../src/save/save.ts";
-import { Cleanup, listen } from "../_registry.ts";
-import { digestOf, layerTar, makeParts, MEDIA } from "../_fixtures.ts";
-import { FAST } from "../_registry_images.ts";
+import { Cleanup } from "../_kit/cleanup.ts";
+import { digestOf } from "../_kit/digest.ts";
+import { MEDIA } from "../_kit/format.ts";
+import { listen } from "../_kit/http.ts";
+import { makeParts } from "../_kit/images.ts";
+import { FAST } from "../_kit/registry_client.ts";
+import { layerTar } from "../_kit/tar.ts";
 
 /** Sends `body` one byte every `ms`, until done or the client goes away. */
 function drip(res: ServerResponse, body: Uint8Array, ms: number): void {

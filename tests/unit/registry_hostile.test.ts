@@ -17,19 +17,12 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MEDIA_TYPES } from "../../src/model/image.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
-import { type Cleanup, listen, tempDir, withCleanup } from "../_registry.ts";
-import {
-  buildGzipImage,
-  fakeFetch,
-  FAST,
-  json,
-  PASS,
-  saved,
-  serveBuilt,
-  text,
-  USER,
-} from "../_registry_images.ts";
-import { assertSameBytes } from "../_fixtures.ts";
+import { assertSameBytes, json, text } from "../_kit/bytes.ts";
+import { type Cleanup, tempDir, withCleanup } from "../_kit/cleanup.ts";
+import { fakeFetch, serveBuilt } from "../_kit/fake_registry.ts";
+import { listen } from "../_kit/http.ts";
+import { buildGzipImage } from "../_kit/images.ts";
+import { FAST, PASS, saved, USER } from "../_kit/registry_client.ts";
 
 /** A file whose content must never leave this process. */
 async function secretFile(cleanup: Cleanup) {

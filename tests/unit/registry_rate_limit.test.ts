@@ -13,8 +13,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
-import { Cleanup } from "../_registry.ts";
-import { startFakeRegistry } from "../_fake_registry.ts";
+import { Cleanup } from "../_kit/cleanup.ts";
+import { startFakeRegistry } from "../_kit/fake_registry.ts";
 
 // Docker Hub's answer when the anonymous limit is used up.
 const HUB_429 = {

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import { findRegistryTls } from "../../src/sources/registry/tls.ts";
 import { connectionError } from "../../src/sources/registry/connection_errors.ts";
-import { Cleanup, tempDir } from "../_registry.ts";
+import { Cleanup, tempDir } from "../_kit/cleanup.ts";
 
 async function files(dir: string, contents: Record<string, string>) {
   await mkdir(dir, { recursive: true });

@@ -8,7 +8,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, realpath, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,8 +21,8 @@ import {
   readsEveryGzipMember,
 } from "../../src/runtime/decompress.ts";
 import { isNotFound, nodeFileSystem } from "../../src/runtime/fs.ts";
-import { readAll } from "../_golden.ts";
-import { assertSameBytes, concat } from "../_fixtures.ts";
+import { assertSameBytes, concat, readAll } from "../_kit/bytes.ts";
+import { sha256Hex } from "../_kit/digest.ts";
 
 const TIMEOUT = 60_000;
 const MiB = 1024 * 1024;
@@ -82,8 +82,7 @@ const HASH_INPUTS: [string, Uint8Array, number[]][] = [
 ];
 
 test("sha256 known answers (node:crypto, the reference below)", () => {
-  const hex = (data: Uint8Array) =>
-    createHash("sha256").update(data).digest("hex");
+  const hex = sha256Hex;
   assert.equal(
     hex(new Uint8Array(0)),
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
@@ -100,7 +99,7 @@ for (const backend of HASH_BACKENDS) {
       `createSha256("${backend}") matches node:crypto: ${label} input in uneven chunks`,
       { timeout: TIMEOUT, skip: hashSkip(backend) },
       async () => {
-        const expected = createHash("sha256").update(data).digest("hex");
+        const expected = sha256Hex(data);
         const hash = await createSha256(backend);
         for (const chunk of unevenChunks(data, sizes)) await hash.update(chunk);
         assert.equal(await hash.hexDigest(), expected);

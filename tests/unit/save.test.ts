@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { save } from "../../mod.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
 
 for (const golden of goldenCases()) {
   test(`save() writes the golden tarball of "${golden.name}" byte for byte`, async () => {

@@ -8,7 +8,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
   buildImage,
   type Descriptor,
@@ -18,8 +18,10 @@ import {
   saveResponse,
   saveSize,
 } from "../../mod.ts";
-import { goldenCases, goldenEntries, readAll } from "../_golden.ts";
-import { concat, layerTar } from "../_fixtures.ts";
+import { concat, readAll } from "../_kit/bytes.ts";
+import { goldenCases, goldenEntries } from "../_kit/golden.ts";
+import { layerTar } from "../_kit/tar.ts";
+import { sha256Hex } from "../_kit/digest.ts";
 
 const [basic] = goldenCases().filter((c) => c.name === "basic");
 
@@ -217,10 +219,8 @@ test("saveResponse() resumes a download cut halfway into the same file", async (
   const file = concat([...got, await body(resumed)]);
   assert.deepEqual(file, await readAll(save(entries, options)));
   assert.equal(
-    createHash("sha256").update(file).digest("hex"),
-    createHash("sha256").update(await readAll(save(entries, options))).digest(
-      "hex",
-    ),
+    sha256Hex(file),
+    sha256Hex(await readAll(save(entries, options))),
   );
 });
 

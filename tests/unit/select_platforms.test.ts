@@ -15,8 +15,8 @@ import {
   save,
   selectPlatforms,
 } from "../../mod.ts";
-import { readAll } from "../_golden.ts";
-import { platformImage } from "../_multi_platform.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { platformImage } from "../_kit/multi_platform.ts";
 
 const TAG = "example.com/one/app:v1";
 

@@ -19,7 +19,7 @@ import {
   parseSourceRef,
   type ParseSourceRefOptions,
 } from "../../src/sources/source_ref.ts";
-import { withTemp } from "../_fixtures.ts";
+import { withTemp } from "../_kit/cleanup.ts";
 
 /** A file system holding exactly these files and directories. */
 function fakeFs(

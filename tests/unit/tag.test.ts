@@ -12,7 +12,8 @@ import { readFileSync } from "node:fs";
 import { save } from "../../src/save/save.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
 import { parseTag, repositoryOf, repoTagOf } from "../../src/model/tag.ts";
-import { BASIC_DIR, memberText, readTar } from "../_fixtures.ts";
+import { BASIC_DIR } from "../_kit/images.ts";
+import { memberText, readTar } from "../_kit/tar.ts";
 
 function assertBadTag(text: string, message: RegExp): void {
   assert.throws(() => parseTag(text), {

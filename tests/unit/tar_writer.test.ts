@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { unpackTar } from "modern-tar";
-import { assertSameBytes, concat } from "../_fixtures.ts";
+import { assertSameBytes, collect, concat, readAll } from "../_kit/bytes.ts";
 import {
   BLOCK_SIZE,
   RECORD_SIZE,
@@ -40,19 +40,9 @@ function pattern(length: number): Uint8Array {
 async function readChunks(
   stream: ReadableStream<Uint8Array>,
 ): Promise<Uint8Array[]> {
-  const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return chunks;
-    chunks.push(value);
-  }
-}
-
-async function collect(
-  stream: ReadableStream<Uint8Array>,
-): Promise<Uint8Array> {
-  return concat(await readChunks(stream));
+  await collect(stream, chunks);
+  return chunks;
 }
 
 /**
@@ -124,8 +114,8 @@ function asEntries(
 
 test("tarStream() writes Python's bytes for small entries", async () => {
   const expected = await fixture("small.tar");
-  assertSameBytes(await collect(tarStream(asEntries(SMALL))), expected);
-  assertSameBytes(await collect(tarStream(asEntries(SMALL, 4096))), expected);
+  assertSameBytes(await readAll(tarStream(asEntries(SMALL))), expected);
+  assertSameBytes(await readAll(tarStream(asEntries(SMALL, 4096))), expected);
 });
 
 test("tarStream() accepts an async iterable of entries", async () => {
@@ -133,15 +123,15 @@ test("tarStream() accepts an async iterable of entries", async () => {
     for (const entry of asEntries(SMALL, 700)) yield entry;
   }
   assertSameBytes(
-    await collect(tarStream(entries())),
+    await readAll(tarStream(entries())),
     await fixture("small.tar"),
   );
 });
 
 test("tarStream() writes Python's PAX path headers for long and non-ASCII names", async () => {
   const expected = await fixture("pax.tar");
-  assertSameBytes(await collect(tarStream(asEntries(PAX))), expected);
-  assertSameBytes(await collect(tarStream(asEntries(PAX, 100))), expected);
+  assertSameBytes(await readAll(tarStream(asEntries(PAX))), expected);
+  assertSameBytes(await readAll(tarStream(asEntries(PAX, 100))), expected);
 });
 
 test("tarStream() gives identical bytes when read in many small pieces", async () => {
@@ -157,7 +147,7 @@ test("tarStream() gives identical bytes when read in many small pieces", async (
   assert.ok(chunks.length > 12345 / 13, `only ${chunks.length} chunks`);
   assertSameBytes(concat(chunks), expected);
   // A second, independent run gives the same bytes.
-  assertSameBytes(await collect(tarStream(asEntries(SMALL, 1))), expected);
+  assertSameBytes(await readAll(tarStream(asEntries(SMALL, 1))), expected);
 });
 
 test("tarStream() passes body chunks through without copying", async () => {
@@ -217,7 +207,7 @@ test("tarHeader() rejects invalid names and sizes", () => {
 
 test("tarSize() equals the length of the written archive", async () => {
   for (const files of [SMALL, PAX, [], SMALL.slice(0, 1)]) {
-    const written = await collect(tarStream(asEntries(files)));
+    const written = await readAll(tarStream(asEntries(files)));
     assert.equal(tarSize(asEntries(files)), written.length);
     assert.equal(written.length % RECORD_SIZE, 0);
   }

@@ -15,8 +15,8 @@ import {
   saveResponse,
 } from "../../mod.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
-import { layerTar } from "../_fixtures.ts";
-import { readAll } from "../_golden.ts";
+import { readAll } from "../_kit/bytes.ts";
+import { layerTar } from "../_kit/tar.ts";
 
 /**
  * An image whose layer blobs end `missing` bytes before their descriptors,

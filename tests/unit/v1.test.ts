@@ -14,17 +14,16 @@ import type { Image } from "../../src/model/image.ts";
 import { save } from "../../src/save/save.ts";
 import { buildImage } from "../../src/sources/memory.ts";
 import { fromOciLayout } from "../../src/sources/oci_layout.ts";
+import { sha256Hex } from "../_kit/digest.ts";
+import { EMPTY_LAYER_HEX, v1Id } from "../_kit/format.ts";
+import { basicParts } from "../_kit/images.ts";
 import {
-  basicParts,
-  EMPTY_LAYER_HEX,
   layerTar,
   memberText,
   readTar,
-  sha256Hex,
   type TarMember,
   v1Dirs,
-  v1Id,
-} from "../_fixtures.ts";
+} from "../_kit/tar.ts";
 
 const TESTDATA = new URL("../testdata/", import.meta.url).pathname;
 const decoder = new TextDecoder();

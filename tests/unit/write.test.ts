@@ -19,8 +19,9 @@ import {
   writePlan,
   writePlanSeekable,
 } from "../../src/save/write.ts";
-import { concat, layerTar, makeParts, readTar } from "../_fixtures.ts";
-import { readAll } from "../_golden.ts";
+import { concat, readAll } from "../_kit/bytes.ts";
+import { makeParts } from "../_kit/images.ts";
+import { layerTar, readTar } from "../_kit/tar.ts";
 
 async function planOf(gzip: boolean, options: SaveOptions) {
   const tar = await layerTar({ "a.txt": "written once\n" });

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { fromMemory, save } from "../../mod.ts";
-import worker from "../../examples/worker.ts";
+import { fromMemory, save } from "../../../mod.ts";
+import worker from "../../../examples/worker.ts";
 
 /** What one run in the page reports. */
 export interface PageResult {

@@ -6,11 +6,11 @@
  */
 
 import { readdirSync, readFileSync } from "node:fs";
-import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import type { Image } from "../src/model/image.ts";
+import { fromOciLayout } from "../../src/sources/oci_layout.ts";
+import type { Image } from "../../src/model/image.ts";
 
 /** Folder of the test data. */
-export const TESTDATA = new URL("./testdata/", import.meta.url).pathname;
+export const TESTDATA = new URL("../testdata/", import.meta.url).pathname;
 
 /** One golden case. */
 export interface GoldenCase {
@@ -53,11 +53,4 @@ export async function goldenEntries(
     pairs.push([tag, await fromOciLayout(`${golden.dir}/oci`, ref)]);
   }
   return pairs;
-}
-
-/** All bytes of a stream. */
-export async function readAll(
-  stream: ReadableStream<Uint8Array>,
-): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(stream).arrayBuffer());
 }

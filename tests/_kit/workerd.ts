@@ -13,17 +13,17 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import process from "node:process";
 import { build } from "esbuild";
-import { type Cleanup, freePort, stopChild, tempDir } from "./_registry.ts";
+import { type Cleanup, tempDir } from "./cleanup.ts";
+import { freePort, waitAnswers } from "./http.ts";
+import { stopChild } from "./processes.ts";
+import { skipUnless } from "./tools.ts";
 
-const REPO = new URL("../", import.meta.url).pathname;
+const REPO = new URL("../../", import.meta.url).pathname;
 /** The config users copy, which the tests run (with their own values). */
 export const WORKERD_CONFIG = join(REPO, "examples", "workerd.capnp");
 /** The worker example. */
 export const WORKER_ENTRY = join(REPO, "examples", "worker.ts");
-
-const ci = !["", "0", "false"].includes(process.env.CI ?? "");
 
 /**
  * The workerd binary, found the way the package's own `workerd` command
@@ -54,9 +54,10 @@ export const workerdVersion = (): string =>
  * The `skip` option of the workerd tests: a reason locally when workerd is
  * not installed; `false` on CI, where `requireWorkerd()` then fails.
  */
-export const workerdSkip: string | false = WORKERD || ci
-  ? false
-  : "workerd not installed (npm ci installs it)";
+export const workerdSkip: string | false = skipUnless(
+  WORKERD !== undefined,
+  "workerd not installed (npm ci installs it)",
+);
 
 /** Fails when workerd is missing (reached only on CI). */
 export function requireWorkerd(): string {
@@ -170,25 +171,11 @@ export async function startWorkerd(
       child.stderr!.destroy();
     };
     const url = `http://${address}`;
-    if (await answers(`${url}/stats`, exited)) {
+    if (await waitAnswers(`${url}/stats`, exited, [200], 400)) {
       cleanup.add(stop);
       return { url, port, pid: child.pid!, log: () => output };
     }
     await stop();
     if (attempt >= 3) throw new Error(`workerd did not start: ${output}`);
   }
-}
-
-async function answers(url: string, exited: Promise<void>): Promise<boolean> {
-  let gone = false;
-  exited.then(() => gone = true);
-  for (let i = 0; i < 400 && !gone; i++) {
-    try {
-      const response = await fetch(url);
-      await response.body?.cancel();
-      if (response.status === 200) return true;
-    } catch { /* not listening yet */ }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return false;
 }

@@ -1,7 +1,8 @@
 /**
- * OCI layouts for the layout and archive tests: the golden layouts' files,
- * written as a directory or packed as a tarball, blobs added by content, and
- * read counters that stop a runaway reader instead of letting it hang.
+ * OCI layouts for the tests: the golden layouts' files, an image's or an
+ * index's files, written as a directory or packed as a tarball, blobs added
+ * by content, and read counters that stop a runaway reader instead of
+ * letting it hang.
  *
  * @module
  */
@@ -9,9 +10,13 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { packTar } from "modern-tar";
-import type { ArchiveIndex } from "../src/sources/archive/archive_index.ts";
-import type { FileSystem } from "../src/runtime/fs.ts";
-import { digestOf } from "./_fixtures.ts";
+import type { Image } from "../../src/model/image.ts";
+import { type ImageIndex, isImageIndex } from "../../src/model/image_index.ts";
+import type { ArchiveIndex } from "../../src/sources/archive/archive_index.ts";
+import type { FileSystem } from "../../src/runtime/fs.ts";
+import { readAll } from "./bytes.ts";
+import { digestOf } from "./digest.ts";
+import { MEDIA } from "./format.ts";
 
 const encoder = new TextEncoder();
 
@@ -84,6 +89,61 @@ export function addBlob(
   const digest = digestOf(bytes);
   files.set(`blobs/sha256/${digest.slice(7)}`, bytes);
   return { mediaType, digest, size: bytes.byteLength };
+}
+
+/**
+ * The files of an OCI layout whose one index entry, named `ref`, is an
+ * image or an index (each child's blobs too), every blob byte for byte.
+ */
+export async function itemLayoutFiles(
+  ref: string,
+  item: Image | ImageIndex,
+): Promise<LayoutFiles> {
+  const files: LayoutFiles = new Map();
+  const put = (mediaType: string, bytes: Uint8Array) =>
+    addBlob(files, mediaType, bytes);
+  const putAll = async (item: Image | ImageIndex) => {
+    if (isImageIndex(item)) {
+      const index = await item.index();
+      for (const entry of index.manifests) {
+        await putAll((await item.child(entry))!);
+      }
+      return put(index.mediaType ?? MEDIA.ociIndex, await item.rawIndex());
+    }
+    const manifest = await item.manifest();
+    put(manifest.config.mediaType, await item.rawConfig());
+    for (const layer of manifest.layers) {
+      put(layer.mediaType, await readAll(await item.openLayer(layer)));
+    }
+    return put(
+      manifest.mediaType ?? MEDIA.ociManifest,
+      await item.rawManifest(),
+    );
+  };
+  const { mediaType, digest, size } = await putAll(item);
+  files.set("oci-layout", encoder.encode('{"imageLayoutVersion":"1.0.0"}'));
+  files.set(
+    "index.json",
+    encoder.encode(JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType,
+        digest,
+        size,
+        annotations: { "org.opencontainers.image.ref.name": ref },
+      }],
+    })),
+  );
+  return files;
+}
+
+/** Writes `item` as an OCI layout in `dir` (see `itemLayoutFiles`). */
+export async function writeItemLayout(
+  dir: string,
+  ref: string,
+  item: Image | ImageIndex,
+): Promise<void> {
+  writeLayout(dir, await itemLayoutFiles(ref, item));
 }
 
 /** Counts of what a reader read; it throws past `limit` reads. */

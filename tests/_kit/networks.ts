@@ -11,33 +11,26 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import process from "node:process";
+import { type Cleanup, tempDir } from "./cleanup.ts";
+import { freePort, waitListening } from "./http.ts";
+import { stopChild } from "./processes.ts";
 import {
-  type Cleanup,
-  freePort,
   pushLayout,
   type Registry,
   type RegistryAuthConfig,
-  selfSigned,
   startRegistry,
-  stopChild,
-  tempDir,
-  waitListening,
-} from "./_registry.ts";
-import { LAYOUT } from "./_registry_images.ts";
-
-const ci = !["", "0", "false"].includes(process.env.CI ?? "");
+} from "./registry.ts";
+import { LAYOUT } from "./registry_client.ts";
+import { openssl, runs, selfSignedCert, skipUnless } from "./tools.ts";
 
 /** Whether tinyproxy is installed. */
-export const HAS_TINYPROXY: boolean = (() => {
-  const result = spawnSync("tinyproxy", ["-v"], { stdio: "ignore" });
-  return result.error === undefined && result.status === 0;
-})();
+export const HAS_TINYPROXY: boolean = runs("tinyproxy", ["-v"]);
 
 /** The `skip` of the proxy tests: a reason locally, `false` on CI. */
-export const skipProxy: string | false = HAS_TINYPROXY || ci
-  ? false
-  : "not installed: tinyproxy";
+export const skipProxy: string | false = skipUnless(
+  HAS_TINYPROXY,
+  "not installed: tinyproxy",
+);
 
 /** Fails on CI when tinyproxy is missing. */
 export function requireTinyproxy(): void {
@@ -45,13 +38,6 @@ export function requireTinyproxy(): void {
     throw new Error(
       "CI is set but tinyproxy is missing: apt-get install -y tinyproxy (see .ci/run)",
     );
-  }
-}
-
-function openssl(args: string[]): void {
-  const result = spawnSync("openssl", args, { encoding: "utf8" });
-  if (result.status !== 0) {
-    throw new Error(`openssl ${args[0]} failed: ${result.stderr}`);
   }
 }
 
@@ -76,7 +62,7 @@ export async function makeCa(cleanup: Cleanup, name = "ca"): Promise<TestCa> {
   const dir = await tempDir(cleanup, "tls");
   const cert = join(dir, `${name}.crt`);
   const caKey = join(dir, `${name}.key`);
-  selfSigned(caKey, cert, `/CN=docker-save test ${name}`);
+  selfSignedCert({ key: caKey, cert }, `/CN=docker-save test ${name}`, 2);
   return {
     dir,
     cert,

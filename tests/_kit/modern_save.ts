@@ -5,9 +5,9 @@
  * need to read only one of them.
  *
  * ```
- * node --import tsx tests/_modern_save.ts JOBS.json OUT_DIR
- * deno run -A tests/_modern_save.ts JOBS.json OUT_DIR
- * bun tests/_modern_save.ts JOBS.json OUT_DIR
+ * node --import tsx tests/_kit/modern_save.ts JOBS.json OUT_DIR
+ * deno run -A tests/_kit/modern_save.ts JOBS.json OUT_DIR
+ * bun tests/_kit/modern_save.ts JOBS.json OUT_DIR
  * ```
  *
  * @module
@@ -16,27 +16,27 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import type { Image } from "../src/model/image.ts";
+import type { Image } from "../../src/model/image.ts";
 import {
   type ImageIndex,
   isImageIndex,
   type PlatformSelection,
   selectPlatforms,
-} from "../src/model/image_index.ts";
-import { type LayerMode, save, type SaveFormat } from "../src/save/save.ts";
-import { fromDockerArchive } from "../src/sources/archive/docker_archive.ts";
+} from "../../src/model/image_index.ts";
+import { type LayerMode, save, type SaveFormat } from "../../src/save/save.ts";
+import { fromDockerArchive } from "../../src/sources/archive/docker_archive.ts";
 import {
   fromOciArchive,
   fromOciArchiveIndex,
-} from "../src/sources/archive/oci_archive.ts";
+} from "../../src/sources/archive/oci_archive.ts";
 import {
   fromOciLayout,
   fromOciLayoutIndex,
-} from "../src/sources/oci_layout.ts";
+} from "../../src/sources/oci_layout.ts";
 import {
   fromRegistry,
   fromRegistryIndex,
-} from "../src/sources/registry/pull.ts";
+} from "../../src/sources/registry/pull.ts";
 
 /**
  * Where an image comes from. With `platforms`, the source's index (the
@@ -107,7 +107,7 @@ export async function writeJobs(
   }
 }
 
-if (import.meta.main ?? process.argv[1]?.endsWith("_modern_save.ts")) {
+if (import.meta.main ?? process.argv[1]?.endsWith("modern_save.ts")) {
   const [jobsFile, outDir] = process.argv.slice(2);
   await writeJobs(JSON.parse(await readFile(jobsFile, "utf8")), outDir);
 }

@@ -3,14 +3,18 @@
  * manifests and blobs from memory (the Distribution API's GET/HEAD routes,
  * blob `Range` requests), and lets a test answer any request its own way —
  * an error body, a stalled blob, a hostile header. For what the Debian
- * registry cannot be made to do; real-registry tests use tests/_registry.ts.
+ * registry cannot be made to do; real-registry tests use ./registry.ts.
+ * And a fake `fetch` for tests that need no socket at all.
  *
  * @module
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type Cleanup, listen } from "./_registry.ts";
-import { digestOf, type ImageParts, MEDIA } from "./_fixtures.ts";
+import type { Cleanup } from "./cleanup.ts";
+import { digestOf } from "./digest.ts";
+import { MEDIA } from "./format.ts";
+import { listen } from "./http.ts";
+import type { Built, ImageParts } from "./images.ts";
 
 /** What the test answers instead of the image's own bytes. */
 export interface FakeAnswer {
@@ -169,4 +173,38 @@ export function imageContent(
       [parts.manifest.config.digest]: parts.config,
     },
   };
+}
+
+/** A fake registry over an injected fetch: routes by URL, logs requests. */
+export function fakeFetch(
+  routes: (url: URL, headers: Headers) => Response | undefined,
+): { fetch: typeof fetch; log: { url: string; headers: Headers }[] } {
+  const log: { url: string; headers: Headers }[] = [];
+  const fake = (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const headers = new Headers(init?.headers);
+    log.push({ url: url.href, headers });
+    return Promise.resolve(
+      routes(url, headers) ?? new Response("{}", { status: 404 }),
+    );
+  };
+  return { fetch: fake as typeof fetch, log };
+}
+
+/**
+ * What a registry answers for `url` holding `built` as `…:v1`: the manifest,
+ * the config and layer blobs, else 404.
+ */
+export function serveBuilt(built: Built, url: URL): Response {
+  if (url.pathname.endsWith("/manifests/v1")) {
+    return new Response(built.manifest as Uint8Array<ArrayBuffer>, {
+      headers: { "content-type": MEDIA.ociManifest },
+    });
+  }
+  const blob = url.pathname.endsWith(digestOf(built.config))
+    ? built.config
+    : built.layers.find((l) => url.pathname.endsWith(l.digest))?.blob;
+  return blob
+    ? new Response(blob as Uint8Array<ArrayBuffer>)
+    : new Response("", { status: 404 });
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { concat } from "./_fixtures.ts";
+import { concat } from "./bytes.ts";
 
 const encoder = new TextEncoder();
 

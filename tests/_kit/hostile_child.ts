@@ -1,5 +1,6 @@
 /**
- * One hostile-file case, run as a child process by hostile_files.test.ts
+ * One hostile-file case, run as a child process by
+ * tests/integration/hostile_files.test.ts
  * (through `runBounded`, so a hang or a memory blow-up is killed): reads a
  * source, saves it, and prints one JSON line with what happened.
  *
@@ -14,15 +15,15 @@
 
 import process from "node:process";
 import { readFile } from "node:fs/promises";
-import { DockerSaveError } from "../src/model/errors.ts";
-import type { Image } from "../src/model/image.ts";
-import { save } from "../src/save/save.ts";
-import { saveResponse, saveSize } from "../src/save/response.ts";
-import { fromOciLayout } from "../src/sources/oci_layout.ts";
-import { fromDockerArchive } from "../src/sources/archive/docker_archive.ts";
-import { fromOciArchive } from "../src/sources/archive/oci_archive.ts";
-import { readAll } from "./_golden.ts";
-import { concatBytes } from "../src/util/streams.ts";
+import { DockerSaveError } from "../../src/model/errors.ts";
+import type { Image } from "../../src/model/image.ts";
+import { save } from "../../src/save/save.ts";
+import { saveResponse, saveSize } from "../../src/save/response.ts";
+import { fromOciLayout } from "../../src/sources/oci_layout.ts";
+import { fromDockerArchive } from "../../src/sources/archive/docker_archive.ts";
+import { fromOciArchive } from "../../src/sources/archive/oci_archive.ts";
+import { readAll } from "./bytes.ts";
+import { concatBytes } from "../../src/util/streams.ts";
 
 /** What a case printed. */
 export interface ChildOutcome {

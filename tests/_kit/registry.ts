@@ -1,7 +1,9 @@
 /**
  * Registry fixtures for the integration tests: Debian's `docker-registry`
  * (the CNCF distribution registry) on 127.0.0.1 with a config written into a
- * temp dir, a small token server, a fault-injecting proxy, and a push helper.
+ * temp dir, a small token server, a fault-injecting proxy, push helpers, a
+ * fake docker credential helper, and `registryTest` (skipped without the
+ * tools, failing on CI).
  *
  * Every daemon is started as a child process or an in-process server and
  * stopped by its PID (or closed) through a `Cleanup` stack, which tests empty
@@ -10,34 +12,23 @@
  * @module
  */
 
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { test } from "node:test";
-import { createHash, createPrivateKey, createSign } from "node:crypto";
-import {
-  createServer,
-  type IncomingMessage,
-  request as httpRequest,
-  type Server,
-  type ServerResponse,
-} from "node:http";
-import {
-  connect as connectNet,
-  createServer as createNetServer,
-} from "node:net";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { spawn, spawnSync } from "node:child_process";
+import { createPrivateKey, createSign } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { test } from "node:test";
 import process from "node:process";
+import { Cleanup, tempDir } from "./cleanup.ts";
+import { digestOf } from "./digest.ts";
+import { freePort, listen, waitAnswers, waitListening } from "./http.ts";
+import { killOnExit, stopChild } from "./processes.ts";
+import { basicAuth, LAYOUT } from "./registry_client.ts";
+import { REGISTRY_TIMEOUT } from "./time.ts";
+import { runs, selfSignedCert, skipUnless } from "./tools.ts";
 
 /** Debian's registry binary. */
 export const REGISTRY_BIN = "/usr/bin/docker-registry";
-
-const ci = !["", "0", "false"].includes(process.env.CI ?? "");
-
-function runs(command: string, args: string[]): boolean {
-  const result = spawnSync(command, args, { stdio: "ignore" });
-  return result.error === undefined && result.status === 0;
-}
 
 /** Which tools the registry tests need, and whether each is installed. */
 export const TOOLS = {
@@ -54,12 +45,13 @@ const missing = Object.entries(TOOLS).filter(([, ok]) => !ok).map(([name]) =>
  * The `skip` option of the registry tests: a reason locally when a tool is
  * missing; `false` on CI (CI set), where `requireTools()` then fails.
  */
-export const skip: string | false = missing.length === 0 || ci
-  ? false
-  : `not installed: ${missing.join(", ")}`;
+export const registrySkip: string | false = skipUnless(
+  missing.length === 0,
+  `not installed: ${missing.join(", ")}`,
+);
 
 /** Fails the test when a tool is missing (reached only on CI). */
-export function requireTools(): void {
+export function requireRegistryTools(): void {
   if (missing.length) {
     throw new Error(
       `CI is set but ${missing.join(", ")} ${
@@ -68,75 +60,6 @@ export function requireTools(): void {
     );
   }
 }
-
-/**
- * A test (60 s at most) given a `Cleanup` that is emptied at its end, pass
- * or fail.
- */
-export function withCleanup(
-  name: string,
-  fn: (cleanup: Cleanup) => Promise<void>,
-): void {
-  test(name, { timeout: 60_000 }, async () => {
-    const cleanup = new Cleanup();
-    try {
-      await fn(cleanup);
-    } finally {
-      await cleanup.close();
-    }
-  });
-}
-
-/** Things to stop, in reverse order of starting. */
-export class Cleanup {
-  #steps: (() => Promise<void> | void)[] = [];
-
-  /** Adds a step, run by `close()` before the ones added earlier. */
-  add(step: () => Promise<void> | void): void {
-    this.#steps.push(step);
-  }
-
-  /** Runs every step, even when one throws; throws the first error. */
-  async close(): Promise<void> {
-    let first: unknown;
-    while (this.#steps.length) {
-      try {
-        await this.#steps.pop()!();
-      } catch (error) {
-        first ??= error;
-      }
-    }
-    if (first !== undefined) throw first;
-  }
-}
-
-/** A temp dir removed by `cleanup`. */
-export async function tempDir(cleanup: Cleanup, prefix: string) {
-  const dir = await mkdtemp(join(tmpdir(), `docker-save-${prefix}-`));
-  cleanup.add(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked; the caller retries). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const running = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const child of running) {
-    try {
-      if (child.pid) process.kill(child.pid, "SIGKILL");
-    } catch { /* already gone */ }
-  }
-});
 
 /** How the registry authenticates. */
 export type RegistryAuthConfig =
@@ -264,15 +187,15 @@ ${tlsYaml}${proxyYaml}${authYaml}`,
     child.stderr!.on("data", (chunk) => stderr += String(chunk));
     const exited = new Promise<void>((resolve) => child.once("exit", resolve));
     child.once("error", () => {});
-    running.add(child);
+    const forget = killOnExit(child);
     const stop = async () => {
-      running.delete(child);
+      forget();
       await stopChild(child, exited);
       child.stderr!.destroy();
     };
     const ready = extras.tls
       ? await waitListening(port, exited)
-      : await waitReady(`http://${host}/v2/`, exited);
+      : await waitAnswers(`http://${host}/v2/`, exited, [200, 401]);
     if (ready) {
       cleanup.add(stop);
       return {
@@ -289,90 +212,6 @@ ${tlsYaml}${proxyYaml}${authYaml}`,
       throw new Error(`docker-registry did not start on ${host}: ${stderr}`);
     }
   }
-}
-
-async function waitReady(url: string, exited: Promise<void>) {
-  let gone = false;
-  exited.then(() => gone = true);
-  for (let i = 0; i < 200 && !gone; i++) {
-    try {
-      const response = await fetch(url);
-      await response.body?.cancel();
-      if (response.status === 200 || response.status === 401) return true;
-    } catch { /* not listening yet */ }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return false;
-}
-
-/**
- * Whether 127.0.0.1:`port` takes connections before `exited` (a TLS
- * registry's readiness: the test's fetch does not trust its CA).
- */
-export async function waitListening(port: number, exited: Promise<void>) {
-  let gone = false;
-  exited.then(() => gone = true);
-  for (let i = 0; i < 200 && !gone; i++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connectNet(port, "127.0.0.1");
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (open) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return false;
-}
-
-/** An in-process HTTP server on 127.0.0.1, closed by `cleanup`. */
-export async function listen(
-  cleanup: Cleanup,
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ server: Server; host: string; url: string }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  cleanup.add(() =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections?.();
-      server.close(() => resolve());
-    })
-  );
-  const { port } = server.address() as { port: number };
-  const host = `127.0.0.1:${port}`;
-  return { server, host, url: `http://${host}` };
-}
-
-/**
- * A fresh RSA key and a self-signed certificate for it (a CA, a token
- * issuer), made by openssl, valid for two days.
- */
-export function selfSigned(
-  keyPath: string,
-  certPath: string,
-  subject: string,
-): void {
-  const made = spawnSync("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    keyPath,
-    "-out",
-    certPath,
-    "-days",
-    "2",
-    "-subj",
-    subject,
-  ], { encoding: "utf8" });
-  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
 }
 
 /** A token server for the registry's `auth: token`. */
@@ -415,7 +254,11 @@ export async function startTokenServer(
   const dir = await tempDir(cleanup, "token");
   const keyPath = join(dir, "key.pem");
   const certPath = join(dir, "cert.pem");
-  selfSigned(keyPath, certPath, "/CN=docker-save test token issuer");
+  selfSignedCert(
+    { key: keyPath, cert: certPath },
+    "/CN=docker-save test token issuer",
+    1,
+  );
   const key = createPrivateKey(await readFile(keyPath));
   const certDer = (await readFile(certPath, "utf8"))
     .replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
@@ -638,11 +481,6 @@ export async function startProxy(
   return { host, url, requests };
 }
 
-/** sha256 digest of bytes. */
-export function sha256(bytes: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-}
-
 /**
  * Pushes a blob with a monolithic upload (POST then PUT ?digest=); a blob the
  * registry has is skipped.
@@ -653,7 +491,7 @@ export async function pushBlob(
   bytes: Uint8Array,
   headers: Record<string, string> = {},
 ): Promise<string> {
-  const digest = sha256(bytes);
+  const digest = digestOf(bytes);
   const head = await fetch(`${registry}/v2/${repository}/blobs/${digest}`, {
     method: "HEAD",
     headers,
@@ -704,7 +542,7 @@ export async function pushManifest(
       `Cannot push manifest ${repository}:${reference}: status ${put.status} ${text}`,
     );
   }
-  return sha256(bytes);
+  return digestOf(bytes);
 }
 
 /**
@@ -825,29 +663,6 @@ export async function tokenHeaders(
 }
 
 /**
- * Stops a child process by its PID: SIGTERM, then SIGKILL after 5 s;
- * resolves once it has exited (`exited`).
- */
-export async function stopChild(
-  child: import("node:child_process").ChildProcess,
-  exited: Promise<void>,
-): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || !child.pid) {
-    return;
-  }
-  try {
-    process.kill(child.pid, "SIGTERM");
-  } catch { /* gone */ }
-  const timer = setTimeout(() => {
-    try {
-      process.kill(child.pid!, "SIGKILL");
-    } catch { /* gone */ }
-  }, 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/**
  * A registry with token auth (USER/PASS at its token server, with the other
  * token server options in `more`) holding the OCI layout `layout`'s `basic`
  * as `oracle/basic:v1`.
@@ -926,11 +741,33 @@ esac
   };
 }
 
-/** Puts `dir` first on `PATH` until `cleanup`. */
-export function prependPath(cleanup: Cleanup, dir: string): void {
-  const before = process.env.PATH;
-  process.env.PATH = `${dir}:${before ?? "/usr/bin:/bin"}`;
-  cleanup.add(() => {
-    process.env.PATH = before;
+/** The registry tests: skipped without the tools, failing on CI. */
+export function registryTest(
+  name: string,
+  fn: (cleanup: Cleanup) => Promise<void>,
+) {
+  test(name, { skip: registrySkip, timeout: REGISTRY_TIMEOUT }, async () => {
+    requireRegistryTools();
+    const cleanup = new Cleanup();
+    try {
+      await fn(cleanup);
+    } finally {
+      await cleanup.close();
+    }
   });
+}
+
+/** An htpasswd registry for `user` holding oracle/basic:v1 (the golden case). */
+export async function privateRegistry(
+  cleanup: Cleanup,
+  user: string,
+  pass: string,
+): Promise<Registry> {
+  const registry = await startRegistry(cleanup, {
+    htpasswd: { username: user, password: pass },
+  });
+  await pushLayout(LAYOUT, "basic", registry.url, "oracle/basic", "v1", {
+    authorization: basicAuth(user, pass),
+  });
+  return registry;
 }

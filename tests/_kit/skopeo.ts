@@ -7,24 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
-import process from "node:process";
+import { execFile } from "node:child_process";
+import { TOOL_TIMEOUT } from "./time.ts";
+import { runs, skipUnless } from "./tools.ts";
 
 /** The skopeo command. */
 export const SKOPEO = "skopeo";
-/** Per-test timeout for tests that run skopeo. */
-export const TIMEOUT = 120_000;
 
-function hasSkopeo(): boolean {
-  const result = spawnSync(SKOPEO, ["--version"], { stdio: "ignore" });
-  return result.error === undefined && result.status === 0;
-}
-
-const ci = !["", "0", "false"].includes(process.env.CI ?? "");
-const installed = hasSkopeo();
-// Skipped locally without skopeo; on CI the tests run and fail loudly.
+const installed = runs(SKOPEO, ["--version"]);
 /** The `skip` option for skopeo tests. */
-export const skip = installed || ci ? false : "skopeo not installed";
+export const skopeoSkip = skipUnless(installed, "skopeo not installed");
 
 /** Fails the test when skopeo is missing (on CI). */
 export function requireSkopeo(): void {
@@ -43,7 +35,7 @@ export function skopeo(args: string[]): Promise<string> {
     execFile(
       SKOPEO,
       args,
-      { maxBuffer: 16 * 1024 * 1024, timeout: TIMEOUT },
+      { maxBuffer: 16 * 1024 * 1024, timeout: TOOL_TIMEOUT },
       (error, stdout, stderr) => {
         if (error) {
           reject(

@@ -13,20 +13,20 @@
  * @module
  */
 
-import { execFile, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { packTar } from "modern-tar";
-import type { Image } from "../src/model/image.ts";
-import { type ImageIndex, isImageIndex } from "../src/model/image_index.ts";
-import type { SaveJob } from "./_modern_save.ts";
+import { sha256Hex } from "./digest.ts";
+import type { SaveJob } from "./modern_save.ts";
+import { run } from "./processes.ts";
+import { CI } from "./tools.ts";
 
 /** The script that builds, starts and stops the environment. */
 export const MODERN_SCRIPT = new URL(
-  "../scripts/modern-loaders.sh",
+  "../../scripts/modern-loaders.sh",
   import.meta.url,
 ).pathname;
 
@@ -34,7 +34,6 @@ const DIR = process.env.MODERN_LOADERS_DIR ?? "/var/lib/docker-save-modern";
 /** The chroot (the script's `MODERN_LOADERS_ROOT`). */
 export const MODERN_ROOT = join(DIR, "root");
 
-const ci = !["", "0", "false"].includes(process.env.CI ?? "");
 const built = existsSync(join(MODERN_ROOT, ".docker-save-modern-loaders"));
 const root = process.getuid?.() === 0;
 
@@ -42,7 +41,7 @@ const root = process.getuid?.() === 0;
  * The `skip` option for tests of the modern loaders: a reason locally when
  * the chroot is not built or we are not root; `false` on CI.
  */
-export const modernSkip: string | false = ci || (built && root) ? false : (
+export const modernSkip: string | false = CI || (built && root) ? false : (
   root
     ? `modern loaders not built (run: ${MODERN_SCRIPT} start)`
     : "modern loaders need root (chroot)"
@@ -62,51 +61,6 @@ const runtime = (globalThis as { Deno?: unknown }).Deno
 export const loaderSkip: string | false = runtime === "node"
   ? modernSkip
   : "the loader checks run once, under node, on tarballs node, deno and bun write byte for byte alike";
-
-/** Per-command timeout. */
-export const COMMAND_TIMEOUT = 300_000;
-
-/** A failed command, with what it printed. */
-export class CommandError extends Error {
-  constructor(
-    readonly command: string,
-    readonly stdout: string,
-    readonly stderr: string,
-    cause: Error,
-  ) {
-    super(`${command}: ${stderr.trim() || cause.message}`, { cause });
-  }
-}
-
-/** Runs a host command; resolves with its stdout. */
-export function run(
-  command: string,
-  args: readonly string[],
-  options: { timeout?: number } = {},
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      command,
-      args,
-      {
-        maxBuffer: 64 << 20,
-        timeout: options.timeout ?? COMMAND_TIMEOUT,
-      },
-      (error, stdout, stderr) => {
-        if (error) {
-          reject(
-            new CommandError(
-              [command, ...args].join(" "),
-              String(stdout),
-              String(stderr),
-              error,
-            ),
-          );
-        } else resolve(String(stdout));
-      },
-    );
-  });
-}
 
 /** Runs a command inside the chroot (`docker`, `ctr`, `skopeo`, …). */
 export function inModern(
@@ -241,70 +195,8 @@ export async function busyboxLayer(): Promise<Uint8Array> {
   ]);
 }
 
-const sha256Hex = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
-
-/**
- * Writes an OCI layout whose one index entry, named `ref`, is an image or
- * an index (each child's blobs too), every blob byte for byte.
- */
-export async function writeLayout(
-  dir: string,
-  ref: string,
-  item: Image | ImageIndex,
-): Promise<void> {
-  const blobs = join(dir, "blobs", "sha256");
-  await mkdir(blobs, { recursive: true });
-  const put = async (bytes: Uint8Array) => {
-    await writeFile(join(blobs, sha256Hex(bytes)), bytes);
-    return bytes;
-  };
-  const putAll = async (
-    item: Image | ImageIndex,
-  ): Promise<{ mediaType: string; raw: Uint8Array }> => {
-    if (isImageIndex(item)) {
-      for (const entry of (await item.index()).manifests) {
-        await putAll((await item.child(entry))!);
-      }
-      return {
-        mediaType: (await item.index()).mediaType ??
-          "application/vnd.oci.image.index.v1+json",
-        raw: await put(await item.rawIndex()),
-      };
-    }
-    const manifest = await item.manifest();
-    await put(await item.rawConfig());
-    for (const layer of manifest.layers) {
-      await put(
-        new Uint8Array(
-          await new Response(await item.openLayer(layer)).arrayBuffer(),
-        ),
-      );
-    }
-    return {
-      mediaType: manifest.mediaType ??
-        "application/vnd.oci.image.manifest.v1+json",
-      raw: await put(await item.rawManifest()),
-    };
-  };
-  const { mediaType, raw } = await putAll(item);
-  await writeFile(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  await writeFile(
-    join(dir, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{
-        mediaType,
-        digest: `sha256:${sha256Hex(raw)}`,
-        size: raw.byteLength,
-        annotations: { "org.opencontainers.image.ref.name": ref },
-      }],
-    }),
-  );
-}
-
-const REPO = new URL("../", import.meta.url).pathname;
-const GENERATOR = join(REPO, "tests", "_modern_save.ts");
+const REPO = new URL("../../", import.meta.url).pathname;
+const GENERATOR = join(REPO, "tests", "_kit", "modern_save.ts");
 const bin = (name: string) => join(REPO, "node_modules", ".bin", name);
 const RUNTIMES: Record<string, string[]> = {
   node: [process.execPath, "--import", "tsx", GENERATOR],
@@ -313,7 +205,7 @@ const RUNTIMES: Record<string, string[]> = {
 };
 
 /**
- * Writes every job's tarball with tests/_modern_save.ts under node, deno
+ * Writes every job's tarball with tests/_kit/modern_save.ts under node, deno
  * and bun, into `DIR/out-<runtime>/<job>.tar`; resolves with node's dir
  * and, per job, the sha256 of each runtime's tarball (the caller checks
  * they agree).

@@ -5,10 +5,10 @@
  * @module
  */
 
-import { buildImage, buildIndex, fromMemory, type Image } from "../mod.ts";
-import { digestOf, layerTar } from "./_fixtures.ts";
-
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+import { buildImage, buildIndex, fromMemory, type Image } from "../../mod.ts";
+import { digestOf } from "./digest.ts";
+import { MEDIA } from "./format.ts";
+import { layerTar } from "./tar.ts";
 
 /** An image of one platform, with two small gzip layers. */
 export async function platformImage(
@@ -46,9 +46,9 @@ export function attestationFor(subject: string): Image {
   }));
   const manifest = {
     schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
+    mediaType: MEDIA.ociManifest,
     config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
+      mediaType: MEDIA.ociConfig,
       digest: digestOf(config),
       size: config.byteLength,
     },

@@ -1,31 +1,23 @@
 /**
  * Helpers for the streaming tests: deterministic layer content generated on
  * the fly (plain or gzip through node:zlib), instrumented layer streams that
- * count what is pulled from them, inline `Image`s over such layers, and a
- * small streaming tar reader that tracks where in the tarball a consumer is
- * without keeping the bytes. Expected digests are computed here with
- * node:crypto, never with our own code.
+ * count what is pulled from them, and inline `Image`s over such layers.
+ * Expected digests are computed with node:crypto (./digest.ts), never with
+ * our own code.
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
-import type { Descriptor, Image, Manifest } from "../src/model/image.ts";
+import type { Descriptor, Image, Manifest } from "../../src/model/image.ts";
+import { digestChunks, digestOf } from "./digest.ts";
+import { MEDIA } from "./format.ts";
 
 /** 1 MiB. */
 export const MiB = 1024 * 1024;
 /** Size of the chunks the generators produce. */
 export const CHUNK_SIZE = 64 * 1024;
-
-/** Media types, spelled out here rather than taken from src/. */
-export const MEDIA = {
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociConfig: "application/vnd.oci.image.config.v1+json",
-  ociLayerTar: "application/vnd.oci.image.layer.v1.tar",
-  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
-} as const;
 
 const encoder = new TextEncoder();
 
@@ -86,24 +78,6 @@ export async function* gzipChunks(
     input.destroy();
     gzip.destroy();
   }
-}
-
-/** `sha256:<hex>` and byte length of chunks, streamed, nothing kept. */
-export async function digestChunks(
-  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-): Promise<{ digest: string; size: number }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of chunks) {
-    hash.update(chunk);
-    size += chunk.byteLength;
-  }
-  return { digest: `sha256:${hash.digest("hex")}`, size };
-}
-
-/** `sha256:<hex>` of a string's UTF-8. */
-export function digestOfText(text: string): string {
-  return `sha256:${createHash("sha256").update(text).digest("hex")}`;
 }
 
 /** A layer as generated: its descriptor and diff_id, computed by streaming. */
@@ -253,9 +227,7 @@ export function testImage(specs: LayerSpec[]): TestImage {
     mediaType: MEDIA.ociManifest,
     config: {
       mediaType: MEDIA.ociConfig,
-      digest: `sha256:${
-        createHash("sha256").update(configBytes).digest("hex")
-      }`,
+      digest: digestOf(configBytes),
       size: configBytes.byteLength,
     },
     layers: descriptors,
@@ -361,168 +333,4 @@ export function appendBytes(
       },
     };
   };
-}
-
-/** One member as the tracker saw its header. */
-export interface TrackedMember {
-  name: string;
-  size: number;
-  /** Archive offset of its first header block (PAX header included). */
-  headerOffset: number;
-  /** Archive offset of its body. */
-  bodyOffset: number;
-  /** Bytes of the header blocks (PAX header included). */
-  headerLength: number;
-}
-
-/**
- * Follows a tar stream chunk by chunk without keeping its bodies: member
- * names and sizes (PAX `size` and `path` records applied), how far into the
- * current body the stream is, and whether the two zero end blocks were seen.
- */
-export class TarTracker {
-  /** Bytes seen. */
-  offset = 0;
-  /** Regular members, in order. */
-  members: TrackedMember[] = [];
-  /** Zero blocks seen at a header position, in a row. */
-  zeroBlocks = 0;
-  /** The archive's end (two zero blocks) was seen. */
-  ended = false;
-  /** Called with each piece of a regular member's body. */
-  onBody?: (member: TrackedMember, bytes: Uint8Array) => void;
-
-  #block = new Uint8Array(512);
-  #blockFill = 0;
-  // Remaining bytes of the current body / PAX records, then of padding.
-  #bodyLeft = 0;
-  #padLeft = 0;
-  #current: TrackedMember | undefined;
-  #pax: Uint8Array | undefined;
-  #paxFill = 0;
-  #paxRecords: Record<string, string> = {};
-  #headerStart = -1;
-
-  /** The member whose body is being read, if any. */
-  get current(): TrackedMember | undefined {
-    return this.#bodyLeft > 0 || this.#padLeft > 0 ? this.#current : undefined;
-  }
-
-  /** Bytes of the current member's body received so far. */
-  get bodyReceived(): number {
-    const member = this.current;
-    return member ? Math.min(this.offset - member.bodyOffset, member.size) : 0;
-  }
-
-  /** Feeds the next chunk. */
-  push(chunk: Uint8Array): void {
-    let i = 0;
-    while (i < chunk.byteLength) {
-      if (this.#bodyLeft > 0) {
-        const n = Math.min(this.#bodyLeft, chunk.byteLength - i);
-        const piece = chunk.subarray(i, i + n);
-        if (this.#pax) {
-          this.#pax.set(piece, this.#paxFill);
-          this.#paxFill += n;
-        } else if (this.#current) {
-          this.onBody?.(this.#current, piece);
-        }
-        this.#bodyLeft -= n;
-        this.offset += n;
-        i += n;
-        if (this.#bodyLeft === 0 && this.#pax) this.#readPax();
-        continue;
-      }
-      if (this.#padLeft > 0) {
-        const n = Math.min(this.#padLeft, chunk.byteLength - i);
-        this.#padLeft -= n;
-        this.offset += n;
-        i += n;
-        continue;
-      }
-      const n = Math.min(512 - this.#blockFill, chunk.byteLength - i);
-      if (this.#blockFill === 0 && this.#headerStart < 0) {
-        this.#headerStart = this.offset;
-      }
-      this.#block.set(chunk.subarray(i, i + n), this.#blockFill);
-      this.#blockFill += n;
-      this.offset += n;
-      i += n;
-      if (this.#blockFill === 512) {
-        this.#blockFill = 0;
-        this.#readHeader();
-      }
-    }
-  }
-
-  #readHeader(): void {
-    const block = this.#block;
-    if (block.every((byte) => byte === 0)) {
-      this.#headerStart = -1;
-      if (++this.zeroBlocks >= 2) this.ended = true;
-      return;
-    }
-    if (this.ended) throw new Error("tar: data after the end blocks");
-    this.zeroBlocks = 0;
-    let checksum = 0;
-    for (let j = 0; j < 512; j++) {
-      checksum += j >= 148 && j < 156 ? 32 : block[j];
-    }
-    const stored = parseInt(field(block, 148, 8), 8);
-    if (stored !== checksum) {
-      throw new Error(`tar: bad header checksum at ${this.offset - 512}`);
-    }
-    const type = String.fromCharCode(block[156]);
-    const size = parseInt(field(block, 124, 12) || "0", 8);
-    if (type === "x") {
-      this.#pax = new Uint8Array(size);
-      this.#paxFill = 0;
-      this.#bodyLeft = size;
-      this.#padLeft = (512 - size % 512) % 512;
-      if (size === 0) this.#readPax();
-      return;
-    }
-    if (type !== "0" && type !== "\0") {
-      throw new Error(`tar: unexpected member type ${JSON.stringify(type)}`);
-    }
-    const records = this.#paxRecords;
-    this.#paxRecords = {};
-    const member: TrackedMember = {
-      name: records.path ?? field(block, 0, 100),
-      size: records.size !== undefined ? Number(records.size) : size,
-      headerOffset: this.#headerStart,
-      bodyOffset: this.offset,
-      headerLength: this.offset - this.#headerStart,
-    };
-    this.#headerStart = -1;
-    this.members.push(member);
-    this.#current = member;
-    this.#bodyLeft = member.size;
-    this.#padLeft = (512 - member.size % 512) % 512;
-  }
-
-  #readPax(): void {
-    const text = new TextDecoder().decode(this.#pax);
-    this.#pax = undefined;
-    let at = 0;
-    while (at < text.length) {
-      const space = text.indexOf(" ", at);
-      const length = Number(text.slice(at, space));
-      const record = text.slice(space + 1, at + length - 1);
-      const eq = record.indexOf("=");
-      this.#paxRecords[record.slice(0, eq)] = record.slice(eq + 1);
-      at += length;
-    }
-  }
-}
-
-function field(block: Uint8Array, start: number, length: number): string {
-  let end = start;
-  while (end < start + length && block[end] !== 0) end++;
-  return new TextDecoder().decode(block.subarray(start, end)).trim();
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

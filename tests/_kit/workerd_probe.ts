@@ -1,6 +1,6 @@
 /**
  * A worker that reports what the edge path chose in the runtime it runs in
- * (tests/workerd.test.ts bundles it like the example): the sha256 backend,
+ * (tests/integration/workerd.test.ts bundles it like the example): the sha256 backend,
  * whether `DecompressionStream` reads every gzip member, and the gunzip of a
  * multi-member gzip sent as the request body, with its sha256.
  *
@@ -10,8 +10,8 @@
 import {
   createGunzip,
   readsEveryGzipMember,
-} from "../src/runtime/decompress.ts";
-import { createSha256 } from "../src/runtime/hash.ts";
+} from "../../src/runtime/decompress.ts";
+import { createSha256 } from "../../src/runtime/hash.ts";
 
 /** What the probe answers. */
 export interface ProbeReport {
