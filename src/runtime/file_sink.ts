@@ -23,6 +23,34 @@ export interface WritableFileHandle {
 }
 
 /**
+ * Writes all of `bytes` at `position`: `write()` may write less than asked,
+ * so it loops until the bytes are out.
+ *
+ * @example
+ * ```ts
+ * import { open } from "node:fs/promises";
+ * import { writeAllAt } from "./file_sink.ts";
+ * const handle = await open("out.bin", "w");
+ * await writeAllAt(handle, new Uint8Array(1024), 0);
+ * ```
+ */
+export async function writeAllAt(
+  file: Pick<WritableFileHandle, "write">,
+  bytes: Uint8Array,
+  position: number,
+): Promise<void> {
+  for (let done = 0; done < bytes.byteLength;) {
+    const { bytesWritten } = await file.write(
+      bytes,
+      done,
+      bytes.byteLength - done,
+      position + done,
+    );
+    done += bytesWritten;
+  }
+}
+
+/**
  * A sink writing to `file` from position 0. With `releaseWritten` (for a
  * writer that is the last reader of every chunk it writes, as
  * `saveToFile`'s is) each chunk is released once written (see
@@ -44,18 +72,8 @@ export function fileSink(
   // Writes go out in order; at most one is in flight while the next chunk
   // is produced, so the disk and the pipeline overlap.
   let pending: Promise<void> = Promise.resolve();
-  const writeFully = async (bytes: Uint8Array, at: number) => {
-    // write() may write less than asked; loop until the bytes are out.
-    for (let done = 0; done < bytes.byteLength;) {
-      const { bytesWritten } = await file.write(
-        bytes,
-        done,
-        bytes.byteLength - done,
-        at + done,
-      );
-      done += bytesWritten;
-    }
-  };
+  const writeFully = (bytes: Uint8Array, at: number) =>
+    writeAllAt(file, bytes, at);
   const then = (step: () => Promise<void>) => {
     const previous = pending;
     pending = previous.then(step);

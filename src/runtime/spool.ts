@@ -14,6 +14,7 @@
  */
 
 import { importNode } from "./_import.ts";
+import { writeAllAt } from "./file_sink.ts";
 import {
   type ByteRange,
   type PositionedReader,
@@ -92,16 +93,7 @@ export async function createSpool(): Promise<Spool | undefined> {
       return size;
     },
     async write(bytes) {
-      let at = 0;
-      while (at < bytes.byteLength) {
-        const { bytesWritten } = await handle.write(
-          bytes,
-          at,
-          bytes.byteLength - at,
-          size + at,
-        );
-        at += bytesWritten;
-      }
+      await writeAllAt(handle, bytes, size);
       size += bytes.byteLength;
     },
     openRead(range) {

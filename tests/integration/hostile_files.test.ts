@@ -190,37 +190,38 @@ for (
   });
 }
 
-test("save() of a layout whose layer blob links outside it fails with BAD_LAYOUT", async () => {
+/**
+ * Saves a copy of the layout whose first layer blob is a symlink `link` to
+ * a copy of the blob's bytes at `file` (given the copy's path).
+ */
+async function saveLinkedLayout(
+  file: (layout: string) => string,
+  link: (layout: string) => string,
+): Promise<ChildOutcome> {
   const copy = tempCopy(LAYOUT);
   try {
-    const outside = join(copy.path, "..", "layer");
-    writeFileSync(outside, readFileSync(join(LAYOUT, LAYER)));
+    execFileSync("mkdir", ["-p", join(file(copy.path), "..")]);
+    writeFileSync(file(copy.path), readFileSync(join(LAYOUT, LAYER)));
     rmSync(join(copy.path, LAYER));
-    symlinkSync(outside, join(copy.path, LAYER));
-    const outcome = outcomeOf(
-      await runBounded(CHILD, ["layout", copy.path], BOUNDS),
-    );
-    assert.equal(outcome.code, "BAD_LAYOUT", outcome.message);
+    symlinkSync(link(copy.path), join(copy.path, LAYER));
+    return outcomeOf(await runBounded(CHILD, ["layout", copy.path], BOUNDS));
   } finally {
     copy.dispose();
   }
+}
+
+test("save() of a layout whose layer blob links outside it fails with BAD_LAYOUT", async () => {
+  const outside = (layout: string) => join(layout, "..", "layer");
+  const outcome = await saveLinkedLayout(outside, outside);
+  assert.equal(outcome.code, "BAD_LAYOUT", outcome.message);
 });
 
 test("save() of a layout follows a blob's symlink to a file inside the layout", async () => {
-  const copy = tempCopy(LAYOUT);
-  try {
-    const inside = join(copy.path, "kept", "layer");
-    execFileSync("mkdir", ["-p", join(copy.path, "kept")]);
-    writeFileSync(inside, readFileSync(join(LAYOUT, LAYER)));
-    rmSync(join(copy.path, LAYER));
-    symlinkSync("../../kept/layer", join(copy.path, LAYER));
-    const outcome = outcomeOf(
-      await runBounded(CHILD, ["layout", copy.path], BOUNDS),
-    );
-    assert.equal(outcome.outcome, "saved", outcome.message);
-  } finally {
-    copy.dispose();
-  }
+  const outcome = await saveLinkedLayout(
+    (layout) => join(layout, "kept", "layer"),
+    () => "../../kept/layer",
+  );
+  assert.equal(outcome.outcome, "saved", outcome.message);
 });
 
 // ------------------------------------------- 1: tar name records, bounded

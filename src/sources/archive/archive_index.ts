@@ -40,25 +40,15 @@ import { type TarEntry, TarReader } from "./tar_reader.ts";
 /** The file access an archive source needs: whole or ranged streaming reads. */
 export type ArchiveFileSystem = Pick<FileSystem, "openRead">;
 
-/** One member of an indexed archive. */
-export interface ArchiveMember {
+/**
+ * One member of an indexed archive: its tar entry (offsets in the
+ * uncompressed tar stream) and what the index pass learnt of its body.
+ */
+export interface ArchiveMember extends TarEntry {
   /** Position among the archive's members, from 0. */
   index: number;
   /** The path, normalised: no `./` or leading `/`, no trailing `/`. */
   name: string;
-  /** The entry type: `file`, `directory`, `symlink`, `link`, … */
-  type: string;
-  /** Link target, for `symlink` and `link` members, as stored. */
-  linkname?: string;
-  /** Body size in bytes. */
-  size: number;
-  /**
-   * Offset of the member's own ustar header block in the (uncompressed) tar
-   * stream; extension headers, if any, come before it.
-   */
-  headerOffset: number;
-  /** Offset of the body in the (uncompressed) tar stream. */
-  offset: number;
   /** `sha256:<hex>` of the body, when the index pass hashed it. */
   digest?: string;
   /** The body's first bytes (up to 4), to tell gzip or zstd from a tar. */

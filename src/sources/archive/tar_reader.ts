@@ -39,7 +39,10 @@ export interface TarEntry {
   linkname?: string;
   /** Body size in bytes (0 for header-only types). */
   size: number;
-  /** Offset of the entry's own ustar header block. */
+  /**
+   * Offset of the entry's own ustar header block; extension headers, if
+   * any, come before it.
+   */
   headerOffset: number;
   /** Offset of its body. */
   offset: number;
