@@ -72,7 +72,6 @@ export function writePlan(
  * ```ts
  * import { sizePlan } from "./write.ts";
  * import type { SavePlan } from "./pipeline.ts";
-import { writeMembersInPlace } from "./positional_write.ts";
  * declare const plan: SavePlan;
  * import { resolveOptions } from "./options.ts";
  * const members = await sizePlan(plan, resolveOptions({ layers: "compressed" }));
@@ -127,7 +126,6 @@ export interface SeekableSink {
  * ```ts
  * import { type SeekableSink, writePlanSeekable } from "./write.ts";
  * import type { SavePlan } from "./pipeline.ts";
-import { writeMembersInPlace } from "./positional_write.ts";
  * declare const plan: SavePlan, sink: SeekableSink;
  * import { resolveOptions } from "./options.ts";
  * await writePlanSeekable(plan, resolveOptions({}), sink);
