@@ -4,13 +4,12 @@
  * a registries.conf mirror and as a Docker Hub mirror (`registryMirrors`,
  * `--registry-mirror`). The mirror's access log shows the pull; with the
  * mirror stopped the registry answers; a mirror serving wrong bytes is an
- * error, not a fallback. Plus registries.conf parsing and prefix rules,
- * which need no tool.
+ * error, not a fallback. (registries.conf parsing and prefix rules:
+ * tests/unit/registries_conf.test.ts.)
  *
  * @module
  */
 
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
@@ -20,8 +19,6 @@ import {
   fromRegistry,
   type MirrorAnswer,
 } from "../../src/sources/registry/pull.ts";
-import { endpointsFor } from "../../src/sources/registry/mirrors.ts";
-import { parseRegistriesConf } from "../../src/sources/registry/registries_conf.ts";
 import { assertSameBytes } from "../_kit/bytes.ts";
 import { type Cleanup, tempDir } from "../_kit/cleanup.ts";
 import { runCli } from "../_kit/processes.ts";
@@ -33,91 +30,6 @@ import {
   startRegistry,
 } from "../_kit/registry.ts";
 import { basic, FAST, LAYOUT, saved } from "../_kit/registry_client.ts";
-
-test("parseRegistriesConf() and endpointsFor(): mirrors first, the longest prefix, location moves the name, pull-from-mirror", async () => {
-  const conf = await parseRegistriesConf(
-    `
-unqualified-search-registries = ["docker.io"]
-
-[[registry]]
-prefix = "example.com"
-location = "example.com"
-[[registry.mirror]]
-location = "mirror.lan/example"
-[[registry.mirror]]
-location = "127.0.0.1:5001"
-insecure = true
-pull-from-mirror = "digest-only"
-
-[[registry]]
-prefix = "example.com/team"
-location = "internal.lan:5000/moved"
-
-[[registry]]
-prefix = "*.blocked.example"
-blocked = true
-`,
-    "test.conf",
-  );
-  assert.deepEqual(endpointsFor("example.com", "app/x", false, { conf }), [
-    { registry: "mirror.lan", repository: "example/app/x", mirror: true },
-    { registry: "example.com", repository: "app/x", mirror: false },
-  ]);
-  assert.deepEqual(endpointsFor("example.com", "app/x", true, { conf })[1], {
-    registry: "127.0.0.1:5001",
-    repository: "app/x",
-    mirror: true,
-    scheme: "http",
-  });
-  assert.deepEqual(endpointsFor("example.com", "team/app", false, { conf }), [
-    { registry: "internal.lan:5000", repository: "moved/app", mirror: false },
-  ]);
-  // "example.com/teamwork" is not under the prefix "example.com/team".
-  assert.equal(
-    endpointsFor("example.com", "teamwork", false, { conf }).length,
-    2,
-  );
-  assert.throws(
-    () => endpointsFor("a.blocked.example", "x", false, { conf }),
-    (e) => e instanceof DockerSaveError && e.code === "BAD_REFERENCE",
-  );
-  assert.deepEqual(
-    endpointsFor("docker.io", "library/alpine", false, {
-      registryMirrors: ["https://mirror.gcr.io", "127.0.0.1:5002"],
-      conf: [],
-    }),
-    [
-      {
-        registry: "mirror.gcr.io",
-        repository: "library/alpine",
-        mirror: true,
-        scheme: "https",
-      },
-      {
-        registry: "127.0.0.1:5002",
-        repository: "library/alpine",
-        mirror: true,
-      },
-      { registry: "docker.io", repository: "library/alpine", mirror: false },
-    ],
-  );
-  // Docker Hub's mirrors are Docker Hub's only.
-  assert.equal(
-    endpointsFor("ghcr.io", "a/b", false, {
-      registryMirrors: ["mirror.lan"],
-      conf: [],
-    }).length,
-    1,
-  );
-  await assert.rejects(
-    parseRegistriesConf("[[registry]]\nprefix = 1\n", "bad.conf"),
-    (e) => e instanceof DockerSaveError && e.code === "BAD_REGISTRIES_CONF",
-  );
-  await assert.rejects(
-    parseRegistriesConf("[[registry]\n", "bad.conf"),
-    (e) => e instanceof DockerSaveError && e.code === "BAD_REGISTRIES_CONF",
-  );
-});
 
 /** A registry holding oracle/basic:v1 and a pull-through mirror of it. */
 async function upstreamAndMirror(
