@@ -142,7 +142,7 @@ export class RegistryNetwork {
         tls
           ? `with the certificates of ${tls.from}`
           : `through ${redact(proxy!)}`
-      }: this runtime's fetch takes no CA, client certificate or proxy (pass options.fetch)`,
+      }: this runtime's fetch takes no CA, client certificate or proxy (on Node, the undici package gives it one; else pass options.fetch)`,
     );
   }
 }
