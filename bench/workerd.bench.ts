@@ -10,6 +10,7 @@
  *
  * ```sh
  * node --import tsx bench/workerd.bench.ts [--size 256] [--runs 3] [--no-build]
+ *   [--modes compressed,uncompressed] [--big 1024]
  * ```
  *
  * Reported per row: median wall (curl's, or the CLI's), the ratio to the
@@ -17,7 +18,8 @@
  * request (utime + stime from /proc/PID/stat, before and after) and the
  * process's peak resident memory during the request (VmRSS sampled every
  * 20 ms: the isolate's heap plus workerd's own buffers; workerd gives no
- * per-isolate figure) and its growth over the idle process.
+ * per-isolate figure) and its growth over the idle process. `--big N` also
+ * saves a generated N MiB layer once per worker, for memory at any size.
  *
  * @module
  */
@@ -27,7 +29,6 @@ import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { ensureFixture } from "./_fixture.ts";
-import { MiB, timed } from "./_harness.ts";
 import { pushFixture, startBenchRegistry } from "./_registry_fixture.ts";
 import { median } from "./_stats.ts";
 import { Cleanup, tempDir } from "../tests/_kit/cleanup.ts";
@@ -46,7 +47,9 @@ const option = (name: string, fallback: string) => {
 };
 const SIZE = Number(option("size", "256"));
 const RUNS = Number(option("runs", "3"));
-const MODES = option("modes", "compressed,uncompressed").split(",");
+const MODES = option("modes", "compressed,uncompressed").split(",")
+  .filter(Boolean);
+const BIG = Number(option("big", "0"));
 const TICKS = 100; // USER_HZ, /proc/PID/stat's unit
 
 /** CPU seconds (user + system) a process has used so far. */
@@ -106,6 +109,26 @@ async function download(
   };
 }
 
+/**
+ * Runs the CLI under GNU time (its own output file: another bench may be
+ * using the shared one): wall, CPU (user + system) and peak RSS.
+ */
+function timeCli(argv: string[], timeFile: string): Run & { bytes: 0 } {
+  const started = performance.now();
+  const child = spawnSync(
+    "/usr/bin/time",
+    ["-f", "%M %U %S", "-o", timeFile, ...argv],
+    { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const wall = (performance.now() - started) / 1000;
+  if (child.status !== 0) {
+    throw new Error(`node CLI: ${child.stderr?.toString().slice(-400)}`);
+  }
+  const [rss, user, sys] = readFileSync(timeFile, "utf8").trim().split("\n")
+    .pop()!.split(" ").map(Number);
+  return { wall, cpu: user + sys, peakRss: rss / 1024, bytes: 0 };
+}
+
 const cleanup = new Cleanup();
 try {
   const load = () =>
@@ -142,7 +165,7 @@ try {
     for (const name of Object.keys(workers)) runs[name] = [];
     for (let run = 0; run < RUNS; run++) {
       rmSync(out, { force: true });
-      const cli = timed(
+      const cli = timeCli(
         [
           join(REPO, "dist/bin/docker-save.js"),
           "-q",
@@ -152,16 +175,10 @@ try {
           mode,
           reference,
         ],
-        { cwd: REPO, outputPath: out },
+        join(dir, "time.txt"),
       );
-      if (!cli.ok) throw new Error(`node CLI: ${cli.error}`);
-      runs["node CLI"].push({
-        wall: cli.wallPrecise,
-        cpu: cli.cpu,
-        peakRss: cli.rssKiB / 1024,
-        bytes: cli.outputBytes ?? 0,
-      });
-      const expected = cli.outputBytes;
+      runs["node CLI"].push({ ...cli, bytes: statSync(out).size });
+      const expected = statSync(out).size;
       for (const [name, worker] of Object.entries(workers)) {
         rmSync(out, { force: true });
         const url = `${worker.url}/save?image=${encodeURIComponent(reference)}${
@@ -194,7 +211,30 @@ try {
       );
     }
   }
-  console.log(`\nbytes: ${MiB} per MiB; load after: ${load().join(" ")}`);
+  // Memory whatever the size: a generated layer of BIG MiB (made chunk by
+  // chunk in the isolate, examples/_image.ts `?big=`), saved once per worker.
+  if (BIG > 0) {
+    console.log(`\n## ${BIG} MiB generated layer (?big=${BIG}), one run\n`);
+    console.log(
+      "| row | wall s | CPU s | peak RSS MiB (idle) | output bytes |",
+    );
+    console.log("| --- | ---: | ---: | ---: | ---: |");
+    for (const [name, worker] of Object.entries(workers)) {
+      // The first request also hashes the layer once (its digest).
+      const head = await fetch(`${worker.url}/save?big=${BIG}`, {
+        method: "HEAD",
+      });
+      await head.body?.cancel();
+      rmSync(out, { force: true });
+      const got = await download(worker, `${worker.url}/save?big=${BIG}`, out);
+      console.log(
+        `| ${name} | ${got.wall.toFixed(2)} | ${got.cpu!.toFixed(2)} | ${
+          got.peakRss!.toFixed(0)
+        } (${got.idleRss!.toFixed(0)}) | ${got.bytes} |`,
+      );
+    }
+  }
+  console.log(`\nload after: ${load().join(" ")}`);
 } finally {
   await cleanup.close();
 }

@@ -56,6 +56,7 @@ import {
   requireWorkerd,
   startWorkerd,
   type Workerd,
+  WORKERD_CONFIG,
   workerdSkip,
   workerdVersion,
 } from "../_kit/workerd.ts";
@@ -117,6 +118,24 @@ async function nodeSave(reference: string, options: SaveOptions) {
 const saveUrl = (worker: Workerd, reference: string, layers: string) =>
   `${worker.url}/save?image=${encodeURIComponent(reference)}` +
   (layers === "uncompressed" ? "" : `&layers=${layers}`);
+
+test("docs/RUNTIMES.md shows examples/workerd.capnp, the config these tests run", async () => {
+  const docs = await readFile(
+    new URL("../../docs/RUNTIMES.md", import.meta.url),
+    "utf8",
+  );
+  const section = docs.slice(
+    docs.indexOf("## Running on Cloudflare Workers / workerd"),
+  );
+  const block = /```capnp\n([\s\S]*?)```/.exec(section);
+  assert.ok(block, "no capnp block in the workerd section");
+  assert.equal(block[1], await readFile(WORKERD_CONFIG, "utf8"));
+  // The bundling command the docs give is the one bundleWorker() runs.
+  assert.match(
+    section,
+    /esbuild examples\/worker\.ts --bundle --format=esm --platform=browser/,
+  );
+});
 
 describe("workerd", { skip }, () => {
   before(async () => {
