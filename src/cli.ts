@@ -1,6 +1,6 @@
 /**
  * The `docker-save` command: the only reader of argv and stdout. It turns
- * SOURCE arguments (OCI layouts, archives, registry references) into images, saves
+ * SOURCE arguments (OCI layouts, archives, image references) into images, saves
  * them, and writes a file or stdout, with progress on stderr.
  *
  * ```

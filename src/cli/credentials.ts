@@ -33,7 +33,7 @@ export interface CredsValue {
 
 /**
  * Splits a `--creds` value: `HOST=USER:PASS` when the part before the first
- * `=` is a registry host as references name it (`ghcr.io`,
+ * `=` is a registry host as image references name it (`ghcr.io`,
  * `registry.example:5000`, `localhost`), else `USER:PASS`. `undefined` when
  * neither (no user, or no colon).
  *

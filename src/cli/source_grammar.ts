@@ -1,6 +1,6 @@
 /**
  * The SOURCE grammar of the command line: `oci:`, `oci-archive:`,
- * `docker-archive:` and registry references, split into what each source
+ * `docker-archive:` and image references, split into what each source
  * needs.
  *
  * @module
@@ -47,7 +47,7 @@ export interface OciSource {
 export interface RegistrySource {
   /** Always `"registry"`. */
   kind: "registry";
-  /** The reference as written, without `docker://`. */
+  /** The image reference as written, without `docker://`. */
   reference: string;
   /** The tag to save it as. */
   tag: string;
@@ -137,7 +137,7 @@ function registryTag(source: string, reference: string): string {
       `source "${source}" is pulled by digest: name the tag to save it as, REF=TAG`,
     );
   }
-  // Without a tag the reference pulls :latest; say so in the tag (a bare
+  // Without a tag the image reference pulls :latest; say so in the tag (a bare
   // "localhost:5000/app" would not parse as a tag).
   const tag = parsed.digest === undefined && parsed.tag === "latest" &&
       !/:[^/]*$/.test(named)

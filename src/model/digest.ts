@@ -13,8 +13,8 @@ export type Digest = string;
 const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
- * The part of a digest after its last `:`, as the seed's v1 conversion takes
- * it.
+ * The part of a digest after its last `:`, as the reference's v1 conversion
+ * takes it.
  *
  * @example
  * ```ts

@@ -19,8 +19,8 @@ import { isIndexMediaType } from "./manifest.ts";
 import { choosePlatform, isAttestation } from "./platform.ts";
 
 /**
- * How many indexes a path may hold before a manifest must come: the index a
- * reference (or a layout's `index.json` entry) names is the first. Real
+ * How many indexes a path may hold before a manifest must come: the index an
+ * image reference (or a layout's `index.json` entry) names is the first. Real
  * images nest one or two.
  *
  * @example

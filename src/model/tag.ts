@@ -26,7 +26,7 @@ const TAG_CHARS = /^[A-Za-z0-9_.-]*$/;
 const BAD_REGISTRY_CHARS = /[?#\t\r\n]/;
 
 /**
- * Parses a tag the way the seed does. Throws `DockerSaveError` `BAD_TAG`
+ * Parses a tag the way the reference does. Throws `DockerSaveError` `BAD_TAG`
  * naming the rule a bad tag breaks.
  *
  * @example
@@ -89,7 +89,8 @@ export function assertValidTag(text: string): void {
 
 /**
  * The `RepoTags` string: the tag as given, with `:latest` added when it had
- * none (docker ≥ 29 refuses untagged RepoTags; the seed wrote them bare).
+ * none (docker ≥ 29 refuses untagged RepoTags; the reference wrote them
+ * bare).
  *
  * @example
  * ```ts

@@ -16,7 +16,7 @@ const SKIPPABLE_MAGIC = 0x184d2a50;
 /** RFC 8878 §3.1.1.2: Block_Maximum_Size is at most 128 KiB. */
 const MAX_BLOCK_SIZE = 128 * 1024;
 /**
- * The largest window accepted: the reference decoder's default limit
+ * The largest window accepted: libzstd's default limit
  * (`ZSTD_WINDOWLOG_LIMIT_DEFAULT` = 27 in libzstd; larger windows need
  * `--long`/`--memory` there too). fzstd keeps the whole window in memory.
  */

@@ -27,7 +27,7 @@ const EMPTY_LAYER_DIGEST =
 export interface V1Layer {
   /** The v1 id (64 hex). */
   id: string;
-  /** The v1 json, as the seed writes it. */
+  /** The v1 json, as the reference writes it. */
   json: string | Uint8Array;
   /** Whether the history entry was empty: no layer.tar is written for it. */
   throwaway: boolean;
@@ -229,7 +229,7 @@ function historyOf(image: DigestedImage): JsonObject[] {
   return padded;
 }
 
-// The seed keeps the first (newest) of two entries with the same id.
+// The reference keeps the first (newest) of two entries with the same id.
 function dedupeById(layers: V1Layer[]): V1Layer[] {
   const seen = new Set<string>();
   return layers.filter((layer) => !seen.has(layer.id) && seen.add(layer.id));

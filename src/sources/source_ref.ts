@@ -5,7 +5,7 @@
  * oci:DIR[:REF][=TAG]                  an OCI layout directory
  * oci-archive:FILE[:REF][=TAG]         an OCI layout tarball
  * docker-archive:FILE[:TAG][=NEWTAG]   a `docker save` tarball
- * [docker://]REFERENCE[=TAG]           a registry reference
+ * [docker://]REFERENCE[=TAG]           an image reference (a registry's)
  * ```
  *
  * One algorithm for every kind. The location (DIR or FILE) is the longest
@@ -13,14 +13,14 @@
  * the end, and exists (a directory for `oci:`, a file for the archives), so
  * a path may itself contain `:` and `=`. What follows the location is
  * `[:NAME][=TAG]`: NAME runs to the first `=`, TAG is the rest. Neither may
- * contain `=` (OCI ref names and tags cannot). A registry reference has no
+ * contain `=` (OCI ref names and tags cannot). An image reference has no
  * path to look for: it is everything before the first `=`.
  *
  * skopeo (containers/image `SplitPathAndImage`, `docker-archive`'s
  * `ParseReference`) splits at the first `:`, so its paths cannot contain one;
  * every source skopeo reads whose path exists parses the same here. Other
  * transports of skopeo's are refused by name rather than pulled as
- * references (`dir:x` would otherwise be Docker Hub's `dir:x`).
+ * image references (`dir:x` would otherwise be Docker Hub's `dir:x`).
  *
  * @module
  */
@@ -42,7 +42,7 @@ export interface SourceRef {
   /** Which kind of source. */
   transport: SourceTransport;
   /**
-   * The layout directory (`oci`), the archive file, or the registry
+   * The layout directory (`oci`), the archive file, or the image
    * reference as written without `docker://` (`docker`).
    */
   location: string;
@@ -77,14 +77,15 @@ export interface ParseSourceRefOptions {
 
 const LOCAL_TRANSPORTS = ["oci-archive", "docker-archive", "oci"] as const;
 const REGISTRY_PREFIX = "docker://";
-// Other tools' transports, refused by name rather than pulled as references.
+// Other tools' transports, refused by name rather than pulled as image
+// references.
 const OTHER_TRANSPORTS = /^(dir|containers-storage|docker-daemon|sif|tarball):/;
 
 /**
  * Splits a SOURCE string (see the module notes for the grammar). Throws
  * `DockerSaveError`: `BAD_LAYOUT` when no prefix of a local source's path
  * exists, `BAD_TAG` for an empty NAME or a bad TAG, `BAD_REFERENCE` for a
- * bad registry reference or another tool's transport.
+ * bad image reference or another tool's transport.
  *
  * @example
  * ```ts

@@ -129,7 +129,7 @@ test("save() chains empty history entries with the empty-layer digest and names 
   assert.equal(JSON.parse(memberText(ours, `${id6}/json`)).parent, e5);
 });
 
-// --- beyond the seed: history missing or short ------------------------------
+// --- beyond the reference: history missing or short -------------------------
 
 test("save() treats each layer of an image without history as a {} entry", async () => {
   const { tars, hex } = await layers(2);

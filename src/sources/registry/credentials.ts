@@ -2,8 +2,8 @@
  * Credentials for registries, always bound to the registry host they are
  * for: `{ registry, username, password }`, a map keyed by registry host, or a
  * function of the host. A bare `{ username, password }` is refused: an edge
- * function that takes the reference from a request would otherwise hand them
- * to any registry the request names.
+ * function that takes the image reference from a request would otherwise
+ * hand them to any registry the request names.
  *
  * @module
  */
@@ -45,7 +45,7 @@ export interface RegistryCredentials {
  * ```
  */
 export interface RegistryHostCredentials extends RegistryCredentials {
-  /** `host[:port]` as in references (`docker.io` for Docker Hub). */
+  /** `host[:port]` as in image references (`docker.io` for Docker Hub). */
   registry: string;
 }
 

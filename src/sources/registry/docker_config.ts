@@ -66,9 +66,9 @@ const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /**
  * The credentials a docker config file gives for `registry` (as named in
- * references: `docker.io`, `ghcr.io`, `localhost:5000`). A missing file, or
- * a runtime without file access, gives none. A credential helper that is
- * not on `PATH`, fails or answers nonsense throws `DockerSaveError`
+ * image references: `docker.io`, `ghcr.io`, `localhost:5000`). A missing
+ * file, or a runtime without file access, gives none. A credential helper
+ * that is not on `PATH`, fails or answers nonsense throws `DockerSaveError`
  * `BAD_CREDENTIALS`; where the runtime cannot run programs, the helper is
  * skipped with a `note`.
  *

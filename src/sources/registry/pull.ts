@@ -1,9 +1,10 @@
 /**
  * Images pulled from a registry (Docker Registry HTTP API v2 / OCI
  * distribution) with `fetch` only, so it runs on Deno, Bun, Node and edge
- * runtimes. After go-containerregistry's `remote/`: the reference is resolved
- * to a manifest here (tag → index → platform), the manifest and config are
- * fetched up front, and layers are streamed when `save()` asks for them.
+ * runtimes. After go-containerregistry's `remote/`: the image reference is
+ * resolved to a manifest here (tag → index → platform), the manifest and
+ * config are fetched up front, and layers are streamed when `save()` asks
+ * for them.
  *
  * @module
  */
@@ -139,8 +140,8 @@ export interface FromRegistryOptions {
    * (`{ "ghcr.io": { username, password } }`), or a function of the registry
    * host (`docker.io`, `ghcr.io`, `localhost:5000`) returning them. A bare
    * `{ username, password }` is refused with a `TypeError`: it would go to
-   * whatever registry the reference names. Where these give nothing for the
-   * host, the docker config file is read.
+   * whatever registry the image reference names. Where these give nothing
+   * for the host, the docker config file is read.
    */
   credentials?: RegistryCredentialsOption;
   /**
@@ -252,7 +253,7 @@ export interface FromRegistryOptions {
  * ```
  */
 export interface MirrorAnswer {
-  /** The reference as given. */
+  /** The image reference as given. */
   reference: string;
   /** `host[:port]` of the endpoint that served the manifest (and serves the blobs). */
   servedBy: string;
@@ -273,11 +274,11 @@ export interface MirrorAnswer {
  * ```
  */
 export interface RegistryImage extends Image {
-  /** The reference in full, pinned: `registry/repository@sha256:…`. */
+  /** The image reference in full, pinned: `registry/repository@sha256:…`. */
   readonly reference: string;
   /** The digest of the image manifest pulled. */
   readonly digest: string;
-  /** The index entry's platform, when the reference named an index. */
+  /** The index entry's platform, when the image reference named an index. */
   readonly platform?: Platform;
 }
 
@@ -286,7 +287,7 @@ const SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+";
 const STARGZ = /stargz/i;
 
 /**
- * Resolves a registry reference, `[registry/]repo[:tag|@digest]` (Docker Hub
+ * Resolves an image reference, `[registry/]repo[:tag|@digest]` (Docker Hub
  * by default, `library/` for one-part names), to an image: the manifest
  * (from an index by `platform`), verified against the digest when pulled by
  * digest, and the config, both fetched now. Layers are streamed, and verified
@@ -353,10 +354,10 @@ export async function fromRegistry(
 }
 
 /**
- * Every platform of a registry reference that names an index (a
+ * Every platform of an image reference that names an index (a
  * multi-platform image): an `ImageIndex` whose children are pulled when
  * `save()` asks for them, each checked against the entry naming it; or the
- * image itself when the reference names a single-platform image. A child
+ * image itself when the image reference names a single-platform image. A child
  * the registry does not have (404) is absent; choose with
  * `selectPlatforms`.
  *
@@ -452,10 +453,10 @@ function artifactOf(
   };
 }
 
-// What every image and index pulled from one reference shares.
+// What every image and index pulled from one image reference shares.
 interface Connection {
   ref: ReturnType<typeof parseReference>;
-  /** The reference named no tag or digest: `latest` is looked up. */
+  /** The image reference named no tag or digest: `latest` is looked up. */
   tagless: boolean;
   what: string;
   client: RegistryClient;
@@ -464,7 +465,7 @@ interface Connection {
 }
 
 // The connection to the first endpoint (a mirror, else the registry) that
-// serves what the reference names, and what it served.
+// serves what the image reference names, and what it served.
 async function connect(
   reference: string,
   options: FromRegistryOptions,
@@ -552,8 +553,8 @@ async function clientFor(
   });
 }
 
-// What the reference names (a tag or a digest), checked against the digest
-// when it names one.
+// What the image reference names (a tag or a digest), checked against the
+// digest when it names one.
 async function pullReference(
   { client, repository, what, ref, tagless }: Connection,
 ): Promise<{ pulled: Pulled; digest: string }> {
@@ -572,7 +573,7 @@ async function pullReference(
   return { pulled, digest };
 }
 
-// A tagless reference's "not found", saying which tag was looked up (as
+// A tagless image reference's "not found", saying which tag was looked up (as
 // docker pull prints "Using default tag: latest").
 function latestNoted(error: unknown, tagless: boolean): unknown {
   if (

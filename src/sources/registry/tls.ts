@@ -36,7 +36,7 @@ export interface RegistryTls {
 }
 
 /**
- * TLS material keyed by registry host as references name it
+ * TLS material keyed by registry host as image references name it
  * (`registry.lan:5000`, `127.0.0.1:5443`).
  *
  * @example
