@@ -197,17 +197,21 @@ export class CommandError extends Error {
   }
 }
 
-/** Runs a host command; resolves with its stdout. */
+/**
+ * Runs a host command (in `cwd`, default the test's); resolves with its
+ * stdout, rejects with a `CommandError` that carries its stderr.
+ */
 export function run(
   command: string,
   args: readonly string[],
-  options: { timeout?: number } = {},
+  options: { timeout?: number; cwd?: string } = {},
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       command,
       args,
       {
+        cwd: options.cwd,
         maxBuffer: 64 << 20,
         timeout: options.timeout ?? COMMAND_TIMEOUT,
       },
