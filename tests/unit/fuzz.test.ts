@@ -20,9 +20,10 @@ import { join } from "node:path";
 import process from "node:process";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { packTar } from "modern-tar";
+import { packTar, unpackTar } from "modern-tar";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import type { Image } from "../../src/model/image.ts";
+import type { ImageIndex, IndexManifest } from "../../src/model/image_index.ts";
 import { save, type SaveOptions } from "../../src/save/save.ts";
 import { saveToFile } from "../../src/save/to_file.ts";
 import { fromDockerArchive } from "../../src/sources/archive/docker_archive.ts";
@@ -845,4 +846,102 @@ fuzz(
       await cleanup.close();
     }
   },
+);
+
+/** One level of a nested index: how often it names the level below, and how one entry is damaged. */
+interface IndexLevel {
+  fanOut: number;
+  damage: "none" | "size" | "digest" | "absent" | "mediaType" | "attestation";
+}
+
+const indexLevels: fc.Arbitrary<IndexLevel[]> = fc.array(
+  fc.record({
+    fanOut: fc.integer({ min: 1, max: 64 }),
+    damage: fc.constantFrom<IndexLevel["damage"]>(
+      "none",
+      "none",
+      "none",
+      "none",
+      "none",
+      "none",
+      "size",
+      "digest",
+      "absent",
+      "mediaType",
+      "attestation",
+    ),
+  }),
+  { minLength: 1, maxLength: 6 },
+);
+
+/**
+ * Nested indexes over the base image, each listing the level below
+ * `fanOut` times (up to 64^6 paths), one entry damaged: saved whole.
+ */
+function nestedIndexes(
+  base: BaseImage,
+): fc.Arbitrary<{ index: ImageIndex; levels: IndexLevel[] }> {
+  return indexLevels.map((levels) => {
+    const manifest = json(base.manifest);
+    const blobs = Object.fromEntries(
+      (base.manifest.layers as { digest: string }[]).map((layer, i) => [
+        layer.digest,
+        base.layers[i],
+      ]),
+    );
+    let child: Image | ImageIndex = fromMemory({
+      manifest,
+      config: json(base.config),
+      blobs,
+    });
+    let entry: Record<string, unknown> = {
+      mediaType: MEDIA.dockerManifest,
+      digest: digestOf(manifest),
+      size: manifest.byteLength,
+      platform: { os: "linux", architecture: "amd64" },
+    };
+    for (const { fanOut, damage } of levels) {
+      const damaged = { ...entry };
+      if (damage === "size") damaged.size = Number(entry.size) + 1;
+      if (damage === "digest") damaged.digest = digestOf("another blob");
+      if (damage === "mediaType") damaged.mediaType = MEDIA.ociIndex;
+      if (damage === "attestation") {
+        damaged.platform = { os: "unknown", architecture: "unknown" };
+      }
+      const manifests = Array(fanOut).fill(entry);
+      manifests[fanOut - 1] = damaged;
+      const value = { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests };
+      const raw = json(value);
+      const named: Image | ImageIndex | undefined = damage === "absent"
+        ? undefined
+        : child;
+      const below = entry.digest;
+      child = {
+        rawIndex: () => Promise.resolve(raw),
+        index: () => Promise.resolve(structuredClone(value) as IndexManifest),
+        child: (e) => Promise.resolve(e.digest === below ? named : undefined),
+      };
+      entry = {
+        mediaType: MEDIA.ociIndex,
+        digest: digestOf(raw),
+        size: raw.byteLength,
+      };
+    }
+    return { index: child as ImageIndex, levels };
+  });
+}
+
+fuzz(
+  "save() of nested indexes fanning out up to 64^6 paths, one entry damaged per level",
+  40,
+  nestedIndexes,
+  ({ index }) =>
+    settle(async () => {
+      const tar = await readAll(
+        save([["fuzz/app:v1", index]], { format: "oci", layers: "compressed" }),
+      );
+      // Each blob once, whatever the number of paths to it.
+      const names = (await unpackTar(tar)).map((entry) => entry.header.name);
+      assert.equal(new Set(names).size, names.length, `twice: ${names}`);
+    }),
 );
