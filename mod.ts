@@ -12,7 +12,7 @@
  * ```
  *
  * The names below are the whole public API, grouped by what a user does;
- * `tests/public_api.test.ts` pins them, so a change to the API shows as a
+ * `tests/unit/public_api.test.ts` pins them, so a change to the API shows as a
  * diff there. The command line is the `./cli` export (`src/cli.ts`).
  *
  * @module
