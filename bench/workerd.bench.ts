@@ -20,6 +20,9 @@
  * 20 ms: the isolate's heap plus workerd's own buffers; workerd gives no
  * per-isolate figure) and its growth over the idle process. `--big N` also
  * saves a generated N MiB layer once per worker, for memory at any size.
+ * `--stages [--mib 64]` instead times each stage of the edge path alone in
+ * workerd (sha256 and gunzip by each backend, stream stages, 4 KiB chunks;
+ * bench/_workerd_stages.ts).
  *
  * @module
  */
@@ -129,15 +132,83 @@ function timeCli(argv: string[], timeFile: string): Run & { bytes: 0 } {
   return { wall, cpu: user + sys, peakRss: rss / 1024, bytes: 0 };
 }
 
+const STAGE_OPS = [
+  "gen",
+  "sha-node",
+  "sha-digest-stream",
+  "sha-noble",
+  "inflate-node",
+  "inflate-decompression-stream",
+  "inflate-web",
+  "pass",
+  "small-chunks",
+];
+
+/**
+ * Each stage of the edge path alone in workerd (bench/_workerd_stages.ts),
+ * with and without nodejs_compat, timed from outside: medians of RUNS, MiB/s
+ * of the data after the `gen` baseline is taken off.
+ */
+async function stages(): Promise<void> {
+  const mib = Number(option("mib", "64"));
+  const dir = await tempDir(cleanup, "workerd-stages");
+  const bundle = await bundleWorker(
+    dir,
+    new URL("./_workerd_stages.ts", import.meta.url).pathname,
+  );
+  console.log(`\n## Stages alone, ${mib} MiB each (medians of ${RUNS})\n`);
+  console.log("| op | nodejs_compat s | MiB/s | web-only s | MiB/s |");
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  const results: Record<string, (number | undefined)[]> = {};
+  for (const nodejsCompat of [true, false]) {
+    const worker = await startWorkerd(cleanup, bundle, {
+      nodejsCompat,
+      registries: [],
+    });
+    // Makes the isolate's data and gzip once, outside the timings.
+    await (await fetch(`${worker.url}/?op=inflate-web&mib=${mib}`)).text();
+    for (const op of STAGE_OPS) {
+      const times: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        const started = performance.now();
+        const response = await fetch(`${worker.url}/?op=${op}&mib=${mib}`);
+        await response.text();
+        if (response.status !== 200) break;
+        times.push((performance.now() - started) / 1000);
+      }
+      (results[op] ??= []).push(times.length ? median(times) : undefined);
+    }
+  }
+  const [baseCompat, baseWeb] = results.gen as number[];
+  const cell = (seconds: number | undefined, base: number, op: string) =>
+    seconds === undefined
+      ? "n/a | n/a"
+      : `${seconds.toFixed(2)} | ${
+        op === "gen" ? "" : (mib / Math.max(seconds - base, 1e-3)).toFixed(0)
+      }`;
+  for (const op of STAGE_OPS) {
+    const [compat, web] = results[op];
+    console.log(
+      `| ${op} | ${cell(compat, baseCompat, op)} | ${cell(web, baseWeb, op)} |`,
+    );
+  }
+  console.log(`\nload after: ${load().join(" ")}`);
+  await cleanup.close();
+}
+
+/** The load averages (1, 5, 15 minutes), as `uptime` prints them. */
+const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3);
 const cleanup = new Cleanup();
 try {
-  const load = () =>
-    readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3);
   console.log(
     `# workerd bench: ${SIZE} MiB layer, ${RUNS} runs, ${workerdVersion()}, node ${process.version}, load ${
       load().join(" ")
     }`,
   );
+  if (args.includes("--stages")) {
+    await stages();
+    process.exit(0);
+  }
   if (!args.includes("--no-build")) {
     const built = spawnSync(
       process.execPath,
