@@ -11,6 +11,7 @@
 
 import { LayerResolver, type SizedMember } from "./layers.ts";
 import type { SaveSettings } from "./options.ts";
+import type { SeekableSink } from "./seekable_sink.ts";
 import type { SavePlan } from "./pipeline.ts";
 import { writeMembersInPlace } from "./positional_write.ts";
 import {
@@ -98,21 +99,7 @@ function tarEntryOf(member: SizedMember): TarEntry {
   };
 }
 
-/**
- * What `writePlanSeekable` writes to: a file it appends to and may patch.
- * Each call waits for the one before; `write` may return before its bytes
- * are on disk (one write in flight), `writeAt` and `truncate` after.
- */
-export interface SeekableSink {
-  /** Appends bytes at the end. */
-  write(bytes: Uint8Array): Promise<void>;
-  /** Overwrites bytes already written, at `position`. */
-  writeAt(position: number, bytes: Uint8Array): Promise<void>;
-  /** Cuts the file to `length` bytes; later writes append from there. */
-  truncate(length: number): Promise<void>;
-  /** Waits until every write is done. */
-  flush(): Promise<void>;
-}
+export type { SeekableSink };
 
 /**
  * The tarball of a plan written to a sink that can seek, each layer read
