@@ -104,7 +104,7 @@ Options:
       --concurrency N   layers downloaded at once (default 3, as docker);
                         with -o each goes into its place in the file when
                         every size is known, else the next ones are fetched
-                        ahead into a buffer of at most 32 MiB
+                        ahead into a buffer of at most 16 MiB
   -q, --quiet           no progress on stderr (errors are still printed)
       --no-verify       skip the sha256 checks of blobs and diff_ids (a
                         corrupt blob then goes into the tarball unnoticed)

@@ -67,7 +67,7 @@ export interface SaveOptions {
   /**
    * Layers downloaded at once, as docker's `max-concurrent-downloads`. For
    * a stream, the blobs of the next layers are fetched ahead into a buffer
-   * of at most 32 MiB in all while the current one is written; for
+   * of at most 16 MiB in all while the current one is written; for
    * `saveToFile()`, when every member's size is known before its body, each
    * layer is written into its place in the file as it arrives. 1 reads one
    * layer after another. The bytes are the same whatever the value.
