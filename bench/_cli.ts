@@ -143,8 +143,8 @@ export async function prepareSources(options: Options): Promise<string> {
       }
     }
     const id = options.live
-      ? `work tree ${REPO}`
-      : `snapshot of ${REPO} (src tree sha256 ${treeHash(SNAPSHOT)})`;
+      ? "the work tree (live)"
+      : `snapshot of the work tree (src tree sha256 ${treeHash(SNAPSHOT)})`;
     if (failures.length === 0) {
       log(`sources: ${id}: 1 MiB check passed on every runtime and mode`);
       return id;
