@@ -24,6 +24,7 @@ import { builtinModules } from "node:module";
 import {
   mkdir,
   mkdtemp,
+  readdir,
   readFile,
   rm,
   stat,
@@ -183,13 +184,53 @@ test("deno.json (JSR) and package.json (npm) describe the same package", async (
   assert.equal(npm.exports["."].default, "./dist/mod.js");
   assert.equal(npm.exports["./cli"].default, "./dist/src/cli.js");
   assert.equal(npm.bin["docker-save"], "./dist/bin/docker-save.js");
-  // Every runtime dependency of the sources is an npm dependency too
-  // ("docker-save" itself maps to ./mod.ts, for the docs' examples).
+  // Every package deno.json maps is an npm one too, for the sources or the
+  // tests ("docker-save" itself maps to ./mod.ts, for the docs' examples).
   for (const [name, target] of Object.entries(deno.imports)) {
     if (String(target).startsWith("./")) continue;
     const bare = name.replace(/\/$/, "");
-    assert.ok(bare in npm.dependencies, `${bare} missing from dependencies`);
+    assert.ok(
+      bare in npm.dependencies || bare in npm.devDependencies,
+      `${bare} missing from package.json`,
+    );
   }
+});
+
+test("package.json: a dependency is one the sources load, a test's is a devDependency", async () => {
+  const npm = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8"));
+  // What mod.ts and src/ name as a module: `from "x"`, `import("x")`, or the
+  // variable specifier some lazy imports use (`const name: string = "x"`).
+  const files = [
+    join(ROOT, "mod.ts"),
+    ...(await readdir(join(ROOT, "src"), { recursive: true }))
+      .filter((name) => name.endsWith(".ts"))
+      .map((name) => join(ROOT, "src", name)),
+  ];
+  const loaded = new Set<string>();
+  for (const file of files) {
+    const text = await readFile(file, "utf8");
+    for (
+      const [, specifier] of text.matchAll(
+        /(?:from |import\(|name: string = )"([^".][^"]*)"/g,
+      )
+    ) {
+      // Node's own modules (src/ names them node:…; Bun counts "undici" as
+      // one of its own), the examples' "docker-save", a template's `${…}`.
+      if (specifier.startsWith("node:") || !/^[@a-z]/.test(specifier)) {
+        continue;
+      }
+      if (specifier.split("/")[0] === "docker-save") continue;
+      const parts = specifier.split("/");
+      loaded.add(
+        specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0],
+      );
+    }
+  }
+  assert.deepEqual(
+    Object.keys(npm.dependencies).sort(),
+    [...loaded].sort(),
+    "package.json dependencies against what src/ and mod.ts load",
+  );
 });
 
 interface Run {
