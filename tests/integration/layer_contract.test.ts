@@ -349,7 +349,8 @@ async function contractSources(
     ),
   );
   const gzipped = `${dir}/legacy.tar.gz`;
-  writeFileSync(gzipped, gzipSync(readFileSync(legacy)));
+  // Level 1: what is read is the same archive, gzipped in a third the time.
+  writeFileSync(gzipped, gzipSync(readFileSync(legacy), { level: 1 }));
   const kinds: SourceKind[] = [
     {
       name: "memory",
@@ -456,6 +457,8 @@ test(
 
 // Random ranges, most of them starting inside the big layer's body, must be
 // the same slice of the full tarball, when every size is known up front.
+// Where a size needs a read, any Range gets the whole tarball (a full save,
+// whatever the range): one range per wrapper checks that.
 async function checkRanges(
   kind: SourceKind,
   layers: "uncompressed" | "compressed",
@@ -463,7 +466,8 @@ async function checkRanges(
   next: () => number,
 ): Promise<void> {
   const total = full.byteLength;
-  for (let i = 0; i < 4; i++) {
+  const ranged = layers === "compressed" || kind.sized;
+  for (let i = 0; i < (ranged ? 4 : 1); i++) {
     const start = Math.floor(next() * (total - 4096));
     const length = 1 + Math.floor(next() * 300_000);
     const end = Math.min(total, start + length) - 1;
@@ -479,7 +483,6 @@ async function checkRanges(
       const body = new Uint8Array(await response.arrayBuffer());
       const what =
         `${kind.name}, ${layers}, "${wrapper}", bytes ${start}-${end}`;
-      const ranged = layers === "compressed" || kind.sized;
       if (!ranged) {
         // Sizes that need a read: no ranges, the whole verified tarball.
         assert.equal(response.status, 200, what);
