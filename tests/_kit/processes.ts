@@ -198,13 +198,14 @@ export class CommandError extends Error {
 }
 
 /**
- * Runs a host command (in `cwd`, default the test's); resolves with its
- * stdout, rejects with a `CommandError` that carries its stderr.
+ * Runs a host command (in `cwd`, default the test's; with `env`, default
+ * ours); resolves with its stdout, rejects with a `CommandError` that
+ * carries its stderr.
  */
 export function run(
   command: string,
   args: readonly string[],
-  options: { timeout?: number; cwd?: string } = {},
+  options: { timeout?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
@@ -212,6 +213,7 @@ export function run(
       args,
       {
         cwd: options.cwd,
+        env: options.env,
         maxBuffer: 64 << 20,
         timeout: options.timeout ?? COMMAND_TIMEOUT,
       },

@@ -19,6 +19,7 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { fromOciLayout, save } from "../../mod.ts";
 import { readAll } from "../_kit/bytes.ts";
@@ -92,17 +93,28 @@ test("README: the first example runs as pasted and writes save()'s bytes", {
   }
 });
 
-test("README: from a clone, `deno task cli`, `npx tsx` and `bun` run the CLI", {
+/** The commands of the Install section's "From a clone" lines, as pasted. */
+function fromCloneCommands(readme: string): string[] {
+  const block = readme.match(/^# From a clone[^\n]*\n([\s\S]*?)\n\n/m);
+  assert.ok(block, "README: no '# From a clone' lines");
+  return block[1].split("\n")
+    .map((line) => line.replace(/\s+#.*$/, "").trim())
+    .filter((line) => line && !line.startsWith("git clone"));
+}
+
+test("README: from a clone, its Node, Deno and Bun commands run as pasted", {
   timeout: TOOL_TIMEOUT,
 }, async () => {
-  const task = await run(DENO, ["task", "cli", "--help"], { cwd: ROOT });
-  assert.match(task, /^Usage: docker-save /m);
-  for (const runtime of ["tsx", "bun"]) {
-    const cli = await run(
-      join(ROOT, "node_modules/.bin", runtime),
-      ["src/cli.ts", "--help"],
-      { cwd: ROOT },
-    );
-    assert.match(cli, /^Usage: docker-save /m, runtime);
+  const readme = await readFile(join(ROOT, "README.md"), "utf8");
+  const commands = fromCloneCommands(readme);
+  assert.equal(commands.length, 3, commands.join("\n"));
+  // A new user's PATH: no node_modules/.bin (npm test would add it), so a
+  // bare `deno` or `bun` is only found where the user installed one.
+  const path = (process.env.PATH ?? "").split(":")
+    .filter((dir) => !dir.includes("node_modules")).join(":");
+  const env = { ...process.env, PATH: path, NO_COLOR: "1" };
+  for (const command of commands) {
+    const stdout = await run("sh", ["-c", command], { cwd: ROOT, env });
+    assert.match(stdout, /^Usage: docker-save /m, command);
   }
 });
