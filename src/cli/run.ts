@@ -60,6 +60,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (typeof outcome === "number") return outcome;
     // The write (if it started) removes its temporary file on the abort;
     // anything else in flight (a stalled request) is left to the exit.
+    // The view's last frame says so at once (no ETA left on the screen).
+    output.progress?.finish("interrupted");
     await output.writing?.catch(() => {});
     process.stderr.write(`docker-save: interrupted by ${outcome}\n`);
     return process.exit(SIGNAL_EXIT_STATUS[outcome]);
@@ -68,9 +70,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** The tarball's write, once it has started. */
+/** The tarball's write, once it has started, and its progress view. */
 interface Output {
   writing?: Promise<void>;
+  progress?: ProgressView;
 }
 
 async function run(
@@ -113,7 +116,10 @@ async function run(
     // Before the first request: a directory, a device or a missing
     // directory fails now, not after the download.
     if (!toStdout) await checkOutputPath(args.output!);
-    progress = args.quiet ? undefined : stderrProgress();
+    progress = output.progress = args.quiet ? undefined : stderrProgress({
+      asStored: args.layers === "compressed" || args.format !== "docker",
+    });
+    const view = progress;
     const entries: [string, Image | ImageIndex][] = [];
     const indexes = new Map<string, Promise<ArchiveIndex>>();
     for (const source of sources) {
@@ -122,7 +128,7 @@ async function run(
         args,
         indexes,
         found.credentials,
-        args.quiet ? undefined : printRetry,
+        args.quiet ? undefined : (notice) => view?.note(retryLine(notice)),
       );
       await progress?.expect(image, tag);
       entries.push([tag, image]);
@@ -140,25 +146,24 @@ async function run(
       ? writeStdout(save(entries, options), signal)
       : saveToFile(args.output!, entries, { ...options, signal });
     await output.writing;
-    progress?.finish();
+    progress?.finish("done");
     return 0;
   } catch (error) {
     // Interrupted: main() says so.
     if (signal.aborted) return 1;
-    progress?.finish();
+    progress?.finish("failed");
     process.stderr.write(errorLine(error, args?.uncompressedSizes));
     return 1;
   }
 }
 
 // A registry request about to be retried: one line, so a wait is never
-// silent (the reason is the registry's or the runtime's text, escaped).
-function printRetry(notice: RetryNotice): void {
-  process.stderr.write(
-    `docker-save: ${notice.what}: ${notice.reason}; retry ${notice.retry} of ${notice.retries} in ${
-      (notice.wait / 1000).toFixed(1)
-    } s\n`,
-  );
+// silent (the reason is the registry's or the runtime's text, escaped). It
+// goes through the view, which prints it above its live rows.
+function retryLine(notice: RetryNotice): string {
+  return `docker-save: ${notice.what}: ${notice.reason}; retry ${notice.retry} of ${notice.retries} in ${
+    (notice.wait / 1000).toFixed(1)
+  } s\n`;
 }
 
 async function writeStdout(

@@ -248,14 +248,14 @@ export class LayerResolver {
     return {
       name: entry.name,
       size: undefined,
-      open: async () => {
-        const blob = progress(
-          await openWhole(layer.blob),
+      // Reported in the member's bytes, as every write is; its total is
+      // what the write will learn.
+      open: async () =>
+        progress(
+          await openContent(layer, checks, await openWhole(layer.blob)),
           "writing",
-          entry.layer.size,
-        );
-        return await openContent(layer, checks, blob);
-      },
+          undefined,
+        ),
       settle: (size) => this.#sizes.set(entry.layer, entry.diffId, size),
       sized: (size) => {
         this.#checkedBlobs.add(entry.layer.digest);
@@ -292,7 +292,7 @@ export class LayerResolver {
 type ProgressFor = (
   stream: ReadableStream<Uint8Array>,
   phase: ProgressUpdate["phase"],
-  total: number,
+  total: number | undefined,
 ) => ReadableStream<Uint8Array>;
 
 /** What `openContent` checks of a layer's uncompressed bytes. */

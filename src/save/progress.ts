@@ -21,9 +21,17 @@ export interface ProgressUpdate {
   phase: "counting" | "writing";
   /** Bytes read so far in this phase. */
   complete: number;
-  /** Bytes this phase reads in all. */
-  total: number;
-  /** `"done"` once the phase read everything, `"failed"` if it stopped early. */
+  /**
+   * Bytes this phase reads in all: the blob's size when counting, the
+   * member's when writing; `undefined` for a member whose size is learnt
+   * by writing it (a seekable file): its `"done"` update's `complete` is
+   * then its size.
+   */
+  total: number | undefined;
+  /**
+   * `"done"` once the phase read everything, `"failed"` if it stopped early
+   * (an error, a cancel, or an end short of `total`).
+   */
   state: "reading" | "done" | "failed";
 }
 
@@ -65,7 +73,10 @@ export function progressStream(
         throw error;
       }
       if (next.done) {
-        tell("done");
+        // An end short of the total is not a finished read (the source was
+        // cancelled under it); the size check downstream says why.
+        const whole = what.total === undefined || complete === what.total;
+        tell(whole ? "done" : "failed");
         return controller.close();
       }
       complete += next.value.byteLength;
