@@ -80,6 +80,10 @@ async function build(): Promise<void> {
   // (two test runs packing at once) never leaves another a half-written dist/.
   const out = join(ROOT, `.build-${process.pid}`);
   await rm(out, { recursive: true, force: true });
+  // tsc takes seconds (a minute on a busy machine), and npm pack shows
+  // nothing of its own meanwhile: say what is running.
+  const started = performance.now();
+  process.stderr.write("build: compiling mod.ts and src/ into dist/ (tsc)\n");
   try {
     const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
     execFileSync(
@@ -101,6 +105,8 @@ async function build(): Promise<void> {
       await rm(DIST, { recursive: true, force: true });
       try {
         await rename(out, DIST);
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        process.stderr.write(`build: dist/ written in ${seconds} s\n`);
         return;
       } catch (error) {
         // Another build put its dist/ back in between: replace it again.

@@ -348,10 +348,20 @@ test(
     const NODE = runtime === "node" ? process.execPath : "node";
     const work = await mkdtemp(join(tmpdir(), "docker-save-package-"));
     try {
-      // npm pack runs prepack (npm run build) and writes the tarball.
-      const packed = JSON.parse(
-        await ok("npm", ["pack", "--json", "--pack-destination", work], ROOT),
-      ) as PackResult[];
+      // npm pack runs prepack (npm run build) and writes the tarball; the
+      // build says what it runs (tsc is silent for seconds, npm pack too).
+      const pack = await run(
+        "npm",
+        ["pack", "--json", "--pack-destination", work],
+        ROOT,
+      );
+      assert.equal(pack.code, 0, pack.stderr);
+      assert.match(
+        pack.stderr,
+        /^build: compiling mod\.ts and src\/ into dist\/ \(tsc\)\n/m,
+      );
+      assert.match(pack.stderr, /^build: dist\/ written in \d+\.\d s$/m);
+      const packed = JSON.parse(pack.stdout) as PackResult[];
       assert.equal(packed.length, 1);
       const { filename, files } = packed[0];
       const paths = files.map((file) => file.path).sort();
