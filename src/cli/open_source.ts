@@ -6,12 +6,7 @@
  */
 
 import type { Image } from "../model/image.ts";
-import {
-  type ImageIndex,
-  isImageIndex,
-  type PlatformSelection,
-  selectPlatforms,
-} from "../model/image_index.ts";
+import { type ImageIndex, selectPlatforms } from "../model/image_index.ts";
 import type { ArchiveIndex } from "../sources/archive/archive_index.ts";
 import { parseIndexManifest } from "../model/index_manifest.ts";
 import {
@@ -72,7 +67,10 @@ export async function openSource(
 ): Promise<[string, Image | ImageIndex]> {
   const selection = platformSelection(args.platform);
   const platform = selection ? undefined : args.platform;
-  const select = (found: Image | ImageIndex) => selectFrom(found, selection!);
+  // An index narrowed to the platforms asked for; a single image must be of
+  // one of them (a list naming others is PLATFORM_NOT_FOUND).
+  const select = (found: Image | ImageIndex) =>
+    selectPlatforms(found, selection!);
   switch (source.kind) {
     case "oci":
       return [
@@ -189,15 +187,6 @@ function isWholeTag(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-// The platforms asked for of what a source holds: an index narrowed by
-// `selectPlatforms`, or a single-platform image as it is.
-async function selectFrom(
-  found: Image | ImageIndex,
-  selection: PlatformSelection,
-): Promise<Image | ImageIndex> {
-  return isImageIndex(found) ? await selectPlatforms(found, selection) : found;
 }
 
 // One line on stderr per pull that had mirrors: which one answered, and why

@@ -10,7 +10,12 @@
 
 import { sha256Hex } from "./digest.ts";
 import { DockerSaveError } from "./errors.ts";
-import { formatPlatform, parsePlatform, platformMatches } from "./platform.ts";
+import {
+  configPlatform,
+  formatPlatform,
+  parsePlatform,
+  platformMatches,
+} from "./platform.ts";
 import { untrustedText } from "../util/untrusted_text.ts";
 import {
   type Descriptor,
@@ -275,19 +280,4 @@ async function selectFromImage(
     );
   }
   return image;
-}
-
-// The platform a config names (`os`, `architecture`, `variant`), if any.
-function configPlatform(config: Uint8Array): Platform | undefined {
-  try {
-    const { os, architecture, variant } = JSON.parse(
-      new TextDecoder().decode(config),
-    );
-    if (typeof os !== "string" || typeof architecture !== "string") return;
-    return typeof variant === "string"
-      ? { os, architecture, variant }
-      : { os, architecture };
-  } catch {
-    return undefined; // checked, with its error, when it is saved
-  }
 }

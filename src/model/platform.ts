@@ -211,6 +211,61 @@ export function isAttestation(platform: Platform | undefined): boolean {
     platform.architecture === "unknown";
 }
 
+/**
+ * The platform an image config names (`os`, `architecture`, `variant`), or
+ * `undefined` when it names none or is not JSON (`save()` reports a bad
+ * config with its own error).
+ *
+ * @example
+ * ```ts
+ * import { configPlatform } from "./platform.ts";
+ * const config = new TextEncoder().encode('{"os":"linux","architecture":"arm64"}');
+ * configPlatform(config); // { os: "linux", architecture: "arm64" }
+ * ```
+ */
+export function configPlatform(config: Uint8Array): Platform | undefined {
+  try {
+    const { os, architecture, variant } = JSON.parse(
+      new TextDecoder().decode(config),
+    );
+    if (typeof os !== "string" || typeof architecture !== "string") return;
+    return typeof variant === "string"
+      ? { os, architecture, variant }
+      : { os, architecture };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks that a single image (no index was there to choose from) is of the
+ * platform asked for: `PLATFORM_NOT_FOUND` otherwise, as
+ * go-containerregistry's `remote.Image` with a platform does. A config that
+ * names no platform passes.
+ *
+ * @example
+ * ```ts
+ * import { checkImagePlatform } from "./platform.ts";
+ * const config = new TextEncoder().encode('{"os":"linux","architecture":"amd64"}');
+ * checkImagePlatform(config, "linux/amd64", '"app:v1"'); // passes
+ * ```
+ */
+export function checkImagePlatform(
+  config: Uint8Array,
+  wanted: string,
+  what: string,
+): void {
+  const have = configPlatform(config);
+  if (have && !platformMatches(have, parsePlatform(wanted))) {
+    throw new DockerSaveError(
+      "PLATFORM_NOT_FOUND",
+      `Cannot choose platform ${
+        untrustedText(wanted)
+      } from ${what}: it is a single ${formatPlatform(have)} image`,
+    );
+  }
+}
+
 function variantOf(platform: Platform): string | undefined {
   const normal = normalizePlatform(platform);
   return normal.variant ?? DEFAULT_VARIANTS[normal.architecture];

@@ -8,6 +8,7 @@
 import { DockerSaveError } from "../model/errors.ts";
 import type { Descriptor, Image } from "../model/image.ts";
 import type { ImageIndex, IndexManifest } from "../model/image_index.ts";
+import { checkImagePlatform } from "../model/platform.ts";
 import { parseTag } from "../model/tag.ts";
 import {
   type CheckedIndex,
@@ -79,17 +80,28 @@ export async function fromOciLayout(
   options: FromOciLayoutOptions = {},
 ): Promise<Image> {
   const layout = await openLayout(dir, ref, options);
-  const platform = options.platform ?? "linux/amd64";
-  const { node } = await followPlatform(layout.entry, platform, layout.what, {
-    isIndex: (descriptor) => isIndexMediaType(descriptor.mediaType),
-    entries: async (descriptor) =>
-      parseIndexManifest(
-        await layout.readBlob(descriptor, "index"),
-        `index ${descriptor.digest} of ${layout.what}`,
-      ).manifests,
-    child: (entry) => Promise.resolve(entry),
-  });
-  return await layout.image(node);
+  const wanted = options.platform ?? "linux/amd64";
+  const { node, platform } = await followPlatform(
+    layout.entry,
+    wanted,
+    layout.what,
+    {
+      isIndex: (descriptor) => isIndexMediaType(descriptor.mediaType),
+      entries: async (descriptor) =>
+        parseIndexManifest(
+          await layout.readBlob(descriptor, "index"),
+          `index ${descriptor.digest} of ${layout.what}`,
+        ).manifests,
+      child: (entry) => Promise.resolve(entry),
+    },
+  );
+  const image = await layout.image(node);
+  // A platform asked for of a single image: it must be that image's, as
+  // for a registry's (no index entry chose it).
+  if (options.platform !== undefined && platform === undefined) {
+    checkImagePlatform(await image.rawConfig(), options.platform, layout.what);
+  }
+  return image;
 }
 
 /**

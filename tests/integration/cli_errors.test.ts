@@ -275,3 +275,43 @@ withCleanup(
     }
   },
 );
+
+// ------------------------------------------------ a new user's first hour
+
+test("cli --platform of a single image from a layout must be its platform", async () => {
+  // The golden layout's one entry is a linux/amd64 image, not an index. A
+  // registry's says so (PLATFORM_NOT_FOUND); a layout's was saved as it is,
+  // exit 0, a tarball without the platform asked for.
+  const one = await runCli([
+    "-q",
+    "--platform",
+    "linux/arm64",
+    `oci:${layout}:basic=app:v1`,
+  ]);
+  assert.equal(one.code, 1);
+  assert.equal(
+    one.stderr,
+    `docker-save: Cannot choose platform linux/arm64 from OCI layout "${layout}" ref "basic": it is a single linux/amd64 image\n`,
+  );
+  const list = await runCli([
+    "-q",
+    "--platform",
+    "linux/amd64,linux/arm64",
+    "--format",
+    "oci",
+    `oci:${layout}:basic=app:v1`,
+  ]);
+  assert.equal(list.code, 1);
+  assert.equal(
+    list.stderr,
+    "docker-save: Cannot save platforms linux/arm64: the image is not an index and has one platform, linux/amd64\n",
+  );
+  // Its own platform still saves.
+  const own = await runCli([
+    "-q",
+    "--platform",
+    "linux/amd64",
+    `oci:${layout}:basic=app:v1`,
+  ]);
+  assert.equal(own.code, 0, own.stderr);
+});

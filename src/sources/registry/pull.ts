@@ -30,11 +30,7 @@ import {
   parseIndexManifest,
 } from "../../model/index_manifest.ts";
 import { assertIndexDepth, followPlatform } from "../../model/index_walk.ts";
-import {
-  formatPlatform,
-  parsePlatform,
-  platformMatches,
-} from "../../model/platform.ts";
+import { checkImagePlatform } from "../../model/platform.ts";
 import { untrustedText } from "../../util/untrusted_text.ts";
 import {
   apiHost,
@@ -348,7 +344,7 @@ export async function fromRegistry(
   );
   const image = await imageOf(registry, node.pulled, node.digest, platform);
   if (options.platform !== undefined && platform === undefined) {
-    checkConfigPlatform(await image.rawConfig(), options.platform, what);
+    checkImagePlatform(await image.rawConfig(), options.platform, what);
   }
   return image;
 }
@@ -785,33 +781,6 @@ function checkChosenEntry(
       `Cannot read index of ${what}: the ${wanted} entry's size ${
         untrustedText(JSON.stringify(entry.size) ?? "undefined")
       } is not a byte count`,
-    );
-  }
-}
-
-function checkConfigPlatform(
-  rawConfig: Uint8Array,
-  wanted: string,
-  what: string,
-): void {
-  let config: { os?: unknown; architecture?: unknown; variant?: unknown };
-  try {
-    config = JSON.parse(new TextDecoder().decode(rawConfig));
-  } catch {
-    return; // save() reports a bad config
-  }
-  if (typeof config?.os !== "string") return;
-  const have: Platform = {
-    os: config.os,
-    architecture: String(config.architecture ?? ""),
-    variant: typeof config.variant === "string" ? config.variant : undefined,
-  };
-  if (!platformMatches(have, parsePlatform(wanted))) {
-    throw new DockerSaveError(
-      "PLATFORM_NOT_FOUND",
-      `Cannot choose platform ${wanted} from ${what}: it is a single ${
-        formatPlatform(have)
-      } image`,
     );
   }
 }
