@@ -391,10 +391,11 @@ function barWidth(columns: number): number {
   return Math.max(10, Math.min(30, columns - 69));
 }
 
+// Nothing of nothing is an empty bar (a total still to be counted).
 function bar(done: number, total: number, width: number): string {
   const filled = total > 0
     ? Math.min(width, Math.floor((done / total) * width))
-    : width;
+    : 0;
   return `[${"=".repeat(filled)}${" ".repeat(width - filled)}]`;
 }
 

@@ -206,6 +206,8 @@ test("Progress labels a counting pass and keeps the total to the tarball's layer
   const sum = (await readTar(tarball))
     .filter((member) => member.name.endsWith("/layer.tar"))
     .reduce((sum, member) => sum + member.data.byteLength, 0);
+  // Nothing known, nothing written: an empty bar, not a full one.
+  assert.match(frames[0].at(-1)!, /^total +saving +\[ +\] 0 B\/≥0 B /);
   let counting = 0;
   for (const frame of frames) {
     const total = frame.at(-1)!;
