@@ -25,6 +25,7 @@ import { errorLine, UsageError } from "./errors.ts";
 import { USAGE } from "./help.ts";
 import { VERSION } from "./version.ts";
 import { openSource } from "./open_source.ts";
+import { withPathHint } from "./path_hint.ts";
 import { type ProgressView, stderrProgress } from "./stderr_progress.ts";
 import { type CliSource, parseSource } from "./source_grammar.ts";
 
@@ -101,7 +102,13 @@ async function run(
       );
     }
     const sources: CliSource[] = [];
-    for (const source of args.sources) sources.push(await parseSource(source));
+    for (const source of args.sources) {
+      sources.push(
+        await parseSource(source).catch(async (error) => {
+          throw await withPathHint(source, error);
+        }),
+      );
+    }
     const found = credentialsForSources(
       args.creds,
       sources.flatMap((s) => s.kind === "registry" ? [s.reference] : []),
@@ -122,14 +129,19 @@ async function run(
     const view = progress;
     const entries: [string, Image | ImageIndex][] = [];
     const indexes = new Map<string, Promise<ArchiveIndex>>();
-    for (const source of sources) {
+    for (const [i, source] of sources.entries()) {
       const [tag, image] = await openSource(
         source,
         args,
         indexes,
         found.credentials,
         args.quiet ? undefined : (notice) => view?.note(retryLine(notice)),
-      );
+      ).catch(async (error) => {
+        // `app.tar` read as an image reference: say which prefix reads it.
+        throw source.kind === "registry"
+          ? await withPathHint(args!.sources[i], error)
+          : error;
+      });
       await progress?.expect(image, tag);
       entries.push([tag, image]);
     }

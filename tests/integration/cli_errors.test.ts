@@ -8,7 +8,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { type Cleanup, tempDir, withCleanup } from "../_kit/cleanup.ts";
 import { imageContent, startFakeRegistry } from "../_kit/fake_registry.ts";
 import { goldenCases } from "../_kit/golden.ts";
@@ -315,3 +315,34 @@ test("cli --platform of a single image from a layout must be its platform", asyn
   ]);
   assert.equal(own.code, 0, own.stderr);
 });
+
+withCleanup(
+  "cli says which prefix reads a SOURCE that is a local file or directory",
+  async (cleanup) => {
+    // Read as image references, these failed with no word of the file
+    // ("cannot resolve the host name of registry-1.docker.io" for app.tar).
+    const dir = await tempDir(cleanup, "cli");
+    const file = `${dir}/app.tar`;
+    await writeFile(file, "");
+    const asFile = await runCli(["-q", file]);
+    assert.equal(asFile.code, 1);
+    assert.match(
+      asFile.stderr,
+      new RegExp(
+        `^docker-save: Cannot parse reference "${file}": [^\\n]*; "${file}" is a file here: docker-archive:${file} \\(or oci-archive:${file}\\) reads it\\n$`,
+      ),
+    );
+    const asDir = await runCli(["-q", dir]);
+    assert.equal(asDir.code, 1);
+    assert.match(
+      asDir.stderr,
+      new RegExp(
+        `^docker-save: Cannot parse reference "${dir}": [^\\n]*; "${dir}" is a directory here: oci:${dir}=TAG reads an OCI layout\\n$`,
+      ),
+    );
+    // Nothing there: no such note.
+    const none = await runCli(["-q", `${dir}/missing.tar`]);
+    assert.equal(none.code, 1);
+    assert.doesNotMatch(none.stderr, /here:/);
+  },
+);
