@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { SeekableSink } from "../save/seekable_sink.ts";
+import type { SeekableSink } from "./seekable_sink.ts";
 import { releaseChunk } from "./chunk_release.ts";
 
 /** The part of a `node:fs/promises` `FileHandle` the sink uses. */

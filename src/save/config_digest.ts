@@ -36,7 +36,7 @@ import {
   type JsonObject,
   type JsonValue,
   parseJson,
-} from "../util/json.ts";
+} from "../model/json.ts";
 
 /** One `[tag, image]` pair after stage 1. */
 export interface DigestedImage {

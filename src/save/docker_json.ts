@@ -6,7 +6,7 @@
  */
 
 import { isForeignLayer } from "../model/image.ts";
-import { type JsonValue, parseJson } from "../util/json.ts";
+import { type JsonValue, parseJson } from "../model/json.ts";
 import { repositoryOf, repoTagOf } from "../model/tag.ts";
 import type { ConvertedImage } from "./v1.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import { DockerSaveError } from "../model/errors.ts";
-import { dumpJson } from "../util/json.ts";
+import { dumpJson } from "../model/json.ts";
 import { repoTagOf } from "../model/tag.ts";
 import { manifestEntryOf, repositoriesOf } from "./docker_json.ts";
 import { bytesEntry, type PlannedEntry, textEntry } from "./entries.ts";

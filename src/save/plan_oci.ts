@@ -18,7 +18,7 @@ import {
   isForeignLayer,
   MEDIA_TYPES,
 } from "../model/image.ts";
-import { dumpJson, type JsonValue } from "../util/json.ts";
+import { dumpJson, type JsonValue } from "../model/json.ts";
 import {
   blobPath,
   CONTAINERD_NAME_ANNOTATION,

@@ -14,7 +14,7 @@
 
 import type { SizedMember } from "./layers.ts";
 import { endOfArchive, padding, tarHeader } from "./tar_writer.ts";
-import type { SeekableSink } from "./seekable_sink.ts";
+import type { SeekableSink } from "../runtime/seekable_sink.ts";
 
 /**
  * Writes sized members into `sink` by position: headers and small members
@@ -24,7 +24,7 @@ import type { SeekableSink } from "./seekable_sink.ts";
  * ```ts
  * import { writeMembersInPlace } from "./positional_write.ts";
  * import type { SizedMember } from "./layers.ts";
- * import type { SeekableSink } from "./seekable_sink.ts";
+ * import type { SeekableSink } from "../runtime/seekable_sink.ts";
  * declare const members: SizedMember[], sink: SeekableSink;
  * await writeMembersInPlace(members, sink, 3);
  * ```

@@ -15,7 +15,7 @@ import type { SaveEntries, SaveOptions } from "./save.ts";
 import { resolveOptions } from "./options.ts";
 import { planSave } from "./pipeline.ts";
 import { checkOutputPath, outputError } from "./output_path.ts";
-import type { SeekableSink } from "./seekable_sink.ts";
+import type { SeekableSink } from "../runtime/seekable_sink.ts";
 import { writePlanSeekable } from "./write.ts";
 
 /**

@@ -11,7 +11,7 @@ import { hexOf, sha256Hex } from "../model/digest.ts";
 import { DockerSaveError } from "../model/errors.ts";
 import type { Descriptor } from "../model/image.ts";
 import { hasV1Form, type V1Form } from "../model/v1_form.ts";
-import { dumpJson, isJsonObject, type JsonObject } from "../util/json.ts";
+import { dumpJson, isJsonObject, type JsonObject } from "../model/json.ts";
 import type { DigestedImage } from "./config_digest.ts";
 import type {
   DigestedEntry,

@@ -11,7 +11,7 @@
 
 import { LayerResolver, type SizedMember } from "./layers.ts";
 import type { SaveSettings } from "./options.ts";
-import type { SeekableSink } from "./seekable_sink.ts";
+import type { SeekableSink } from "../runtime/seekable_sink.ts";
 import type { SavePlan } from "./pipeline.ts";
 import { writeMembersInPlace } from "./positional_write.ts";
 import {

@@ -86,3 +86,30 @@ test("src/ has no import cycles, types included", () => {
     [],
   );
 });
+
+/**
+ * The rooms of `src/` stand in layers (docs/ARCHITECTURE.md): a room imports
+ * only from the rooms below it. `cli.ts` and `cli/` stand on top.
+ */
+const ROOM_ORDER = ["util", "model", "runtime", "sources", "save", "cli"];
+
+/** The room of a file below `src/`: its first folder (`cli.ts` is `cli`). */
+function roomOf(file: string): string {
+  const [first] = relative(SRC, file).split("/");
+  return first.replace(/\.ts$/, "");
+}
+
+test("src/ rooms import only from the rooms below them", () => {
+  const graph = importGraph(sources(SRC));
+  const upward: string[] = [];
+  for (const [file, imports] of graph) {
+    const from = ROOM_ORDER.indexOf(roomOf(file));
+    assert.ok(from >= 0, `${relative(ROOT, file)} is in a known room`);
+    for (const target of imports) {
+      if (ROOM_ORDER.indexOf(roomOf(target)) > from) {
+        upward.push(`${relative(ROOT, file)} -> ${relative(ROOT, target)}`);
+      }
+    }
+  }
+  assert.deepEqual(upward, []);
+});

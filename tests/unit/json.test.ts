@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dumpJson, JsonNumber, parseJson } from "../../src/util/json.ts";
-import type { JsonValue } from "../../src/util/json.ts";
+import { dumpJson, JsonNumber, parseJson } from "../../src/model/json.ts";
+import type { JsonValue } from "../../src/model/json.ts";
 
 // Every expected JSON string below came from Python 3.11:
 //   python3 -c 'import json; print(json.dumps(json.loads(TEXT), sort_keys=True))'

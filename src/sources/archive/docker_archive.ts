@@ -29,7 +29,7 @@ import {
   isJsonObject,
   type JsonValue,
   parseJson,
-} from "../../util/json.ts";
+} from "../../model/json.ts";
 import {
   type CheckedIndex,
   parseIndexManifest,

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { DockerSaveError } from "../model/errors.ts";
+import { DockerSaveError } from "./errors.ts";
 
 // A JSON number lexeme, or one of the float names Python's json module accepts.
 const NUMBER_RE =
