@@ -13,6 +13,7 @@ import {
   CONTAINERD_NAME_ANNOTATION,
   REF_NAME_ANNOTATION,
 } from "../model/oci_layout_names.ts";
+import { checkImagePlatform } from "../model/platform.ts";
 import { parseTag } from "../model/tag.ts";
 import {
   fromDockerArchive,
@@ -33,6 +34,7 @@ import {
 } from "../sources/registry/pull.ts";
 import { type CliArgs, platformSelection } from "./args.ts";
 import { UsageError } from "./errors.ts";
+import { untrustedText } from "../util/untrusted_text.ts";
 import type { CliSource } from "./source_grammar.ts";
 
 /**
@@ -148,6 +150,13 @@ export async function openSource(
     return [tag, image];
   }
   const image = await fromDockerArchive(source.path, source.name, { index });
+  // The archive's image holds one platform: --platform must name it, as for
+  // a layout's or a registry's single image.
+  if (selection) await selectPlatforms(image, selection);
+  else if (platform !== undefined) {
+    const what = `docker archive "${untrustedText(source.path)}"`;
+    checkImagePlatform(await image.rawConfig(), platform, what);
+  }
   const tag = source.tag ?? image.repoTags[0];
   if (!tag) {
     throw new UsageError(

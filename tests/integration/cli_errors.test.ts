@@ -346,3 +346,41 @@ withCleanup(
     assert.doesNotMatch(none.stderr, /here:/);
   },
 );
+
+test("cli --platform of a docker archive's image must be its platform", async () => {
+  // The golden docker archive holds one linux/amd64 image; --platform was
+  // ignored for it (exit 0, the amd64 image saved).
+  const archive = `${basic.dir}/expected.tar`;
+  const one = await runCli([
+    "-q",
+    "--platform",
+    "linux/arm64",
+    `docker-archive:${archive}`,
+  ]);
+  assert.equal(one.code, 1);
+  assert.equal(
+    one.stderr,
+    `docker-save: Cannot choose platform linux/arm64 from docker archive "${archive}": it is a single linux/amd64 image\n`,
+  );
+  const list = await runCli([
+    "-q",
+    "--platform",
+    "linux/arm64,linux/amd64",
+    "--format",
+    "oci",
+    `docker-archive:${archive}`,
+  ]);
+  assert.equal(list.code, 1);
+  assert.equal(
+    list.stderr,
+    "docker-save: Cannot save platforms linux/arm64: the image is not an index and has one platform, linux/amd64\n",
+  );
+  const own = await runCli([
+    "-q",
+    "--platform",
+    "linux/amd64",
+    `docker-archive:${archive}`,
+  ]);
+  assert.equal(own.code, 0, own.stderr);
+  assert.ok(Buffer.from(basic.expected).equals(own.stdout));
+});
