@@ -66,7 +66,7 @@ test("cli -o FILE writes the golden tarball", async () => {
     assert.equal(lines.length, 3, stderr);
     assert.match(
       lines[2],
-      /^sha256:[0-9a-f]{12} \d+ B \(oracle\/basic:v1\) \[3\/3\]$/,
+      /^sha256:[0-9a-f]{12} \d+(\.\d)? (B|KiB|MiB) \(oracle\/basic:v1\) \[3\/3\]$/,
     );
     assert.ok(Buffer.from(basic.expected).equals(await readFile(out)));
     assert.deepEqual(await readdir(dir), ["out.tar"]);
