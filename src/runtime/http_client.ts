@@ -114,7 +114,7 @@ export async function createHttpFetch(
 ): Promise<typeof fetch | undefined> {
   switch (await httpClientKind()) {
     case "deno":
-      return denoFetch(options);
+      return denoFetch(options, await sslCertFileCas());
     case "bun":
       return await bunFetch(options);
     case "undici":
@@ -124,7 +124,10 @@ export async function createHttpFetch(
   }
 }
 
-function denoFetch(options: HttpClientOptions): typeof fetch {
+function denoFetch(
+  options: HttpClientOptions,
+  environment: string[],
+): typeof fetch {
   const deno = (globalThis as unknown as { Deno: DenoHttpApi }).Deno;
   const hidden = new Map<string, string>();
   let client: { close(): void };
@@ -138,8 +141,10 @@ function denoFetch(options: HttpClientOptions): typeof fetch {
         }
       } catch { /* no env permission: Deno reads none either */ }
     }
+    // Deno reads DENO_CERT itself, but not SSL_CERT_FILE.
+    const caCerts = [...environment, ...options.ca ?? []];
     client = deno.createHttpClient({
-      caCerts: options.ca?.length ? [...options.ca] : undefined,
+      caCerts: caCerts.length ? caCerts : undefined,
       cert: options.cert,
       key: options.key,
       proxy: options.proxy ? { url: options.proxy } : undefined,
@@ -185,34 +190,57 @@ async function undiciFetch(
 // `ca` for node:tls (Bun, undici): the bundled roots, the files
 // NODE_EXTRA_CA_CERTS and SSL_CERT_FILE name, and ours, since `ca` replaces
 // the roots there (Deno's `caCerts` adds to them, DENO_CERT included).
+// Node reads SSL_CERT_FILE only with --use-openssl-ca: it is added here.
 async function nodeTlsOptions(
   options: HttpClientOptions,
 ): Promise<{ ca?: string[]; cert?: string; key?: string }> {
   let ca: string[] | undefined;
-  if (options.ca?.length) {
+  if (options.ca?.length || (await sslCertFileCas()).length) {
     const tls = await importNode<typeof import("node:tls")>("node:tls");
     ca = [...(tls?.rootCertificates ?? []), ...await environmentCas()];
-    ca.push(...options.ca);
+    ca.push(...options.ca ?? []);
   }
   return { ca, cert: options.cert, key: options.key };
 }
 
 async function environmentCas(): Promise<string[]> {
+  return [
+    ...await environmentFile("NODE_EXTRA_CA_CERTS"),
+    ...await sslCertFileCas(),
+  ];
+}
+
+let sslCertFile: Promise<string[]> | undefined;
+
+/**
+ * The PEM bundle `SSL_CERT_FILE` names (OpenSSL's and Go's variable), read
+ * once: `[]` when unset or unreadable. Node and Deno do not read it
+ * themselves, so any HTTPS request made while it is set goes through a
+ * client that trusts it (besides the system roots).
+ *
+ * @example
+ * ```ts
+ * import { sslCertFileCas } from "./http_client.ts";
+ * const bundle = await sslCertFileCas(); // [] or [the file's PEM text]
+ * ```
+ */
+export function sslCertFileCas(): Promise<string[]> {
+  sslCertFile ??= environmentFile("SSL_CERT_FILE");
+  return sslCertFile;
+}
+
+async function environmentFile(name: string): Promise<string[]> {
   const process = await importNode<typeof import("node:process")>(
     "node:process",
   );
   const fs = await importNode<typeof import("node:fs/promises")>(
     "node:fs/promises",
   );
-  const found: string[] = [];
-  for (const name of ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE"]) {
+  try {
     const path = process?.env?.[name];
-    if (!path || !fs) continue;
-    try {
-      found.push(await fs.readFile(path, "utf8"));
-    } catch { /* the runtime warns about an unreadable file itself */ }
-  }
-  return found;
+    if (path && fs) return [await fs.readFile(path, "utf8")];
+  } catch { /* no permission, or unreadable: the runtime says so itself */ }
+  return [];
 }
 
 type Undici = typeof import("undici");

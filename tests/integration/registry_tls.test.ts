@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { copyFile, mkdir } from "node:fs/promises";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import { fromRegistry } from "../../src/sources/registry/pull.ts";
@@ -208,5 +208,42 @@ registryTest(
     assert.equal(without.code, 1);
     assert.match(without.stderr, /unknown authority/);
     assert.equal(without.stderr.trim().split("\n").length, 1, without.stderr);
+  },
+);
+
+registryTest(
+  "the CLI trusts a CA in the bundle SSL_CERT_FILE names, on every runtime",
+  async (cleanup) => {
+    const ca = await makeCa(cleanup);
+    const registry = await tlsRegistry(cleanup, ca);
+    // A bundle as distributions ship one: the system roots, then ours.
+    const bundle = join(await tempDir(cleanup, "bundle"), "bundle.pem");
+    let system = "";
+    try {
+      system = readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8");
+    } catch { /* no system bundle: ours alone */ }
+    writeFileSync(bundle, system + readFileSync(ca.cert, "utf8"));
+    const out = await tempDir(cleanup, "out");
+    // An empty --cert-dir only makes the loopback registry HTTPS.
+    const empty = await tempDir(cleanup, "cert-dir");
+    const pull = (file: string, env: Record<string, string>) =>
+      runCli([
+        "-q",
+        "--cert-dir",
+        empty,
+        "-o",
+        join(out, file),
+        `${registry.host}/oracle/basic:v1=oracle/basic:v1`,
+      ], env);
+    const withBundle = await pull("a.tar", { SSL_CERT_FILE: bundle });
+    assert.equal(withBundle.code, 0, withBundle.stderr);
+    assertSameBytes(
+      new Uint8Array(readFileSync(join(out, "a.tar"))),
+      basic.expected,
+    );
+    // The bundle is what made it work.
+    const without = await pull("b.tar", {});
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /unknown authority/);
   },
 );

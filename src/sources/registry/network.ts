@@ -11,7 +11,7 @@
 
 import { DockerSaveError } from "../../model/errors.ts";
 import { importNode } from "../../runtime/_import.ts";
-import { createHttpFetch } from "../../runtime/http_client.ts";
+import { createHttpFetch, sslCertFileCas } from "../../runtime/http_client.ts";
 import { connectionError, redact } from "./connection_errors.ts";
 import { PROXY_ENV, proxyFor, type ProxySettings } from "./proxy.ts";
 import { findRegistryTls, type FoundTls, type TlsLookup } from "./tls.ts";
@@ -119,7 +119,9 @@ export class RegistryNetwork {
   ): Promise<typeof fetch> {
     if (this.#options.fetch) return this.#options.fetch;
     const envProxies = Object.values(this.#proxy.env).some(Boolean);
-    if (!tls && !proxy && !envProxies) {
+    const envCa = url.protocol === "https:" &&
+      (await sslCertFileCas()).length > 0;
+    if (!tls && !proxy && !envProxies && !envCa) {
       return (input, init) => fetch(input, init);
     }
     const key = `${tls ? url.host.toLowerCase() : ""} ${proxy ?? ""}`;
