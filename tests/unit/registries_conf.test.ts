@@ -11,7 +11,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DockerSaveError } from "../../src/model/errors.ts";
 import { endpointsFor } from "../../src/sources/registry/mirrors.ts";
-import { parseRegistriesConf } from "../../src/sources/registry/registries_conf.ts";
+import {
+  parseRegistriesConf,
+  readRegistriesConf,
+} from "../../src/sources/registry/registries_conf.ts";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 test("parseRegistriesConf() and endpointsFor(): mirrors first, the longest prefix, location moves the name, pull-from-mirror", async () => {
   const conf = await parseRegistriesConf(
@@ -96,4 +102,47 @@ blocked = true
     parseRegistriesConf("[[registry]\n", "bad.conf"),
     (e) => e instanceof DockerSaveError && e.code === "BAD_REGISTRIES_CONF",
   );
+});
+
+test("readRegistriesConf() applies registries.conf.d/*.conf after the file, in lexical order; a later [[registry]] of the same prefix replaces an earlier one", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "registries-conf-"));
+  try {
+    const main = join(dir, "registries.conf");
+    await writeFile(
+      main,
+      `[[registry]]\nprefix = "example.com"\nlocation = "main.lan"\n\n` +
+        `[[registry]]\nprefix = "kept.example"\nlocation = "kept.lan"\n`,
+    );
+    const dropIns = join(dir, "registries.conf.d");
+    await mkdir(dropIns);
+    // Written out of order: "10-" comes before "20-" whatever the disk says.
+    await writeFile(
+      join(dropIns, "20-last.conf"),
+      `[[registry]]\nprefix = "example.com"\nlocation = "last.lan"\n`,
+    );
+    await writeFile(
+      join(dropIns, "10-first.conf"),
+      `[[registry]]\nprefix = "example.com"\nlocation = "first.lan"\n\n` +
+        `[[registry]]\nprefix = "added.example"\nblocked = true\n`,
+    );
+    // Not a .conf: not read (it would not even parse).
+    await writeFile(join(dropIns, "notes.txt"), "[[registry\n");
+    const entries = await readRegistriesConf(main);
+    const byPrefix = new Map(entries.map((e) => [e.prefix, e]));
+    assert.equal(entries.length, 3, JSON.stringify(entries));
+    assert.equal(byPrefix.get("example.com")?.location, "last.lan");
+    assert.equal(byPrefix.get("kept.example")?.location, "kept.lan");
+    assert.equal(byPrefix.get("added.example")?.blocked, true);
+    // A bad drop-in is named in the error.
+    await writeFile(join(dropIns, "30-bad.conf"), "[[registry]\n");
+    await assert.rejects(
+      readRegistriesConf(main),
+      (error: unknown) =>
+        error instanceof DockerSaveError &&
+        error.code === "BAD_REGISTRIES_CONF" &&
+        error.message.includes("30-bad.conf"),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -6,7 +6,9 @@
  * (loaded when a file is read). The file is found where podman and skopeo
  * find it: `CONTAINERS_REGISTRIES_CONF`, else
  * `~/.config/containers/registries.conf`, else
- * `/etc/containers/registries.conf`, the first that exists.
+ * `/etc/containers/registries.conf`, the first that exists (or whose
+ * `registries.conf.d/` does), then the drop-ins `registries.conf.d/*.conf`
+ * next to it, in lexical order.
  *
  * @module
  */
@@ -60,8 +62,12 @@ export interface ConfRegistry {
 
 /**
  * Reads and parses a registries.conf: `path`, else the first of the usual
- * places that exists; `[]` when there is none. Throws `DockerSaveError`
- * `BAD_REGISTRIES_CONF` for a file that cannot be read or parsed.
+ * places where the file or its drop-in directory exists; then the `*.conf`
+ * files of `registries.conf.d/` next to it, in lexical order
+ * (containers-registries.conf.d(5)), a later `[[registry]]` with the same
+ * prefix replacing an earlier one. `[]` when there is none. Throws
+ * `DockerSaveError` `BAD_REGISTRIES_CONF` for a file that cannot be read or
+ * parsed.
  *
  * @example
  * ```ts
@@ -76,22 +82,60 @@ export async function readRegistriesConf(
     "node:fs/promises",
   );
   if (!fs) return [];
+  const cannot = (file: string, error: unknown) =>
+    new DockerSaveError(
+      "BAD_REGISTRIES_CONF",
+      `Cannot read registries.conf "${file}": ${
+        (error as Error)?.message ?? error
+      }`,
+      { cause: error },
+    );
   const candidates = path !== undefined ? [path] : await defaultPlaces();
   for (const candidate of candidates) {
-    let text: string;
+    let text: string | undefined;
     try {
       text = await fs.readFile(candidate, "utf8");
     } catch (error) {
-      if (path === undefined && isNotFound(error)) continue;
-      throw new DockerSaveError(
-        "BAD_REGISTRIES_CONF",
-        `Cannot read registries.conf "${candidate}": ${
-          (error as Error)?.message ?? error
-        }`,
-        { cause: error },
-      );
+      if (!isNotFound(error) || path !== undefined) {
+        throw cannot(candidate, error);
+      }
     }
-    return await parseRegistriesConf(text, candidate);
+    const dropInDir = `${
+      candidate.slice(0, Math.max(candidate.lastIndexOf("/") + 1, 0))
+    }registries.conf.d`;
+    let dropIns: string[] | undefined;
+    try {
+      dropIns = (await fs.readdir(dropInDir))
+        .filter((name) => name.endsWith(".conf"))
+        .sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+    } catch (error) {
+      if (
+        !isNotFound(error) && (error as { code?: string })?.code !== "ENOTDIR"
+      ) {
+        throw cannot(dropInDir, error);
+      }
+    }
+    if (text === undefined && dropIns === undefined) continue;
+    const byPrefix = new Map<string, ConfRegistry>();
+    const apply = (entries: ConfRegistry[]) => {
+      for (const entry of entries) {
+        // A later entry of the same prefix replaces the earlier one.
+        byPrefix.delete(entry.prefix);
+        byPrefix.set(entry.prefix, entry);
+      }
+    };
+    if (text !== undefined) apply(await parseRegistriesConf(text, candidate));
+    for (const name of dropIns ?? []) {
+      const file = `${dropInDir}/${name}`;
+      let dropIn: string;
+      try {
+        dropIn = await fs.readFile(file, "utf8");
+      } catch (error) {
+        throw cannot(file, error);
+      }
+      apply(await parseRegistriesConf(dropIn, file));
+    }
+    return [...byPrefix.values()];
   }
   return [];
 }
