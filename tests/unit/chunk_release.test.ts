@@ -13,7 +13,13 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fromMemory, fromOciLayout, save, saveToFile } from "../../mod.ts";
-import { ownChunk, releaseChunk } from "../../src/runtime/chunk_release.ts";
+import {
+  claimChunks,
+  ownChunk,
+  releaseChunk,
+} from "../../src/runtime/chunk_release.ts";
+import { resumableBlob } from "../../src/sources/registry/blob_stream.ts";
+import { RegistryTransport } from "../../src/sources/registry/transport.ts";
 import { collect, concat, readAll } from "../_kit/bytes.ts";
 import { withTemp } from "../_kit/cleanup.ts";
 import { digestOf, sha256Hex } from "../_kit/digest.ts";
@@ -143,4 +149,46 @@ test("saveToFile() leaves the caller's own layer bytes as they were (fromMemory,
       }
     }
   });
+});
+
+test("a registry blob's small chunks are joined into chunks that releaseChunk frees", async () => {
+  // workerd's and Deno's fetch hand out small chunks, joined into 256 KiB
+  // buffers; a joined chunk handed on as a view of part of its buffer was
+  // never freed (its unfilled tail is never released): Deno's peak RSS on a
+  // 256 MiB registry layer rose from 72-77 to 90-91 MiB.
+  const small = Array.from(
+    { length: 150 },
+    (_, i) => new Uint8Array(4096).fill(i),
+  );
+  const expected = concat(small);
+  const transport = new RegistryTransport({
+    fetch: globalThis.fetch,
+    allowHttp: true,
+    attempts: 0,
+    delay: 1,
+    maxDelay: 5,
+    timeout: 5_000,
+  });
+  const blob = claimChunks(resumableBlob(
+    transport,
+    () => {
+      let i = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull: (controller) =>
+          i < small.length
+            ? controller.enqueue(small[i++].slice())
+            : controller.close(),
+      });
+      return Promise.resolve(new Response(body));
+    },
+    expected.byteLength,
+    "blob",
+  ));
+  const joined: Uint8Array[] = [];
+  await collect(blob, joined);
+  assert.ok(joined.length < small.length, "the small chunks were joined");
+  assert.deepEqual(concat(joined), expected);
+  for (const chunk of joined) releaseChunk(chunk);
+  const left = joined.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  assert.equal(left, canFree ? 0 : expected.byteLength);
 });

@@ -12,7 +12,11 @@
  */
 
 import { DockerSaveError } from "../../model/errors.ts";
-import { ownChunkOf } from "../../runtime/chunk_release.ts";
+import {
+  ownChunk,
+  ownChunkOf,
+  releaseChunk,
+} from "../../runtime/chunk_release.ts";
 import {
   Exchange,
   type RegistryTransport,
@@ -24,6 +28,19 @@ import {
 // verifying, tar and response stages then cost more than the bytes.
 const SMALL_CHUNK = 32 * 1024;
 const COALESCE = 256 * 1024;
+
+/**
+ * The first `filled` bytes of `joined` as a chunk that is its whole buffer,
+ * so that its last reader can free it (a view of part of a buffer is freed
+ * only once every byte of that buffer was released, and the unfilled tail
+ * never is); the 256 KiB buffer it was joined in is freed at once.
+ */
+function fitted(joined: Uint8Array, filled: number): Uint8Array {
+  if (filled === joined.byteLength) return joined;
+  const chunk = joined.slice(0, filled);
+  releaseChunk(ownChunk(joined));
+  return chunk;
+}
 
 /**
  * Opens the blob once more: a 2xx response to a request with `headers`
@@ -185,13 +202,13 @@ export function resumableBlob(
           break;
         }
         if (chunk.byteLength > COALESCE - filled) {
-          controller.enqueue(ownChunkOf(stream, joined.subarray(0, filled)));
+          controller.enqueue(ownChunkOf(stream, fitted(joined, filled)));
           return controller.enqueue(ownChunkOf(stream, chunk));
         }
         joined.set(chunk, filled);
         filled += chunk.byteLength;
       }
-      controller.enqueue(ownChunkOf(stream, joined.subarray(0, filled)));
+      controller.enqueue(ownChunkOf(stream, fitted(joined, filled)));
     },
     cancel: async (reason) => {
       exchange.cancel(reason);
