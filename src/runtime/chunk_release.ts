@@ -113,6 +113,30 @@ export function ownChunkOf<T extends Uint8Array>(
 }
 
 /**
+ * For a producer that has copied `chunk` (a chunk of `stream`, its own) and
+ * drops it: frees it now when the stream's reader claimed it and the chunk
+ * spans its buffer. A view of part of a buffer is left to the collector:
+ * the rest of that buffer may be bytes of another's (a runtime's pool, or a
+ * caller's own array).
+ *
+ * @example
+ * ```ts
+ * import { releaseCopied } from "./chunk_release.ts";
+ * declare const stream: ReadableStream<Uint8Array>, chunk: Uint8Array;
+ * const joined = new Uint8Array(256 * 1024);
+ * joined.set(chunk);
+ * const filled = chunk.byteLength; // read first: freeing empties it
+ * releaseCopied(stream, chunk);
+ * ```
+ */
+export function releaseCopied(
+  stream: ReadableStream<Uint8Array>,
+  chunk: Uint8Array,
+): void {
+  if (claimed.has(stream) && spansBuffer(chunk)) releaseChunk(ownChunk(chunk));
+}
+
+/**
  * Frees `chunk`'s memory now if it was marked with `ownChunk`; call it where
  * nothing will read the chunk again. Any other chunk is left as it is.
  *

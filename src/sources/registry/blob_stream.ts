@@ -16,6 +16,7 @@ import {
   ownChunk,
   ownChunkOf,
   releaseChunk,
+  releaseCopied,
 } from "../../runtime/chunk_release.ts";
 import {
   Exchange,
@@ -195,6 +196,9 @@ export function resumableBlob(
       const joined = new Uint8Array(COALESCE);
       joined.set(first);
       let filled = first.byteLength;
+      // Copied: freed now, as the stages would have freed it (its length
+      // read first: freeing empties it).
+      releaseCopied(stream, first);
       while (filled <= COALESCE - SMALL_CHUNK) {
         const chunk = await transport.retry(what, exchange, next);
         if (!chunk) {
@@ -207,6 +211,7 @@ export function resumableBlob(
         }
         joined.set(chunk, filled);
         filled += chunk.byteLength;
+        releaseCopied(stream, chunk);
       }
       controller.enqueue(ownChunkOf(stream, fitted(joined, filled)));
     },
