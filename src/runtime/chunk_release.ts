@@ -34,6 +34,11 @@ const owned = new WeakSet<ArrayBufferLike>();
 const claimed = new WeakSet<ReadableStream<Uint8Array>>();
 const parts = new WeakSet<Uint8Array>();
 const releasedBytes = new WeakMap<ArrayBufferLike, number>();
+// Buffers whose producer takes them back to fill again (see `ownChunk`).
+const recyclers = new WeakMap<
+  ArrayBufferLike,
+  (buffer: ArrayBuffer) => boolean
+>();
 
 // ES2024's `transfer`, where the runtime has it (not Node 20). Typed here:
 // the npm build's lib predates it.
@@ -56,7 +61,12 @@ function isShared(chunk: Uint8Array): boolean {
 
 /**
  * Marks `chunk` as one this library alone holds, to be freed by its last
- * reader (`releaseChunk`). Returns `chunk`.
+ * reader (`releaseChunk`). Returns `chunk`. With `recycle`, a chunk that
+ * spans its buffer is handed back to its producer instead of freed, to be
+ * filled again (a file read's buffers: a fresh buffer faults in fresh pages
+ * on every read, and Node 20, which cannot free a buffer early, collects
+ * them late); `recycle` returns whether it kept the buffer, and one it did
+ * not keep is freed.
  *
  * @example
  * ```ts
@@ -64,8 +74,17 @@ function isShared(chunk: Uint8Array): boolean {
  * const chunk = ownChunk(new Uint8Array(256 * 1024));
  * ```
  */
-export function ownChunk<T extends Uint8Array>(chunk: T): T {
-  if (!detach || isShared(chunk) || chunk.byteLength === 0) return chunk;
+export function ownChunk<T extends Uint8Array>(
+  chunk: T,
+  recycle?: (buffer: ArrayBuffer) => boolean,
+): T {
+  if (isShared(chunk) || chunk.byteLength === 0) return chunk;
+  if (recycle && spansBuffer(chunk)) {
+    owned.add(chunk.buffer);
+    recyclers.set(chunk.buffer, recycle);
+    return chunk;
+  }
+  if (!detach) return chunk;
   if (spansBuffer(chunk)) owned.add(chunk.buffer);
   else parts.add(chunk);
   return chunk;
@@ -108,8 +127,9 @@ export function claimChunks(
 export function ownChunkOf<T extends Uint8Array>(
   stream: ReadableStream<Uint8Array>,
   chunk: T,
+  recycle?: (buffer: ArrayBuffer) => boolean,
 ): T {
-  return claimed.has(stream) ? ownChunk(chunk) : chunk;
+  return claimed.has(stream) ? ownChunk(chunk, recycle) : chunk;
 }
 
 /**
@@ -148,12 +168,14 @@ export function releaseCopied(
  * ```
  */
 export function releaseChunk(chunk: Uint8Array): void {
-  if (!detach) return;
   const buffer = chunk.buffer;
   if (owned.has(buffer) && spansBuffer(chunk)) {
     owned.delete(buffer);
-    detach(buffer as ArrayBuffer);
-  } else if (parts.delete(chunk)) {
+    const recycle = recyclers.get(buffer);
+    recyclers.delete(buffer);
+    if (!recycle?.(buffer as ArrayBuffer)) detach?.(buffer as ArrayBuffer);
+  } else if (!detach) return;
+  else if (parts.delete(chunk)) {
     // Each part counts once; the buffer goes when every byte of it has.
     const released = (releasedBytes.get(buffer) ?? 0) + chunk.byteLength;
     if (released < buffer.byteLength) releasedBytes.set(buffer, released);

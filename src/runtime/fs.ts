@@ -84,6 +84,10 @@ export class UnsafeFileError extends Error {
  */
 const READ_SIZE = 256 * 1024;
 
+// Released read buffers a stream keeps to fill again: its one read ahead,
+// the chunk being written and the one being hashed, with room to spare.
+const SPARE_BUFFERS = 4;
+
 /**
  * Whether an error is a "no such file" error from a file system.
  *
@@ -147,7 +151,8 @@ export interface PositionedReader {
 }
 
 /**
- * A range of an open file as a pull-based stream of fresh chunks, read
+ * A range of an open file as a pull-based stream of chunks with buffers
+ * of their own (refilled only once a claimed reader released them), read
  * ahead by one, with positioned reads (so several streams can share one
  * file). `release` runs once, when the stream ends, errors or is cancelled.
  * A file that ends before the range does errors the stream.
@@ -174,19 +179,34 @@ export function streamFileRange(
     closed = true;
     await release();
   };
+  // Buffers the stream's claimed reader has released, filled again: a
+  // fresh buffer per read faults in fresh pages each time (measured on
+  // Node 20, 133 MB read, hashed and written: 0.53 s fresh, 0.20 s reused).
+  const spare: ArrayBuffer[] = [];
+  const recycle = (buffer: ArrayBuffer): boolean => {
+    if (closed || buffer.byteLength !== READ_SIZE) return false;
+    if (spare.length >= SPARE_BUFFERS) return false;
+    spare.push(buffer);
+    return true;
+  };
   const readNext = async (): Promise<Uint8Array | null> => {
     const want = Math.min(READ_SIZE, remaining);
     if (want === 0) return null;
-    const buffer = new Uint8Array(want);
+    const reused = want === READ_SIZE ? spare.pop() : undefined;
+    const buffer = reused ? new Uint8Array(reused) : new Uint8Array(want);
     const { bytesRead } = await file.read(buffer, 0, want, position);
-    if (bytesRead === 0) return null;
+    if (bytesRead === 0) {
+      if (reused) spare.push(reused);
+      return null;
+    }
     position += bytesRead;
     remaining -= bytesRead;
     return buffer.subarray(0, bytesRead);
   };
   // One read ahead, so the disk works while the chunk before is used.
   let next: Promise<Uint8Array | null> | undefined;
-  // Each chunk is a fresh buffer (a claimed stream's may be freed).
+  // Each chunk has a buffer of its own; a claimed stream's is freed, or
+  // filled again, once its reader released it (chunk_release.ts).
   const stream: ReadableStream<Uint8Array> = new ReadableStream({
     async pull(controller) {
       try {
@@ -203,7 +223,7 @@ export function streamFileRange(
           } else controller.close();
           return;
         }
-        controller.enqueue(ownChunkOf(stream, chunk));
+        controller.enqueue(ownChunkOf(stream, chunk, recycle));
         next = readNext();
         next.catch(() => {}); // reported by the next pull
       } catch (error) {
