@@ -4,14 +4,20 @@
  * (`proxy.ts`), applied by the runtime's own HTTP client
  * (`runtime/http_client.ts`); a failed TLS or proxy connection becomes a
  * typed error at once (`connection_errors.ts`). Without any of these, the
- * runtime's plain `fetch` is used, as before.
+ * runtime's plain `fetch` is used, except on Node, where every request
+ * without a proxy goes over `node:http` (less memory per body; see
+ * `runtime/node_http_fetch.ts`).
  *
  * @module
  */
 
 import { DockerSaveError } from "../../model/errors.ts";
 import { importNode } from "../../runtime/_import.ts";
-import { createHttpFetch, sslCertFileCas } from "../../runtime/http_client.ts";
+import {
+  createHttpFetch,
+  plainHttpFetch,
+  sslCertFileCas,
+} from "../../runtime/http_client.ts";
 import { connectionError, redact } from "./connection_errors.ts";
 import { PROXY_ENV, proxyFor, type ProxySettings } from "./proxy.ts";
 import { findRegistryTls, type FoundTls, type TlsLookup } from "./tls.ts";
@@ -51,6 +57,7 @@ export class RegistryNetwork {
   #proxy: ProxySettings;
   #tls = new Map<string, Promise<FoundTls | undefined>>();
   #clients = new Map<string, Promise<typeof fetch | undefined>>();
+  #plain: Promise<typeof fetch> | undefined;
 
   /**
    * Reads the proxy variables once and returns the network.
@@ -122,7 +129,7 @@ export class RegistryNetwork {
     const envCa = url.protocol === "https:" &&
       (await sslCertFileCas()).length > 0;
     if (!tls && !proxy && !envProxies && !envCa) {
-      return (input, init) => fetch(input, init);
+      return await (this.#plain ??= plainHttpFetch());
     }
     const key = `${tls ? url.host.toLowerCase() : ""} ${proxy ?? ""}`;
     let client = this.#clients.get(key);
@@ -137,14 +144,14 @@ export class RegistryNetwork {
     }
     const made = await client;
     if (made) return made;
-    if (!tls && !proxy) return (input, init) => fetch(input, init);
+    if (!tls && !proxy) return await (this.#plain ??= plainHttpFetch());
     throw new DockerSaveError(
       tls ? "BAD_TLS_CONFIG" : "BAD_URL",
       `Cannot connect to ${url.host} ${
         tls
           ? `with the certificates of ${tls.from}`
           : `through ${redact(proxy!)}`
-      }: this runtime's fetch takes no CA, client certificate or proxy (on Node, the undici package gives it one; else pass options.fetch)`,
+      }: this runtime's fetch takes no CA, client certificate or proxy (on Node, the undici package gives it a proxy; else pass options.fetch)`,
     );
   }
 }
