@@ -12,7 +12,10 @@
  *   (with `--max-semi-space-size=1`, see `BIN`)
  *   that runs the CLI's `main`. npm links bins as `node_modules/.bin/NAME`,
  *   under which name `src/cli.ts` would not recognise itself as the entry
- *   module on Node 20 (no `import.meta.main`).
+ *   module on Node 20 (no `import.meta.main`). It is the CLI bundled into
+ *   one file by esbuild (npm dependencies stay imports): Node 20 loading the
+ *   ~90 files of `dist/src` one by one took ~0.08 s more CPU per run (see
+ *   `bundleBin`).
  * - Everything is written to `.build-PID/` first and renamed to `dist/` at the
  *   end.
  *
@@ -47,12 +50,40 @@ const DIST = join(ROOT, "dist");
  * the default lets it grow to tens of MiB (measured: 4 GiB layer, peak RSS
  * 120 MiB by default, ~71 MiB capped, same speed).
  */
-const BIN = `#!/usr/bin/env -S node --max-semi-space-size=1
-import process from "node:process";
+const SHEBANG = "#!/usr/bin/env -S node --max-semi-space-size=1";
+const BIN = `import process from "node:process";
 import { main } from "../src/cli.js";
 
 process.exitCode = await main(process.argv.slice(2));
 `;
+
+/**
+ * Writes the bin: `BIN` (beside the compiled `src/`) with what it imports
+ * bundled in. Measured, `--help` on Node 20, 6 interleaved runs: 0.28 s
+ * user + 0.10 s sys for the separate files against 0.20 + 0.06 s bundled.
+ * `import.meta.main` is defined false so that the bundled `src/cli.js`
+ * does not also run itself as the entry.
+ */
+async function bundleBin(outDir: string, bin: string): Promise<void> {
+  const esbuild = await import("esbuild");
+  await esbuild.build({
+    stdin: {
+      contents: BIN,
+      resolveDir: join(outDir, "bin"),
+      sourcefile: "entry.js",
+    },
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    define: { "import.meta.main": "false" },
+    banner: { js: SHEBANG },
+    outfile: bin,
+    absWorkingDir: outDir,
+    logLevel: "warning",
+  });
+}
 
 /**
  * Rewrites relative `.ts` module specifiers of a declaration file to `.js`
@@ -99,7 +130,7 @@ async function build(): Promise<void> {
     }
     await mkdir(join(out, "bin"), { recursive: true });
     const bin = join(out, "bin", "docker-save.js");
-    await writeFile(bin, BIN);
+    await bundleBin(out, bin);
     await chmod(bin, 0o755);
     for (let attempt = 0;; attempt++) {
       await rm(DIST, { recursive: true, force: true });
