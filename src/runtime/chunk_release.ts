@@ -34,6 +34,10 @@ const owned = new WeakSet<ArrayBufferLike>();
 const claimed = new WeakSet<ReadableStream<Uint8Array>>();
 const parts = new WeakSet<Uint8Array>();
 const releasedBytes = new WeakMap<ArrayBufferLike, number>();
+// Of a buffer handed out in marked parts: the bytes handed out, and whether
+// its producer has gone on to another buffer (it hands out no more of it).
+const handedBytes = new WeakMap<ArrayBufferLike, number>();
+const ended = new WeakSet<ArrayBufferLike>();
 // Buffers whose producer takes them back to fill again (see `ownChunk`).
 const recyclers = new WeakMap<
   ArrayBufferLike,
@@ -86,7 +90,11 @@ export function ownChunk<T extends Uint8Array>(
   }
   if (!detach) return chunk;
   if (spansBuffer(chunk)) owned.add(chunk.buffer);
-  else parts.add(chunk);
+  else if (!parts.has(chunk)) {
+    parts.add(chunk);
+    const handed = handedBytes.get(chunk.buffer) ?? 0;
+    handedBytes.set(chunk.buffer, handed + chunk.byteLength);
+  }
   return chunk;
 }
 
@@ -176,12 +184,47 @@ export function releaseChunk(chunk: Uint8Array): void {
     if (!recycle?.(buffer as ArrayBuffer)) detach?.(buffer as ArrayBuffer);
   } else if (!detach) return;
   else if (parts.delete(chunk)) {
-    // Each part counts once; the buffer goes when every byte of it has.
-    const released = (releasedBytes.get(buffer) ?? 0) + chunk.byteLength;
-    if (released < buffer.byteLength) releasedBytes.set(buffer, released);
-    else {
-      releasedBytes.delete(buffer);
-      detach(buffer as ArrayBuffer);
-    }
+    // Each part counts once; the buffer goes when every byte of it has, or
+    // every part handed out once its producer has gone on.
+    releasedBytes.set(
+      buffer,
+      (releasedBytes.get(buffer) ?? 0) + chunk.byteLength,
+    );
+    freeIfReleased(buffer);
+  }
+}
+
+/**
+ * Tells that the producer of `buffer`'s marked parts hands out no more of
+ * it (zlib has gone on to a fresh buffer, leaving a tail it never filled,
+ * or handed out as a copy): the buffer is freed once every part handed out
+ * has been released, now if they all have been. A buffer no marked part was
+ * handed out of is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { ownChunk, partsEnded, releaseChunk } from "./chunk_release.ts";
+ * const buffer = new Uint8Array(256 * 1024);
+ * const part = ownChunk(buffer.subarray(0, 1000));
+ * releaseChunk(part); // the other bytes may still be handed out
+ * partsEnded(buffer.buffer); // they never will: freed now
+ * ```
+ */
+export function partsEnded(buffer: ArrayBufferLike): void {
+  if (!detach || !handedBytes.has(buffer)) return;
+  ended.add(buffer);
+  freeIfReleased(buffer);
+}
+
+function freeIfReleased(buffer: ArrayBufferLike): void {
+  const released = releasedBytes.get(buffer) ?? 0;
+  if (
+    released >= buffer.byteLength ||
+    (ended.has(buffer) && released >= handedBytes.get(buffer)!)
+  ) {
+    releasedBytes.delete(buffer);
+    handedBytes.delete(buffer);
+    ended.delete(buffer);
+    detach!(buffer as ArrayBuffer);
   }
 }

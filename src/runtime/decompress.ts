@@ -18,7 +18,7 @@
  */
 
 import { importNode } from "./_import.ts";
-import { ownChunkOf, releaseChunk } from "./chunk_release.ts";
+import { ownChunkOf, partsEnded, releaseChunk } from "./chunk_release.ts";
 import { ZstdBlockScanner } from "./_zstd_blocks.ts";
 
 /**
@@ -213,6 +213,15 @@ export async function createDecompressor(
 function zlibInflater(z: import("node:zlib").Gunzip): Inflater {
   let failed: unknown;
   let ended = false;
+  // The buffer zlib is handing out in parts. Once it hands out a part of
+  // another, it never fills this one again: the parts it handed out are all
+  // there will be (it may leave a tail unfilled, or, on Bun, hand some
+  // output out as copies), so the buffer is freed once they are released.
+  let filling: ArrayBufferLike | undefined;
+  const goneOn = (next: ArrayBufferLike | undefined) => {
+    if (filling && filling !== next) partsEnded(filling);
+    filling = next;
+  };
   z.on("error", (error) => failed = error);
   z.on("end", () => ended = true);
   return {
@@ -229,9 +238,12 @@ function zlibInflater(z: import("node:zlib").Gunzip): Inflater {
       if (failed) throw failed;
       const chunk = z.read() as Uint8Array | null;
       if (chunk) {
+        if (chunk.byteLength < chunk.buffer.byteLength) goneOn(chunk.buffer);
         return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       }
-      return ended ? "end" : null;
+      if (!ended) return null;
+      goneOn(undefined);
+      return "end";
     },
     buffered: () => z.readableLength,
     ready: () =>
@@ -242,7 +254,10 @@ function zlibInflater(z: import("node:zlib").Gunzip): Inflater {
         };
         z.on("readable", done).on("end", done).on("error", done);
       }),
-    destroy: () => z.destroy(),
+    destroy: () => {
+      z.destroy();
+      goneOn(undefined);
+    },
   };
 }
 
