@@ -10,7 +10,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Socket } from "node:net";
+import { createServer as createNetServer, type Socket } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { nodeHttpFetch } from "../../src/runtime/node_http_fetch.ts";
 import { httpClientKind } from "../../src/runtime/http_client.ts";
@@ -188,6 +188,38 @@ test("nodeHttpFetch() reuses a connection whose body was read, not one cancelled
     await big.body!.cancel();
     assert.equal(await (await send(`${url}/c`)).text(), "ok");
     assert.equal(sockets.length, 2);
+  } finally {
+    await cleanup.close();
+  }
+});
+
+test("nodeHttpFetch() sends a request again on a fresh connection when the server closed the pooled one", async () => {
+  if (!(await onNode())) return; // Deno's and Bun's node:http pool their own way
+  const cleanup = new Cleanup();
+  try {
+    // Each connection answers its first request and drops the next one
+    // unanswered, as a server does that closed it while it sat idle.
+    const connections: Socket[] = [];
+    const raw = createNetServer((socket) => {
+      connections.push(socket);
+      let requests = 0;
+      socket.on("data", () => {
+        if (++requests > 1) return void socket.destroy();
+        socket.write(
+          "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok",
+        );
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, "127.0.0.1", resolve));
+    cleanup.add(() => {
+      for (const socket of connections) socket.destroy();
+      return new Promise<void>((resolve) => raw.close(() => resolve()));
+    });
+    const { port } = raw.address() as { port: number };
+    const send = (await nodeHttpFetch({}))!;
+    assert.equal(await (await send(`http://127.0.0.1:${port}/a`)).text(), "ok");
+    assert.equal(await (await send(`http://127.0.0.1:${port}/b`)).text(), "ok");
+    assert.equal(connections.length, 2);
   } finally {
     await cleanup.close();
   }
