@@ -53,6 +53,19 @@ const detach: ((buffer: ArrayBuffer) => void) | undefined =
     ? (buffer) => void (buffer as DetachableBuffer).transfer(0)
     : undefined;
 
+/**
+ * Whether `releaseChunk` frees a buffer at once here (the runtime has
+ * `ArrayBuffer.prototype.transfer`: Deno, Bun; not Node 20, where a released
+ * buffer waits for the collector).
+ *
+ * @example
+ * ```ts
+ * import { freesAtOnce } from "./chunk_release.ts";
+ * const pool: ArrayBuffer[] = freesAtOnce ? [] : [new ArrayBuffer(1024)];
+ * ```
+ */
+export const freesAtOnce: boolean = detach !== undefined;
+
 function spansBuffer(chunk: Uint8Array): boolean {
   return chunk.byteOffset === 0 &&
     chunk.byteLength === chunk.buffer.byteLength;
