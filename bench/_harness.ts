@@ -11,11 +11,13 @@ import { spawnSync } from "node:child_process";
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -33,8 +35,52 @@ export const SKOPEO_TAR = join(ROOT, "skopeo.tar");
 /** skopeo's TMPDIR. */
 export const SKOPEO_TMP = join(ROOT, "skopeo-tmp");
 const TIME_FILE = join(ROOT, "time.txt");
+const LOCK_FILE = join(ROOT, "lock.pid");
 /** Files other than the above that `cleanOutputs` removes (peers' outputs). */
 const extraOutputs = new Set<string>();
+
+/**
+ * Makes the scratch directory and holds it for this process: two benches at
+ * once would share its output and `time.txt` files, delete each other's
+ * outputs mid-run and read each other's RSS. A second bench exits with one
+ * line naming the first; a lock left by a process that is gone is taken over.
+ *
+ * @example
+ * ```ts
+ * import { claimScratch } from "./_harness.ts";
+ * claimScratch("bench/save.bench.ts");
+ * ```
+ */
+export function claimScratch(bench: string): void {
+  mkdirSync(ROOT, { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(LOCK_FILE, `${process.pid}\n`, { flag: "wx" });
+      process.on("exit", () => rmSync(LOCK_FILE, { force: true }));
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number(readFileSync(LOCK_FILE, "utf8").trim());
+    if (holder > 0 && processIsAlive(holder)) {
+      console.error(
+        `${bench}: another bench (pid ${holder}) is using ${ROOT}; run one at a time`,
+      );
+      process.exit(2);
+    }
+    rmSync(LOCK_FILE, { force: true });
+  }
+  throw new Error(`could not take ${LOCK_FILE}`);
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 /** One timed run. */
 export interface RunResult {

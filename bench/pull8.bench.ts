@@ -44,6 +44,7 @@ import { stopChild } from "../tests/_kit/processes.ts";
 import { pushBlob, pushManifest } from "../tests/_kit/registry.ts";
 import { cliDir, prepareSources, REPO, runtimeArgv, TAG } from "./_cli.ts";
 import {
+  claimScratch,
   cleanOutputs,
   elapsedSeconds,
   log,
@@ -429,7 +430,7 @@ function render(rows: PullRow[]): string[] {
 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
-  mkdirSync(ROOT, { recursive: true });
+  claimScratch("bench/pull8.bench.ts");
   cleanOutputs();
   const absence = o.modern ? modernAbsence() : undefined;
   if (absence) log(`Skipping crane 0.20 and skopeo 1.22: ${absence}`);

@@ -32,12 +32,17 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
 import process from "node:process";
 import { Cleanup } from "../tests/_kit/cleanup.ts";
 import { cliDir, prepareSources, runtimeArgv } from "./_cli.ts";
 import { ensureFixture } from "./_fixture.ts";
-import { cleanOutputs, elapsedSeconds, log, ROOT, timed } from "./_harness.ts";
+import {
+  claimScratch,
+  cleanOutputs,
+  elapsedSeconds,
+  log,
+  timed,
+} from "./_harness.ts";
 import { parseOptions, type Runtime } from "./_options.ts";
 import {
   cleanModern,
@@ -60,7 +65,7 @@ import { buildRows } from "./_rows.ts";
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  mkdirSync(ROOT, { recursive: true });
+  claimScratch("bench/save.bench.ts");
   cleanOutputs();
   const skipped: string[] = [];
   const hostSkopeo = options.skopeo && hasHostSkopeo()
