@@ -28,7 +28,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
@@ -36,7 +36,7 @@ import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import { createGunzip, type Gunzip } from "node:zlib";
 import { ensureFixture } from "./_fixture.ts";
-import { log, ROOT, timed } from "./_harness.ts";
+import { claimScratch, log, ROOT, timed } from "./_harness.ts";
 import { median } from "./_stats.ts";
 
 const MODES = ["inline", "worker", "inflate-only"] as const;
@@ -48,6 +48,7 @@ const ZLIB_CHUNK = "Deno" in globalThis ? 128 * 1024 : 256 * 1024;
 const IN_FLIGHT = 4;
 const OUT_FLIGHT = 4;
 const TRIAL_OUT = join(ROOT, "inflate-trial.tar");
+const TRIAL_JSON = join(ROOT, "inflate-trial.json");
 
 /** Messages from the main thread to the worker. */
 type ToWorker =
@@ -265,6 +266,7 @@ async function bench(args: string[]): Promise<void> {
   const size = Number(flag(args, "--size", "256"));
   const runs = Number(flag(args, "--runs", "5"));
   const runtimes = flag(args, "--runtimes", "deno,bun,node").split(",");
+  claimScratch("bench/inflate_worker.bench.ts");
   const fixture = await ensureFixture(size);
   const self = fileURLToPath(import.meta.url);
   const rows = new Map<
@@ -274,17 +276,16 @@ async function bench(args: string[]): Promise<void> {
   for (let round = 1; round <= runs; round++) {
     for (const runtime of runtimes) {
       for (const mode of MODES) {
-        const stdoutPath = join(ROOT, "inflate-trial.json");
         const argv = [
           ...runtimeCommand(runtime, self),
           "--trial",
           mode,
           fixture.blobPath,
         ];
-        const run = timed(argv, { cwd: process.cwd(), stdoutPath });
+        const run = timed(argv, { cwd: process.cwd(), stdoutPath: TRIAL_JSON });
         if (!run.ok) throw new Error(`${runtime} ${mode}: ${run.error}`);
         const result = JSON.parse(
-          readFileSync(stdoutPath, "utf8"),
+          readFileSync(TRIAL_JSON, "utf8"),
         ) as TrialResult;
         if (
           `sha256:${result.blobDigest}` !== fixture.digest ||
@@ -304,6 +305,8 @@ async function bench(args: string[]): Promise<void> {
     }
     log(`round ${round} of ${runs} done`);
   }
+  rmSync(TRIAL_OUT, { force: true });
+  rmSync(TRIAL_JSON, { force: true });
   console.log(
     `| runtime, mode | wall s | CPU s | peak RSS MiB | busiest thread CPU s |\n| --- | --- | --- | --- | --- |`,
   );
