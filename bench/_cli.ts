@@ -45,7 +45,7 @@ export function runtimeArgv(runtime: Runtime): string[] {
   switch (runtime) {
     case "node":
       // The npm bin as npm users run it: its shebang caps V8's young
-      // generation (--max-semi-space-size=1).
+      // generation (--max-semi-space-size=1) and exposes gc (--expose-gc).
       return [join(REPO, "dist/bin/docker-save.js")];
     case "node-tsx":
       return [process.execPath, "--import", "tsx", "src/cli.ts"];

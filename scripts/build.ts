@@ -9,7 +9,7 @@
  * - tsc leaves `.ts` specifiers in declaration files; they are rewritten to
  *   `.js` so that TypeScript versions before 5 (and other tools) resolve them.
  * - `dist/bin/docker-save.js`, the npm `bin`: a `#!/usr/bin/env node` script
- *   (with `--max-semi-space-size=1`, see `BIN`)
+ *   (with `--max-semi-space-size=1 --expose-gc`, see `SHEBANG`)
  *   that runs the CLI's `main`. npm links bins as `node_modules/.bin/NAME`,
  *   under which name `src/cli.ts` would not recognise itself as the entry
  *   module on Node 20 (no `import.meta.main`). It is the CLI bundled into
@@ -48,9 +48,11 @@ const DIST = join(ROOT, "dist");
  * The bin script; `main` returns the exit status. V8's young generation is
  * capped at 1 MiB: streaming churns through short-lived chunk objects, and
  * the default lets it grow to tens of MiB (measured: 4 GiB layer, peak RSS
- * 120 MiB by default, ~71 MiB capped, same speed).
+ * 120 MiB by default, ~71 MiB capped, same speed). `gc` is exposed so that
+ * the socket buffers Node 20 cannot free early are collected every few MiB
+ * (`countGarbage` in src/runtime/chunk_release.ts).
  */
-const SHEBANG = "#!/usr/bin/env -S node --max-semi-space-size=1";
+const SHEBANG = "#!/usr/bin/env -S node --max-semi-space-size=1 --expose-gc";
 const BIN = `import process from "node:process";
 import { main } from "../src/cli.js";
 

@@ -19,6 +19,7 @@
  */
 
 import { importNode } from "./_import.ts";
+import { countGarbage } from "./chunk_release.ts";
 
 /**
  * TLS material for the `https:` requests of one `nodeHttpFetch`.
@@ -219,6 +220,8 @@ function bodyOf(
       controller = c;
       res.on("data", (chunk: Uint8Array) => {
         if (settled) return;
+        // Node's fresh buffer per socket read, copied and dropped downstream.
+        countGarbage(chunk.byteLength);
         // A plain view: a Buffer's `slice` shares memory, Uint8Array's copies.
         controller.enqueue(
           new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),

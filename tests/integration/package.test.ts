@@ -488,7 +488,7 @@ test(
       assert.ok(((await stat(bin)).mode & 0o111) !== 0, "bin not executable");
       assert.match(
         await readFile(bin, "utf8"),
-        /^#!\/usr\/bin\/env (-S )?node( --max-semi-space-size=1)?\n/,
+        /^#!\/usr\/bin\/env (-S )?node( --max-semi-space-size=1)?( --expose-gc)?\n/,
       );
       const help = await ok("npx", ["docker-save", "--help"], project);
       assert.match(help, /^Usage: docker-save/);

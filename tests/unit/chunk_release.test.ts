@@ -16,6 +16,8 @@ import { gzipSync } from "node:zlib";
 import { fromMemory, fromOciLayout, save, saveToFile } from "../../mod.ts";
 import {
   claimChunks,
+  countGarbage,
+  freesAtOnce,
   ownChunk,
   partsEnded,
   releaseChunk,
@@ -27,6 +29,7 @@ import { RegistryTransport } from "../../src/sources/registry/transport.ts";
 import { collect, concat, readAll } from "../_kit/bytes.ts";
 import { withTemp } from "../_kit/cleanup.ts";
 import { digestOf, sha256Hex } from "../_kit/digest.ts";
+import { collectionsAsked } from "../_kit/gc.ts";
 import { MEDIA } from "../_kit/format.ts";
 import { makeParts } from "../_kit/images.ts";
 import { addBlob, type LayoutFiles, writeLayout } from "../_kit/layout.ts";
@@ -397,3 +400,14 @@ async function* iterate(
     yield value;
   }
 }
+
+test("where a buffer cannot be freed at once and gc is exposed, every 2 MiB dropped asks for a collection, every fourth a full one", async () => {
+  // 8 MiB dropped: four collections, whatever was counted before.
+  const types = await collectionsAsked(() => {
+    for (let i = 0; i < 128; i++) countGarbage(64 * 1024);
+  });
+  assert.deepEqual(
+    types,
+    freesAtOnce ? [] : ["major", "minor", "minor", "minor"],
+  );
+});

@@ -13,9 +13,11 @@ import assert from "node:assert/strict";
 import { createServer as createNetServer, type Socket } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { nodeHttpFetch } from "../../src/runtime/node_http_fetch.ts";
+import { freesAtOnce } from "../../src/runtime/chunk_release.ts";
 import { httpClientKind } from "../../src/runtime/http_client.ts";
 import { classifyNetworkError } from "../../src/sources/registry/network_error.ts";
 import { Cleanup } from "../_kit/cleanup.ts";
+import { collectionsAsked } from "../_kit/gc.ts";
 import { freePort, listen } from "../_kit/http.ts";
 import { sleep } from "../_kit/time.ts";
 
@@ -301,4 +303,27 @@ test("nodeHttpFetch() rejects a refused connection as fetch does (ECONNREFUSED)"
   );
   assert.ok(error instanceof TypeError);
   assert.equal(classifyNetworkError(error).kind, "refused");
+});
+
+test("nodeHttpFetch() asks V8 for a collection every 2 MiB of body, where buffers cannot be freed at once and gc is exposed", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const sent = { bytes: 0 };
+    const { url } = await server(
+      cleanup,
+      (_req, res) => stream(res, 8 * MiB, sent),
+    );
+    const send = (await nodeHttpFetch({}))!;
+    // 8 MiB read: four collections (one full), whatever was counted before.
+    const types = await collectionsAsked(async () => {
+      const body = await (await send(`${url}/blob`)).arrayBuffer();
+      assert.equal(body.byteLength, 8 * MiB);
+    });
+    assert.deepEqual(
+      types,
+      freesAtOnce ? [] : ["major", "minor", "minor", "minor"],
+    );
+  } finally {
+    await cleanup.close();
+  }
 });
