@@ -7,7 +7,10 @@
 
 import process from "node:process";
 import type { Image } from "../model/image.ts";
-import { releaseChunk } from "../runtime/chunk_release.ts";
+import {
+  collectDroppedBuffers,
+  releaseChunk,
+} from "../runtime/chunk_release.ts";
 import type { ImageIndex } from "../model/image_index.ts";
 import { save, type SaveOptions } from "../save/save.ts";
 import { saveToFile } from "../save/to_file.ts";
@@ -42,6 +45,9 @@ import { type CliSource, parseSource } from "./source_grammar.ts";
  * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
+  // The command owns its process: on Node 20 it may ask V8 to collect the
+  // buffers it drops (runtime/chunk_release.ts); a library user's process never is.
+  collectDroppedBuffers(true);
   const interrupt = new AbortController();
   let heard!: (signal: TerminationSignal) => void;
   const interrupted = new Promise<TerminationSignal>((resolve) => {

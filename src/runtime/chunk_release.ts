@@ -66,9 +66,9 @@ const detach: ((buffer: ArrayBuffer) => void) | undefined =
  */
 export const freesAtOnce: boolean = detach !== undefined;
 
-// Where buffers cannot be freed early but the process exposes V8's `gc`
-// (the npm bin passes --expose-gc), every COLLECT_EVERY bytes of dropped
-// buffers ask for a collection, every MAJOR_EVERY-th of them a full one:
+// Where buffers cannot be freed early, the process exposes V8's `gc` (the
+// npm bin passes --expose-gc) and is the CLI's own, every COLLECT_EVERY
+// bytes of dropped buffers ask for a collection, every MAJOR_EVERY-th of them a full one:
 // the buffers' memory lives outside V8's 1 MiB young generation, which the
 // little JS each chunk costs fills only after tens of MiB of them, and what
 // was promoted to the old generation (chunks that waited) dies there until a
@@ -80,12 +80,32 @@ const COLLECT_EVERY = 2 * 1024 * 1024;
 const MAJOR_EVERY = 4;
 let garbage = 0; // bytes dropped since the last collection asked for
 let collections = 0;
+// Off unless the process is ours: a library inside someone else's process
+// (which may run with --expose-gc for its own reasons) must not force
+// collections of a host heap that may be large, every few MiB.
+let collectDropped = false;
+
+/**
+ * Lets `countGarbage` ask V8 for collections. The CLI turns this on: it
+ * owns its process and its heap is small. A library inside someone else's
+ * process leaves it off, so it never forces collections of a host's heap.
+ *
+ * @example
+ * ```ts
+ * import { collectDroppedBuffers } from "./chunk_release.ts";
+ * collectDroppedBuffers(true); // at the start of the command
+ * ```
+ */
+export function collectDroppedBuffers(enabled: boolean): void {
+  collectDropped = enabled;
+}
 
 /**
  * Tells that `bytes` of buffers were just dropped (Node's fresh buffer per
  * socket read, copied downstream): where the runtime cannot free them at
- * once (Node 20) and exposes `gc`, every 2 MiB of them asks V8 for a
- * young-generation collection, every fourth time a full one.
+ * once (Node 20), exposes `gc` and `collectDroppedBuffers(true)` was called
+ * (the CLI), every 2 MiB of them asks V8 for a young-generation collection,
+ * every fourth time a full one.
  *
  * @example
  * ```ts
@@ -96,7 +116,7 @@ let collections = 0;
  * ```
  */
 export function countGarbage(bytes: number): void {
-  if (detach) return;
+  if (detach || !collectDropped) return;
   garbage += bytes;
   if (garbage < COLLECT_EVERY) return;
   garbage -= COLLECT_EVERY;

@@ -13,7 +13,10 @@ import assert from "node:assert/strict";
 import { createServer as createNetServer, type Socket } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { nodeHttpFetch } from "../../src/runtime/node_http_fetch.ts";
-import { freesAtOnce } from "../../src/runtime/chunk_release.ts";
+import {
+  collectDroppedBuffers,
+  freesAtOnce,
+} from "../../src/runtime/chunk_release.ts";
 import { httpClientKind } from "../../src/runtime/http_client.ts";
 import { classifyNetworkError } from "../../src/sources/registry/network_error.ts";
 import { Cleanup } from "../_kit/cleanup.ts";
@@ -314,6 +317,8 @@ test("nodeHttpFetch() asks V8 for a collection every 2 MiB of body, where buffer
       (_req, res) => stream(res, 8 * MiB, sent),
     );
     const send = (await nodeHttpFetch({}))!;
+    collectDroppedBuffers(true);
+    cleanup.add(() => collectDroppedBuffers(false));
     // 8 MiB read: four collections (one full), whatever was counted before.
     const types = await collectionsAsked(async () => {
       const body = await (await send(`${url}/blob`)).arrayBuffer();
