@@ -154,6 +154,10 @@ function exchangeOnce(
     signal?.addEventListener("abort", onAbort, { once: true });
     req.on("error", (error: Error & { code?: unknown }) => {
       if (fail) return fail(new TypeError("terminated", { cause: error }));
+      // Aborted: already rejected with the reason. The reset that follows
+      // is our own, not a stale pooled connection to send the request again
+      // on (that retry would reject unseen with the reason: unhandled).
+      if (signal?.aborted) return;
       forget();
       if (mayRetry && req.reusedSocket && error.code === "ECONNRESET") {
         return resolve(exchangeOnce(exchange, signal, false));

@@ -10,6 +10,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { createServer as createNetServer, type Socket } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { nodeHttpFetch } from "../../src/runtime/node_http_fetch.ts";
@@ -173,6 +174,37 @@ test("nodeHttpFetch() rejects with the abort reason while waiting for headers", 
       (error) => error === reason,
     );
     await closed(sockets[0]);
+  } finally {
+    await cleanup.close();
+  }
+});
+
+test("nodeHttpFetch() aborted on a pooled connection before its answer rejects once, with nothing left unhandled", async () => {
+  if (!(await onNode())) return; // Deno's and Bun's node:http pool their own way
+  const cleanup = new Cleanup();
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  cleanup.add(() => void process.off("unhandledRejection", onUnhandled));
+  try {
+    // The second request goes over the first one's pooled connection and is
+    // never answered; aborting it resets that reused socket (ECONNRESET),
+    // which must not be taken for a stale pooled connection and sent again.
+    const { url, sockets } = await server(cleanup, (req, res) => {
+      if (req.url === "/a") res.end("ok");
+    });
+    const send = (await nodeHttpFetch({}))!;
+    assert.equal(await (await send(`${url}/a`)).text(), "ok");
+    const controller = new AbortController();
+    const reason = new Error("blob failed its digest");
+    setTimeout(() => controller.abort(reason), 200);
+    await assert.rejects(
+      send(`${url}/b`, { signal: controller.signal }),
+      (error) => error === reason,
+    );
+    await sleep(200);
+    assert.equal(sockets.length, 1);
+    assert.deepEqual(unhandled, []);
   } finally {
     await cleanup.close();
   }
