@@ -215,7 +215,10 @@ test("saveToFile() leaves the caller's own layer bytes as they were (fromMemory,
 
 // A registry blob whose body gives `chunks` as they are, read by its one
 // reader (claimed), joined as resumableBlob joins small chunks.
-function claimedBlob(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
+function claimedBlob(
+  chunks: Uint8Array[],
+  stall?: Promise<void>,
+): ReadableStream<Uint8Array> {
   const transport = new RegistryTransport({
     fetch: globalThis.fetch,
     allowHttp: true,
@@ -230,10 +233,11 @@ function claimedBlob(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
     () => {
       let i = 0;
       const body = new ReadableStream<Uint8Array>({
-        pull: (controller) =>
-          i < chunks.length
-            ? controller.enqueue(chunks[i++])
-            : controller.close(),
+        pull: async (controller) => {
+          if (i < chunks.length) return controller.enqueue(chunks[i++]);
+          await stall; // a link that stops sending, until it is let go
+          controller.close();
+        },
       });
       return Promise.resolve(new Response(body));
     },
@@ -295,6 +299,36 @@ test("a registry blob's 64 KiB chunks are joined into 256 KiB chunks, whole, and
   );
   const left = given.reduce((sum, chunk) => sum + chunk.byteLength, 0);
   assert.equal(left, canFree ? 0 : expected.byteLength);
+});
+
+test("a registry blob's bytes are handed on when its link stalls, not held back to fill a join", async () => {
+  // Three 64 KiB chunks, then nothing: what came must go on at once (a
+  // closed output pipe is only seen on a write; held back, the CLI hung).
+  let letGo!: () => void;
+  const stall = new Promise<void>((resolve) => letGo = resolve);
+  const given = Array.from(
+    { length: 3 },
+    (_, i) => new Uint8Array(64 * 1024).fill(i),
+  );
+  const expected = concat(given);
+  const reader = claimedBlob(given, stall).getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const first = await Promise.race([
+    reader.read(),
+    new Promise<"held back">((resolve) => {
+      timer = setTimeout(() => resolve("held back"), 2000);
+    }),
+  ]);
+  clearTimeout(timer);
+  assert.notEqual(first, "held back");
+  const got = [(first as ReadableStreamReadResult<Uint8Array>).value!.slice()];
+  letGo();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    got.push(value.slice());
+  }
+  assert.deepEqual(concat(got), expected);
 });
 
 test("where a buffer cannot be freed at once, a released joined chunk's buffer is filled again by the next join, of any registry blob", async () => {

@@ -31,6 +31,12 @@ import {
 // and Node's hand out up to 64 KiB: joined too, Deno's peak RSS on the
 // 8-layer pull streamed to stdout was 3-4 MiB lower (bench/pull8.bench.ts).
 const SMALL_CHUNK = 128 * 1024;
+// How long a join waits for the next chunk: chunks already on their way come
+// within it, so joins still fill; a link that stalls gets what came handed
+// on instead of held back to fill the join (a closed output pipe is only
+// seen on a write: held back, the CLI waited on a stalled blob for ever).
+const JOIN_WAIT_MS = 10;
+const LATER = Symbol("later");
 const COALESCE = 256 * 1024;
 
 // Where a released buffer cannot be freed at once (Node 20), joined buffers
@@ -202,6 +208,13 @@ export function resumableBlob(
   };
 
   let ended = false;
+  // A read a join stopped waiting for: the next pull takes it up.
+  let pending: Promise<Uint8Array | undefined> | undefined;
+  const read = () => {
+    const reading = pending ?? transport.retry(what, exchange, next);
+    pending = undefined;
+    return reading;
+  };
   let counted = false; // in `reading`
   const stopReading = () => {
     if (!counted) return;
@@ -232,9 +245,7 @@ export function resumableBlob(
   }, { highWaterMark: 0 });
   // Enqueues the next chunk, joined, or closes the stream at the end.
   const give = async (controller: ReadableStreamDefaultController) => {
-    const first = ended
-      ? undefined
-      : await transport.retry(what, exchange, next);
+    const first = ended ? undefined : await read();
     if (!first) {
       stopReading();
       return controller.close();
@@ -251,7 +262,14 @@ export function resumableBlob(
     // read first: freeing empties it).
     releaseCopied(stream, first);
     while (filled < COALESCE) {
-      const chunk = await transport.retry(what, exchange, next);
+      const reading = read();
+      const chunk = await within(reading, JOIN_WAIT_MS);
+      if (chunk === LATER) {
+        pending = reading;
+        // Seen by the next pull; never left unhandled if none comes.
+        reading.catch(() => {});
+        break;
+      }
       if (!chunk) {
         ended = true;
         break;
@@ -269,6 +287,25 @@ export function resumableBlob(
     controller.enqueue(ownChunkOf(stream, fitted(joined, filled), recycle));
   };
   return stream;
+}
+
+// The promise's value if it settles within `ms`, else LATER (the promise
+// goes on).
+async function within<T>(
+  promise: Promise<T>,
+  ms: number,
+): Promise<T | typeof LATER> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<typeof LATER>((resolve) => {
+        timer = setTimeout(() => resolve(LATER), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
