@@ -46,7 +46,7 @@ import { type CliSource, parseSource } from "./source_grammar.ts";
  */
 export async function main(argv: readonly string[]): Promise<number> {
   // The command owns its process: on Node 20 it may ask V8 to collect the
-  // buffers it drops (runtime/chunk_release.ts); a library user's process never is.
+  // buffers it drops (runtime/chunk_release.ts); a library never does.
   collectDroppedBuffers(true);
   const interrupt = new AbortController();
   let heard!: (signal: TerminationSignal) => void;

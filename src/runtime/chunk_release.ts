@@ -68,8 +68,8 @@ export const freesAtOnce: boolean = detach !== undefined;
 
 // Where buffers cannot be freed early, the process exposes V8's `gc` (the
 // npm bin passes --expose-gc) and is the CLI's own, every COLLECT_EVERY
-// bytes of dropped buffers ask for a collection, every MAJOR_EVERY-th of them a full one:
-// the buffers' memory lives outside V8's 1 MiB young generation, which the
+// bytes of dropped buffers ask for a collection, every MAJOR_EVERY-th of
+// them a full one: the buffers' memory lives outside V8's 1 MiB young generation, which the
 // little JS each chunk costs fills only after tens of MiB of them, and what
 // was promoted to the old generation (chunks that waited) dies there until a
 // full collection. Measured, npm bin, 8 x 24 MiB throttled pull to stdout,

@@ -9,6 +9,10 @@
 import type { Image } from "../../src/model/image.ts";
 import { save, type SaveOptions } from "../../src/save/save.ts";
 import type { FromRegistryOptions } from "../../src/sources/registry/pull.ts";
+import {
+  RegistryTransport,
+  type TransportOptions,
+} from "../../src/sources/registry/transport.ts";
 import { readAll } from "./bytes.ts";
 import { goldenCases } from "./golden.ts";
 
@@ -21,6 +25,21 @@ export const FAST: FromRegistryOptions = {
   retry: { delay: 1, maxDelay: 5 },
   dockerConfig: false,
 };
+/** A transport over the global `fetch`, plain HTTP allowed, no retries, short delays. */
+export function fastTransport(
+  options: Partial<TransportOptions> = {},
+): RegistryTransport {
+  return new RegistryTransport({
+    fetch: globalThis.fetch,
+    allowHttp: true,
+    attempts: 0,
+    delay: 1,
+    maxDelay: 5,
+    timeout: 5_000,
+    ...options,
+  });
+}
+
 /** A user of the test registries. */
 export const USER = "alice";
 /** Their password (with a colon and a space). */

@@ -278,41 +278,39 @@ withCleanup(
 
 // ------------------------------------------------ a new user's first hour
 
+/** The CLI, quiet, asked for `platforms` of `source` (`extra` before it). */
+function runForPlatforms(
+  platforms: string,
+  source: string,
+  ...extra: string[]
+) {
+  return runCli(["-q", "--platform", platforms, ...extra, source]);
+}
+
 test("cli --platform of a single image from a layout must be its platform", async () => {
   // The golden layout's one entry is a linux/amd64 image, not an index. A
   // registry's says so (PLATFORM_NOT_FOUND); a layout's was saved as it is,
   // exit 0, a tarball without the platform asked for.
-  const one = await runCli([
-    "-q",
-    "--platform",
-    "linux/arm64",
-    `oci:${layout}:basic=app:v1`,
-  ]);
+  const source = `oci:${layout}:basic=app:v1`;
+  const one = await runForPlatforms("linux/arm64", source);
   assert.equal(one.code, 1);
   assert.equal(
     one.stderr,
     `docker-save: Cannot choose platform linux/arm64 from OCI layout "${layout}" ref "basic": it is a single linux/amd64 image\n`,
   );
-  const list = await runCli([
-    "-q",
-    "--platform",
+  const list = await runForPlatforms(
     "linux/amd64,linux/arm64",
+    source,
     "--format",
     "oci",
-    `oci:${layout}:basic=app:v1`,
-  ]);
+  );
   assert.equal(list.code, 1);
   assert.equal(
     list.stderr,
     "docker-save: Cannot save platforms linux/arm64: the image is not an index and has one platform, linux/amd64\n",
   );
   // Its own platform still saves.
-  const own = await runCli([
-    "-q",
-    "--platform",
-    "linux/amd64",
-    `oci:${layout}:basic=app:v1`,
-  ]);
+  const own = await runForPlatforms("linux/amd64", source);
   assert.equal(own.code, 0, own.stderr);
 });
 
@@ -351,36 +349,25 @@ test("cli --platform of a docker archive's image must be its platform", async ()
   // The golden docker archive holds one linux/amd64 image; --platform was
   // ignored for it (exit 0, the amd64 image saved).
   const archive = `${basic.dir}/expected.tar`;
-  const one = await runCli([
-    "-q",
-    "--platform",
-    "linux/arm64",
-    `docker-archive:${archive}`,
-  ]);
+  const source = `docker-archive:${archive}`;
+  const one = await runForPlatforms("linux/arm64", source);
   assert.equal(one.code, 1);
   assert.equal(
     one.stderr,
     `docker-save: Cannot choose platform linux/arm64 from docker archive "${archive}": it is a single linux/amd64 image\n`,
   );
-  const list = await runCli([
-    "-q",
-    "--platform",
+  const list = await runForPlatforms(
     "linux/arm64,linux/amd64",
+    source,
     "--format",
     "oci",
-    `docker-archive:${archive}`,
-  ]);
+  );
   assert.equal(list.code, 1);
   assert.equal(
     list.stderr,
     "docker-save: Cannot save platforms linux/arm64: the image is not an index and has one platform, linux/amd64\n",
   );
-  const own = await runCli([
-    "-q",
-    "--platform",
-    "linux/amd64",
-    `docker-archive:${archive}`,
-  ]);
+  const own = await runForPlatforms("linux/amd64", source);
   assert.equal(own.code, 0, own.stderr);
   assert.ok(Buffer.from(basic.expected).equals(own.stdout));
 });

@@ -26,11 +26,11 @@ import {
 import { createGunzip } from "../../src/runtime/decompress.ts";
 import { nodeFileSystem } from "../../src/runtime/fs.ts";
 import { resumableBlob } from "../../src/sources/registry/blob_stream.ts";
-import { RegistryTransport } from "../../src/sources/registry/transport.ts";
 import { collect, concat, readAll } from "../_kit/bytes.ts";
 import { withTemp } from "../_kit/cleanup.ts";
 import { digestOf, sha256Hex } from "../_kit/digest.ts";
 import { collectionsAsked } from "../_kit/gc.ts";
+import { fastTransport } from "../_kit/registry_client.ts";
 import { MEDIA } from "../_kit/format.ts";
 import { makeParts } from "../_kit/images.ts";
 import { addBlob, type LayoutFiles, writeLayout } from "../_kit/layout.ts";
@@ -219,14 +219,7 @@ function claimedBlob(
   chunks: Uint8Array[],
   stall?: Promise<void>,
 ): ReadableStream<Uint8Array> {
-  const transport = new RegistryTransport({
-    fetch: globalThis.fetch,
-    allowHttp: true,
-    attempts: 0,
-    delay: 1,
-    maxDelay: 5,
-    timeout: 5_000,
-  });
+  const transport = fastTransport();
   const size = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
   return claimChunks(resumableBlob(
     transport,

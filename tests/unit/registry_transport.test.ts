@@ -14,13 +14,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { DockerSaveError } from "../../src/model/errors.ts";
-import {
-  Exchange,
-  RegistryTransport,
-  type TransportOptions,
-} from "../../src/sources/registry/transport.ts";
+import { Exchange } from "../../src/sources/registry/transport.ts";
 import { type Cleanup, withCleanup } from "../_kit/cleanup.ts";
 import { freePort, listen } from "../_kit/http.ts";
+import { fastTransport } from "../_kit/registry_client.ts";
 
 /** A request as a test server saw it. */
 interface Seen {
@@ -57,17 +54,7 @@ async function server(cleanup: Cleanup, handler: Handler) {
   return { url, requests };
 }
 
-function transport(options: Partial<TransportOptions> = {}) {
-  return new RegistryTransport({
-    fetch: globalThis.fetch,
-    allowHttp: true,
-    attempts: 0,
-    delay: 1,
-    maxDelay: 5,
-    timeout: 5_000,
-    ...options,
-  });
-}
+const transport = fastTransport;
 
 /** Asserts `promise` rejects with a `DockerSaveError` of `code`. */
 async function rejectsWith(

@@ -47,10 +47,10 @@ const COALESCE = 256 * 1024;
 // blob is being read.
 const SPARE_JOINS = 80;
 const spareJoins: ArrayBuffer[] = [];
-let reading = 0; // blob streams being read
+let blobsReading = 0; // blob streams being read
 
 function recycleJoin(buffer: ArrayBuffer): boolean {
-  if (reading === 0 || buffer.byteLength !== COALESCE) return false;
+  if (blobsReading === 0 || buffer.byteLength !== COALESCE) return false;
   if (spareJoins.length >= SPARE_JOINS) return false;
   spareJoins.push(buffer);
   return true;
@@ -215,11 +215,11 @@ export function resumableBlob(
     pending = undefined;
     return reading;
   };
-  let counted = false; // in `reading`
+  let counted = false; // in `blobsReading`
   const stopReading = () => {
     if (!counted) return;
     counted = false;
-    if (--reading === 0) spareJoins.length = 0;
+    if (--blobsReading === 0) spareJoins.length = 0;
   };
   // The body's only reader, so each chunk is a fresh buffer nobody else
   // holds (a claimed stream's may be freed). Small chunks are joined into
@@ -228,7 +228,7 @@ export function resumableBlob(
     pull: async (controller) => {
       if (!counted) {
         counted = true;
-        reading++;
+        blobsReading++;
       }
       try {
         await give(controller);
